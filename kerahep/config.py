@@ -1,0 +1,302 @@
+"""Frozen dataclasses for data, model, training and run settings.
+
+A :class:`Config` has four sections. Each task ships presets (``Task.preset(name)``)
+whose sections may be subclasses of the base sections below with task-specific fields
+(for example ``DyElectronData.n_jets``). Overrides use ``section.key=value`` strings,
+parsed literally (``ast.literal_eval``; a bare word stays a string)::
+
+    cfg = get_task("dy_electron").preset()
+    cfg = cfg.override(["training.epochs=3", "model.widths=(64, 32)"])
+
+Unknown keys are rejected with the list of valid ones; bad values are rejected in
+``__post_init__`` before any work starts.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, fields
+
+from .errors import ConfigError
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "data_parallel")
+SCHEDULES = ("constant", "cosine", "onecycle")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data come from and how they are split and fed.
+
+    Args:
+        paths: input files (task-specific meaning); empty means the built-in synthetic twin.
+        synthetic: use the synthetic twin even when ``paths`` is given.
+        synthetic_events: size of the synthetic twin (per class where the task has classes).
+        data_dir: where synthetic twins and prepared datasets are written.
+        split: train/validation/test fractions, summing to one.
+        max_events: cap on events read (per file or sample, as the task documents).
+        cache: keep decoded data in memory after the first epoch when it fits.
+        shuffle_buffer: size of the tf.data shuffle buffer.
+    """
+
+    paths: tuple = ()
+    synthetic: bool = False
+    synthetic_events: int = 20000
+    data_dir: str = "data"
+    split: tuple = (0.7, 0.15, 0.15)
+    max_events: int | None = None
+    cache: bool = True
+    shuffle_buffer: int = 10000
+
+    def __post_init__(self):
+        _check(self.synthetic_events > 0, f"data.synthetic_events must be positive, got {self.synthetic_events}")
+        _check(len(self.split) in (2, 3), f"data.split needs 2 or 3 fractions, got {self.split!r}")
+        _check(all(f >= 0 for f in self.split), f"data.split fractions must be >= 0, got {self.split!r}")
+        _check(abs(sum(self.split) - 1.0) < 1e-6, f"data.split must sum to 1, got {self.split!r} (sum {sum(self.split):g})")
+        _check(self.max_events is None or self.max_events > 0, f"data.max_events must be positive, got {self.max_events}")
+        _check(self.shuffle_buffer > 0, f"data.shuffle_buffer must be positive, got {self.shuffle_buffer}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Model choice; tasks subclass this with their architecture fields.
+
+    Args:
+        name: model family or variant name understood by the task.
+        dropout: dropout rate used by the task's builder.
+    """
+
+    name: str = ""
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        _check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation settings.
+
+    Args:
+        epochs: training epochs (of the main stage).
+        batch_size: global batch size (summed over replicas).
+        learning_rate: peak learning rate.
+        optimizer: ``adam``, ``adamw`` or ``sgd``.
+        weight_decay: decoupled weight decay (adamw).
+        schedule: ``constant``, ``cosine`` (CosineDecay) or ``onecycle`` (CosineDecay with warm-up).
+        warmup_fraction: fraction of steps spent warming up under ``onecycle``.
+        clipnorm: gradient clipping by global norm (None: off).
+        loss: task-specific loss name (``binary_crossentropy``, ``focal``, ...).
+        class_weight: weight classes inversely to their frequency.
+        early_stopping: patience in epochs on the monitored value (0: off).
+        precision: ``auto`` (mixed on GPU, float32 on CPU) or an explicit Keras policy.
+        steps_per_epoch: cap on steps per epoch (None: a full pass).
+        jit_compile: XLA compilation (off by default; it halves speed on small CPUs).
+    """
+
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.1
+    clipnorm: float | None = 1.0
+    loss: str = "binary_crossentropy"
+    class_weight: bool = False
+    early_stopping: int = 0
+    precision: str = "auto"
+    steps_per_epoch: int | None = None
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        _check(self.epochs >= 0, f"training.epochs must be >= 0, got {self.epochs}")
+        _check(self.batch_size > 0, f"training.batch_size must be positive, got {self.batch_size}")
+        _check(self.learning_rate > 0, f"training.learning_rate must be positive, got {self.learning_rate}")
+        _check(self.optimizer in ("adam", "adamw", "sgd"), f"training.optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
+        _check(self.schedule in SCHEDULES, f"training.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        _check(0.0 <= self.warmup_fraction < 1.0, f"training.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        _check(self.clipnorm is None or self.clipnorm > 0, f"training.clipnorm must be positive or None, got {self.clipnorm}")
+        _check(self.precision in PRECISIONS, f"training.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _check(self.steps_per_epoch is None or self.steps_per_epoch > 0, f"training.steps_per_epoch must be positive, got {self.steps_per_epoch}")
+        _check(self.early_stopping >= 0, f"training.early_stopping must be >= 0, got {self.early_stopping}")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Where and how a run executes.
+
+    Args:
+        seed: one seed for Python, NumPy and the backend: a run is repeatable.
+        output_dir: the results folder; runs go to ``<output_dir>/<task>/<run_id>/``.
+        run_id: name of the run folder (default: time stamp, process id and a random suffix).
+        resume: continue the named (or newest unfinished) run from its last completed epoch.
+        strategy: ``auto``, ``none``, ``mirrored``, ``multi_worker`` (TensorFlow) or
+            ``data_parallel`` (JAX, Keras distribution).
+        verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch).
+        unsafe_load: allow loading ``.keras`` files that carry arbitrary code (Lambda layers).
+    """
+
+    seed: int = 42
+    output_dir: str = "results"
+    run_id: str | None = None
+    resume: bool = False
+    strategy: str = "auto"
+    verbose: int = 1
+    unsafe_load: bool = False
+
+    def __post_init__(self):
+        from .io import check_name
+
+        _check(self.strategy in STRATEGIES, f"run.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.run_id is not None:
+            check_name(self.run_id, "run.run_id")
+
+
+SECTIONS = ("data", "model", "training", "run")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration of one run (written to ``config.json``)."""
+
+    task: str
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    run: RunSettings = RunSettings()
+    preset: str = "default"
+
+    # ------------------------------------------------------------------ overrides
+    def replace(self, **sections) -> "Config":
+        """Return a copy with whole sections or ``section__key`` values replaced."""
+        out = self
+        for key, value in sections.items():
+            if "__" in key:
+                sec, field = key.split("__", 1)
+                out = out.set(f"{sec}.{field}", value)
+            else:
+                out = dataclasses.replace(out, **{key: value})
+        return out
+
+    def set(self, key: str, value) -> "Config":
+        """Return a copy with ``section.key`` set to ``value`` (already parsed)."""
+        if "." not in key:
+            raise ConfigError(f"override key {key!r} must look like section.key with section one of {SECTIONS}")
+        sec_name, field_name = key.split(".", 1)
+        if sec_name not in SECTIONS:
+            hint = difflib.get_close_matches(sec_name, SECTIONS, n=1)
+            raise ConfigError(
+                f"unknown configuration section {sec_name!r} in {key!r}; valid sections: {', '.join(SECTIONS)}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            )
+        section = getattr(self, sec_name)
+        valid = {f.name: f for f in fields(section)}
+        if field_name not in valid:
+            hint = difflib.get_close_matches(field_name, list(valid), n=1)
+            raise ConfigError(
+                f"unknown key {key!r} for task {self.task!r}; valid {sec_name} keys: {', '.join(sorted(valid))}"
+                + (f" (did you mean {sec_name}.{hint[0]}?)" if hint else "")
+            )
+        hints = typing.get_type_hints(type(section))
+        value = _coerce(key, value, hints.get(field_name))
+        try:
+            new_section = dataclasses.replace(section, **{field_name: value})
+        except TypeError as exc:  # pragma: no cover - defensive
+            raise ConfigError(f"bad value for {key}: {exc}") from None
+        return dataclasses.replace(self, **{sec_name: new_section})
+
+    def override(self, assignments) -> "Config":
+        """Apply ``section.key=value`` strings (as given to ``--set``)."""
+        out = self
+        for item in assignments or ():
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} must look like section.key=value")
+            key, raw = item.split("=", 1)
+            out = out.set(key.strip(), parse_value(raw.strip()))
+        return out
+
+    # ------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        """Rebuild a configuration from ``config.json`` using the task's preset classes."""
+        from .registry import get_task
+
+        if not isinstance(d, dict) or "task" not in d:
+            raise ConfigError(f"a configuration needs a 'task' entry, found {sorted(d) if isinstance(d, dict) else type(d).__name__}")
+        cfg = get_task(d["task"]).preset(d.get("preset", "default"))
+        for sec in SECTIONS:
+            for k, v in (d.get(sec) or {}).items():
+                cfg = cfg.set(f"{sec}.{k}", v)
+        return cfg
+
+
+def parse_value(raw: str):
+    """Parse an override value literally: numbers, tuples, None, booleans; else a string."""
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def _coerce(key: str, value, hint):
+    """Coerce a parsed value to the field's annotated type, or raise ConfigError."""
+    if hint is None:
+        return value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(key, value, a)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"bad value for {key}: {value!r}")
+    target = origin or hint
+    if target is tuple or target is list:
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        if isinstance(value, (int, float, str)):
+            return (value,)
+        raise ConfigError(f"{key} expects a tuple, got {value!r}")
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} expects true or false, got {value!r}")
+    if target is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{key} expects an integer, got {value!r}")
+        return value
+    if target is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} expects a number, got {value!r}")
+        return float(value)
+    if target is str:
+        if not isinstance(value, str):
+            return str(value)
+        return value
+    return value

@@ -1,0 +1,212 @@
+"""Figures in the mplhep CMS style, written atomically as PNG.
+
+Every function takes the output path last-but-options and returns it, so tasks can
+collect their plots. Matplotlib runs headless (Agg).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import mplhep as hep  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn import metrics as skm  # noqa: E402
+
+from .io import save_figure  # noqa: E402
+
+_STYLE_SET = False
+
+
+def _style():
+    global _STYLE_SET
+    if not _STYLE_SET:
+        plt.style.use(hep.style.CMS)
+        plt.rcParams.update({"figure.figsize": (8, 7), "font.size": 16})
+        _STYLE_SET = True
+
+
+def _label(ax, text="Simulation", data=False):
+    try:
+        hep.cms.label(text, data=data, ax=ax, loc=0, fontsize=14)
+    except Exception:  # pragma: no cover - label is decoration
+        pass
+
+
+def roc_curve(y_true, score, path, label: str = "model", curves: dict | None = None):
+    """ROC curve(s) with AUC in the legend; ``curves`` adds {name: (y, score)} pairs."""
+    _style()
+    fig, ax = plt.subplots()
+    all_curves = {label: (y_true, score)}
+    all_curves.update(curves or {})
+    for name, (y, s) in all_curves.items():
+        y = np.asarray(y).astype(int).ravel()
+        if len(np.unique(y)) < 2:
+            continue
+        fpr, tpr, _ = skm.roc_curve(y, np.asarray(s).ravel())
+        ax.plot(fpr, tpr, label=f"{name} (AUC {skm.auc(fpr, tpr):.4f})")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+    ax.set_xlabel("False positive rate")
+    ax.set_ylabel("True positive rate")
+    ax.legend(loc="lower right", fontsize=12)
+    _label(ax)
+    return save_figure(fig, path)
+
+
+def score_distributions(y_true, score, path, groups=None, class_names=("background", "signal"), bins=40):
+    """Score histograms per class, or per group (for example the process) when ``groups`` is given."""
+    _style()
+    fig, ax = plt.subplots()
+    score = np.asarray(score).ravel()
+    edges = np.linspace(0, 1, bins + 1) if score.size and score.min() >= 0 and score.max() <= 1 else bins
+    if groups is None:
+        y_true = np.asarray(y_true).astype(int).ravel()
+        sel = [(class_names[c], score[y_true == c]) for c in (0, 1)]
+    else:
+        groups = np.asarray(groups).ravel()
+        sel = [(str(g), score[groups == g]) for g in np.unique(groups)]
+    for name, s in sel:
+        if len(s):
+            h, e = np.histogram(s, bins=edges, density=True)
+            hep.histplot(h, e, ax=ax, label=f"{name} ({len(s)})")
+    ax.set_xlabel("Classifier score")
+    ax.set_ylabel("Normalised entries")
+    ax.set_yscale("log")
+    ax.legend(fontsize=11)
+    _label(ax)
+    return save_figure(fig, path)
+
+
+def confusion_matrix(cm, path, class_names=("background", "signal"), title: str | None = None):
+    """Confusion matrix, normalised per true class, with counts annotated."""
+    _style()
+    cm = np.asarray(cm, dtype=float)
+    norm = cm / np.clip(cm.sum(axis=1, keepdims=True), 1, None)
+    fig, ax = plt.subplots()
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    names = list(class_names)[: cm.shape[0]]
+    ax.set_xticks(range(len(names)), names, rotation=30)
+    ax.set_yticks(range(len(names)), names)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.2f}", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=12)
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("True")
+    if title:
+        ax.set_title(title, fontsize=14)
+    fig.colorbar(im, ax=ax)
+    return save_figure(fig, path)
+
+
+def history(hist: dict, path):
+    """Training curves: every metric with its validation twin, one panel each."""
+    _style()
+    keys = [k for k in hist if not k.startswith("val_") and k != "learning_rate"]
+    n = max(len(keys), 1)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 5), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        ax.plot(np.arange(1, len(hist[k]) + 1), hist[k], label="train")
+        if f"val_{k}" in hist:
+            ax.plot(np.arange(1, len(hist[f"val_{k}"]) + 1), hist[f"val_{k}"], label="validation")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(k)
+        ax.legend(fontsize=11)
+    return save_figure(fig, path)
+
+
+def true_vs_pred(y_true, y_pred, path, name: str = "value", unit: str = "GeV", bins: int = 50):
+    """2-D histogram of prediction against truth with the diagonal."""
+    _style()
+    y_true = np.asarray(y_true).ravel()
+    y_pred = np.asarray(y_pred).ravel()
+    lo = float(min(y_true.min(), y_pred.min()))
+    hi = float(max(y_true.max(), y_pred.max()))
+    fig, ax = plt.subplots()
+    h = ax.hist2d(y_true, y_pred, bins=bins, range=[[lo, hi], [lo, hi]], cmap="viridis", cmin=1)
+    fig.colorbar(h[3], ax=ax, label="entries")
+    ax.plot([lo, hi], [lo, hi], color="red", lw=1)
+    ax.set_xlabel(f"true {name} [{unit}]")
+    ax.set_ylabel(f"predicted {name} [{unit}]")
+    return save_figure(fig, path)
+
+
+def resolution(y_true, y_pred, path, name: str = "value", unit: str = "GeV", bins: int = 60):
+    """Histogram of the relative residual (pred - true) / true with its mean and spread."""
+    _style()
+    y_true = np.asarray(y_true, dtype=float).ravel()
+    rel = (np.asarray(y_pred, dtype=float).ravel() - y_true) / np.where(y_true == 0, 1, y_true)
+    fig, ax = plt.subplots()
+    h, e = np.histogram(np.clip(rel, -1, 1), bins=bins, range=(-1, 1))
+    hep.histplot(h, e, ax=ax, label=f"mean {rel.mean():+.3f}, std {rel.std():.3f}")
+    ax.set_xlabel(f"({name}_pred - {name}_true) / {name}_true")
+    ax.set_ylabel("entries")
+    ax.legend(fontsize=12)
+    return save_figure(fig, path)
+
+
+def image_grid(images, path, titles=None, xlabel="", ylabel="", cmap="viridis", log: bool = False,
+               extent=None, suptitle: str | None = None, symmetric: bool = False):
+    """A row (or grid) of 2-D maps with colour bars (mean images, saliency, attention maps)."""
+    _style()
+    images = [np.asarray(im) for im in images]
+    n = len(images)
+    cols = min(n, 4)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.8 * rows), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        if i >= n:
+            ax.axis("off")
+            continue
+        im = images[i]
+        kw = {}
+        if log:
+            from matplotlib.colors import LogNorm
+
+            pos = im[im > 0]
+            kw["norm"] = LogNorm(vmin=pos.min() if pos.size else 1e-6, vmax=max(im.max(), 1e-6))
+        elif symmetric:
+            v = float(np.abs(im).max()) or 1.0
+            kw.update(vmin=-v, vmax=v)
+        art = ax.imshow(im, origin="lower", cmap=cmap, aspect="auto", extent=extent, **kw)
+        fig.colorbar(art, ax=ax)
+        if titles:
+            ax.set_title(str(titles[i]), fontsize=13)
+        ax.set_xlabel(xlabel, fontsize=13)
+        ax.set_ylabel(ylabel, fontsize=13)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=15)
+    return save_figure(fig, path)
+
+
+def embedding_scatter(points, colour, path, title: str = "t-SNE", label: str = "class", categorical: bool = True):
+    """2-D embedding (t-SNE) coloured by class or by a continuous value."""
+    _style()
+    points = np.asarray(points)
+    colour = np.asarray(colour).ravel()
+    fig, ax = plt.subplots()
+    if categorical:
+        for c in np.unique(colour):
+            m = colour == c
+            ax.scatter(points[m, 0], points[m, 1], s=4, alpha=0.6, label=f"{label} {c}")
+        ax.legend(markerscale=3, fontsize=11)
+    else:
+        sc = ax.scatter(points[:, 0], points[:, 1], c=colour, s=4, alpha=0.7, cmap="viridis")
+        fig.colorbar(sc, ax=ax, label=label)
+    ax.set_title(title, fontsize=14)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return save_figure(fig, path)
+
+
+def table_figure(rows: list, columns: list, path, title: str = ""):
+    """A small table rendered as an image (comparison tables for TensorBoard)."""
+    fig, ax = plt.subplots(figsize=(1.8 * len(columns) + 1, 0.5 * len(rows) + 1.2))
+    ax.axis("off")
+    cells = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r] for r in rows]
+    ax.table(cellText=cells, colLabels=columns, loc="center")
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)

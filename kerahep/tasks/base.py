@@ -1,0 +1,158 @@
+"""The task contract.
+
+A task is a small object registered by name (:func:`kerahep.registry.register_task`).
+It owns its preset configuration and answers four questions:
+
+* which datasets: :meth:`Task.load_data` returns a :class:`TaskData` with batched
+  ``tf.data.Dataset`` objects for train, validation and test (from files, or from the
+  built-in synthetic twin when the configuration names no files);
+* which model: :meth:`Task.build_model` (a builder from :mod:`kerahep.models`);
+* which losses and metrics: :meth:`Task.compile`;
+* how to evaluate: :meth:`Task.evaluate` writes plots into the run directory and returns
+  the test metrics.
+
+Tasks with several stages (pre-training, then a classifier) override :meth:`Task.fit`,
+which returns every model to save by artifact name (``{"model": ..., "encoder": ...}``).
+:func:`kerahep.training.train` drives the rest: seeds, precision, strategy, callbacks
+and the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Config
+
+
+@dataclass
+class TaskData:
+    """The datasets of one run.
+
+    Attributes:
+        train, val, test: batched ``tf.data.Dataset`` of ``(x, y)`` or ``(x, y, sample_weight)``
+            (``x`` may be a dict for multi-input models); ``val``/``test`` may be None.
+        source: ``"files"`` or ``"synthetic"``.
+        paths: the input files actually read.
+        info: anything worth recording in ``metrics.json["data"]`` (counts per split and
+            class, oracle AUC of a synthetic twin, events failing preselection, ...).
+        class_weight: ``{class: weight}`` for ``model.fit``, or None.
+        extras: task-private objects (NumPy arrays for adapting layers, sample names, ...).
+    """
+
+    train: Any
+    val: Any = None
+    test: Any = None
+    source: str = "files"
+    paths: list = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+    class_weight: dict | None = None
+    extras: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {"source": self.source, "paths": [str(p) for p in self.paths], **self.info}
+
+
+class Task:
+    """Base class of all tasks. Subclass, set ``name`` and ``description``, register."""
+
+    name: str = ""
+    description: str = ""
+    #: names accepted by :meth:`preset`; the first is the default
+    presets: tuple = ("default",)
+    #: the Keras metric used to pick the best checkpoint ("val_" + name), and its mode
+    monitor: str = "val_loss"
+    monitor_mode: str = "min"
+    #: models this task saves, by artifact name (``model`` -> ``model.keras``)
+    artifacts: tuple = ("model",)
+
+    # ----------------------------------------------------------- configuration
+    def preset(self, name: str | None = None) -> Config:
+        """Return the preset configuration ``name`` (default: the task's default)."""
+        raise NotImplementedError
+
+    def _check_preset(self, name: str | None) -> str:
+        from ..errors import ConfigError
+        import difflib
+
+        name = name or self.presets[0]
+        if name == "default":
+            name = self.presets[0]
+        if name not in self.presets:
+            hint = difflib.get_close_matches(name, self.presets, n=1)
+            raise ConfigError(
+                f"unknown preset {name!r} for task {self.name!r}; presets: {', '.join(self.presets)}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            )
+        return name
+
+    # -------------------------------------------------------------------- data
+    def load_data(self, config: Config, paths=None, for_evaluation: bool = False) -> TaskData:
+        """Return the datasets for ``config``.
+
+        Args:
+            config: the run configuration (``config.data.paths`` empty: synthetic twin).
+            paths: files to read instead of ``config.data.paths`` (``evaluate --data``).
+            for_evaluation: the files are an independent sample: put every event in
+                ``test`` (``train``/``val`` may then be None).
+        """
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------- model
+    def build_model(self, config: Config, data: TaskData):
+        """Return an uncompiled Keras model that takes raw inputs."""
+        raise NotImplementedError
+
+    def compile(self, model, config: Config, data: TaskData, steps_per_epoch: int | None = None):
+        """Compile ``model``. Default: binary cross-entropy (or focal) with AUC and accuracy."""
+        import keras
+
+        from ..training import make_optimizer
+
+        if config.training.loss == "focal":
+            loss = keras.losses.BinaryFocalCrossentropy(apply_class_balancing=False)
+        else:
+            loss = keras.losses.BinaryCrossentropy()
+        model.compile(
+            optimizer=make_optimizer(config.training, steps_per_epoch),
+            loss=loss,
+            metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
+            jit_compile=config.training.jit_compile,
+        )
+        return model
+
+    # --------------------------------------------------------------- training
+    def fit(self, ctx) -> dict:
+        """Train and return ``{artifact_name: model}``. Default: one supervised stage."""
+        model = ctx.build(lambda: self.build_model(ctx.config, ctx.data))
+        ctx.fit(model, stage="main")
+        return {"model": model}
+
+    # ------------------------------------------------------------- evaluation
+    def evaluate(self, ctx, models: dict, data: TaskData) -> dict:
+        """Evaluate on ``data.test``; write plots under ``ctx.plots_dir``; return test metrics.
+
+        Default: binary classification report (ROC AUC with bootstrap interval, accuracy,
+        confusion matrix, ROC and score plots).
+        """
+        from .. import evaluation, plotting
+
+        y, score = evaluation.predict_dataset(models["model"], data.test)
+        report = evaluation.binary_report(y, score, seed=ctx.config.run.seed)
+        plotting.roc_curve(y, score, ctx.plots_dir / "roc.png", label=self.name)
+        plotting.score_distributions(y, score, ctx.plots_dir / "scores.png")
+        plotting.confusion_matrix(report["confusion_matrix"], ctx.plots_dir / "confusion.png")
+        return report
+
+    def describe_model(self, config: Config) -> str:
+        return config.model.name or self.name
+
+
+def section(cls, base: Config, **values):
+    """Build a task-specific section from ``cls`` with ``values`` (helper for presets)."""
+    return cls(**values)
+
+
+def replace_section(cfg: Config, name: str, **values) -> Config:
+    return dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **values)})
