@@ -1,0 +1,1 @@
+"""Readers (HDF5, CSV, NumPy, NanoAOD) that yield ``tf.data``; splits; synthetic twins."""

@@ -1,0 +1,38 @@
+"""Shared fixtures: the real-data folder (skip without it, fail with
+KERAHEP_REQUIRE_REALDATA=1), quiet Keras, and a temporary results/data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+REALDATA = Path(os.environ.get("KERAHEP_REALDATA", REPO.parent / "shared" / "realdata"))
+
+
+def realdata_path(*parts) -> Path:
+    """Path of a file under ../shared/realdata; skip (or fail when required) if absent."""
+    path = REALDATA.joinpath(*parts)
+    if not path.exists():
+        msg = f"real data file {path} is absent (../shared/realdata is beside the checkout in CI)"
+        if os.environ.get("KERAHEP_REQUIRE_REALDATA") == "1":
+            pytest.fail(msg + " and KERAHEP_REQUIRE_REALDATA=1")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture
+def realdata():
+    return realdata_path
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A temporary current directory with results/ and data/ inside."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
