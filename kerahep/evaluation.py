@@ -145,3 +145,79 @@ def class_weights(labels) -> dict:
     classes, counts = np.unique(labels, return_counts=True)
     n, k = len(labels), len(classes)
     return {int(c): float(n / (k * m)) for c, m in zip(classes, counts)}
+
+
+# ------------------------------------------------------------------ run evaluation
+def resolve_run(run: str | None = None, task: str | None = None, output_dir: str = "results"):
+    """The run directory to evaluate: ``run``, else the task's LATEST, else the newest of all."""
+    from pathlib import Path
+
+    from .errors import KerahepError
+    from .training import latest_run
+
+    if run:
+        p = Path(run)
+        if not (p / "config.json").exists():
+            raise KerahepError(f"{p}: expected a run directory with config.json, found none")
+        return p
+    root = Path(output_dir)
+    if task:
+        from .io import check_name
+
+        check_name(task, "task name")
+        p = latest_run(root / task)
+        if p is None:
+            raise KerahepError(f"{root / task}: no complete run of task {task!r} (LATEST missing); train one first")
+        return p
+    runs = [latest_run(d) for d in root.iterdir() if d.is_dir()] if root.exists() else []
+    runs = [r for r in runs if r is not None]
+    if not runs:
+        raise KerahepError(f"{root}: no complete runs found; run python -m scripts.train --task NAME first")
+    return max(runs, key=lambda r: (r / "metrics.json").stat().st_mtime if (r / "metrics.json").exists() else 0)
+
+
+def evaluate_run(run_dir, data_paths=None, unsafe_load: bool = False) -> dict:
+    """Reload a run's models (safe mode) and recompute its test metrics and plots.
+
+    Without ``data_paths`` the run's own test split is rebuilt from its configuration and
+    the results go to ``<run>/evaluation.json`` and ``<run>/plots/``. With ``data_paths`` the
+    files are scored in full as an independent sample (same reader and checks as training)
+    into ``<run>/external/<id>/``; the run's training metrics are never touched.
+
+    Returns:
+        dict with ``run_dir``, ``output`` (where results went) and ``test`` metrics.
+    """
+    import datetime as _dt
+    import secrets
+    from pathlib import Path
+
+    from .config import Config
+    from .io import load_model, read_json, write_json
+    from .registry import get_task
+    from .training import RunContext, _plain
+
+    run_dir = Path(run_dir)
+    cfg = Config.from_dict(read_json(run_dir / "config.json"))
+    task = get_task(cfg.task)
+    models = {}
+    for name in task.artifacts:
+        path = run_dir / f"{name}.keras"
+        if path.exists():
+            models[name] = load_model(path, safe_mode=not unsafe_load)
+    if "model" not in models:
+        from .errors import KerahepError
+
+        raise KerahepError(f"{run_dir}: expected model.keras, found none (did the run finish?)")
+    data = task.load_data(cfg, paths=list(data_paths) if data_paths else None, for_evaluation=bool(data_paths))
+    if data_paths:
+        out = run_dir / "external" / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    else:
+        out = run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = RunContext(cfg, task, data, out)
+    test = _plain(task.evaluate(ctx, models, data))
+    result = {"task": cfg.task, "run_dir": str(run_dir), "data": data.describe(), "test": test,
+              "independent_sample": bool(data_paths)}
+    write_json(out / ("evaluation.json" if not data_paths else "metrics.json"), result)
+    result["output"] = str(out)
+    return result

@@ -94,3 +94,38 @@ def check_name(name: str, what: str = "name") -> str:
             f"{what} must be letters, digits, '_', '-' or '.' (no path separators or '..'), got {name!r}"
         )
     return name
+
+
+def load_model(path, safe_mode: bool = True):
+    """Load a ``.keras`` model with Keras safe mode on (the default).
+
+    kerahep's own layers and tasks are registered first. A file that needs arbitrary code
+    to load (a ``Lambda`` layer) is refused with :class:`~kerahep.errors.UnsafeModelError`
+    unless ``safe_mode=False`` (``--unsafe-load``).
+    """
+    import zipfile
+
+    import keras
+
+    from . import layers  # noqa: F401  (registers custom layers)
+    from .errors import DataError, UnsafeModelError
+    from .registry import list_tasks
+
+    list_tasks()  # task modules import their models and layers
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "a saved Keras model (.keras)", "no such file")
+    if not zipfile.is_zipfile(path):
+        raise DataError(path, "a .keras zip archive", "a file that is not a zip archive")
+    try:
+        return keras.saving.load_model(path, safe_mode=safe_mode)
+    except ValueError as exc:
+        text = str(exc)
+        if "safe_mode" in text or "unsafe" in text.lower() or "lambda" in text.lower():
+            raise UnsafeModelError(
+                f"{path}: refused to load: the model carries arbitrary Python code (for example a Lambda "
+                f"layer), which Keras safe mode blocks. Load it only if you trust its author, with --unsafe-load."
+            ) from None
+        raise DataError(path, "a Keras model kerahep can rebuild", f"{type(exc).__name__}: {text[:300]}") from None
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise DataError(path, "a readable .keras archive", f"{type(exc).__name__}: {str(exc)[:200]}") from None

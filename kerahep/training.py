@@ -26,6 +26,7 @@ import datetime as _dt
 import logging
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,7 +303,7 @@ class RunContext:
     def callbacks(self, stage: str, monitor: str | None, mode: str, has_val: bool) -> list:
         import keras
 
-        cb = [keras.callbacks.TerminateOnNaN()]
+        cb = [keras.callbacks.TerminateOnNaN(), _LearningRateToLogs()]
         cb.append(keras.callbacks.BackupAndRestore(str(self.run_dir / "backup" / stage)))
         cb.append(keras.callbacks.CSVLogger(str(self.run_dir / _stage_file(stage, "history", ".csv")), append=True))
         cb.append(keras.callbacks.TensorBoard(log_dir=str(self.run_dir / "tensorboard" / stage), write_graph=False,
@@ -361,7 +362,7 @@ class RunContext:
         t0 = time.perf_counter()
         history = model.fit(
             train, validation_data=val, epochs=epochs, class_weight=class_weight,
-            steps_per_epoch=cfg.training.steps_per_epoch, verbose=cfg.run.verbose,
+            steps_per_epoch=cfg.training.steps_per_epoch, verbose=cfg.run.verbose, shuffle=False,
             callbacks=self.callbacks(stage, monitor, mode, val is not None) + list(callbacks),
         )
         dt = time.perf_counter() - t0
@@ -387,6 +388,23 @@ class RunContext:
 
     def task_train_size(self) -> int | None:
         return self.data.info.get("n_train")
+
+
+def _learning_rate_callback():
+    import keras
+
+    class LearningRateToLogs(keras.callbacks.Callback):
+        """Put the current learning rate into the epoch logs (for history.csv)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            opt = getattr(self.model, "optimizer", None)
+            if logs is not None and opt is not None and hasattr(opt, "learning_rate"):
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(opt.learning_rate))
+
+    return LearningRateToLogs()
+
+
+_LearningRateToLogs = _learning_rate_callback
 
 
 def _finite(v) -> bool:
@@ -466,6 +484,8 @@ def train(config: Config) -> RunResult:
         _log_plots_to_tensorboard(run_dir)
         io.write_text(run_dir.parent / "LATEST", run_dir.name + "\n")
         status = {"status": "complete"}
+        for scratch in ("backup", "stages"):  # resume state, useless once the run is complete
+            shutil.rmtree(run_dir / scratch, ignore_errors=True)
         return RunResult(run_dir=run_dir, config=config, metrics=metrics, models=models)
     except BaseException as exc:
         if status.get("status") != "complete":

@@ -99,6 +99,11 @@ class Task:
         """
         raise NotImplementedError
 
+    def make_synthetic(self, config: Config) -> list:
+        """Write the synthetic twin of this task's data (if missing) and return its files."""
+        cfg = config.set("data.synthetic", True)
+        return list(self.load_data(cfg).paths)
+
     # ------------------------------------------------------------------- model
     def build_model(self, config: Config, data: TaskData):
         """Return an uncompiled Keras model that takes raw inputs."""

@@ -1,0 +1,72 @@
+"""Helpers shared by the command lines in ``scripts/``: backend selection before Keras
+is imported, logging, the error wrapper and the rich summary tables."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def select_backend(name: str | None) -> None:
+    """Set ``KERAS_BACKEND`` (must run before Keras is imported)."""
+    if name:
+        if name not in BACKENDS:
+            raise SystemExit(f"--backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", "tensorflow") != name:
+            raise SystemExit("--backend must be chosen before Keras is imported")
+        os.environ["KERAS_BACKEND"] = name
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def setup_logging(verbose: bool = True) -> None:
+    try:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, show_time=False)
+    except ImportError:  # pragma: no cover
+        handler = logging.StreamHandler()
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[handler], force=True)
+    logging.getLogger("kerahep").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def run(main, argv=None) -> int:
+    """Call ``main(argv)``; print a user mistake (KerahepError) as one line and exit 2."""
+    from .errors import KerahepError
+
+    try:
+        return main(argv) or 0
+    except KerahepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    if isinstance(v, list) and len(v) == 2 and all(isinstance(x, float) for x in v):
+        return f"[{v[0]:.4f}, {v[1]:.4f}]"
+    return str(v)
+
+
+def print_metrics(title: str, metrics: dict, keys=None) -> None:
+    """Print the scalar test metrics (and intervals) as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        if keys and k not in keys:
+            continue
+        if isinstance(v, (int, float, str)) or (isinstance(v, list) and len(v) == 2
+                                                and all(isinstance(x, (int, float)) for x in v)):
+            table.add_row(k, _fmt(v))
+    Console(stderr=False).print(table)

@@ -1,0 +1,1 @@
+"""Functional model builders, one family per file."""

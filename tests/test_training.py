@@ -1,0 +1,144 @@
+"""The training driver: run directory, artifacts, callbacks, TensorBoard, failures."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kerahep import io
+from kerahep.errors import UnsafeModelError
+from kerahep.training import TrainingDiverged, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+import toytask  # noqa: E402
+
+
+@pytest.fixture
+def toy(workdir):
+    return toytask.register()
+
+
+def test_run_directory_holds_every_artifact(toy, workdir):
+    cfg = toy.preset().override(["training.epochs=3"])
+    res = train(cfg)
+    run = res.run_dir
+    assert run.parent == Path("results") / "toy"
+    for name in ("config.json", "model.keras", "history.csv", "metrics.json", "plots/roc.png",
+                 "plots/history.png", "plots/scores.png"):
+        assert (run / name).exists(), name
+    assert (run.parent / "LATEST").read_text().strip() == run.name
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["task"] == "toy" and m["status"] == "complete" and m["data"]["source"] == "synthetic"
+    assert 0.8 < m["test"]["roc_auc"] <= 1.0 and 0.0 <= m["test"]["accuracy"] <= 1.0
+    lo, hi = m["test"]["roc_auc_ci"]
+    assert lo <= m["test"]["roc_auc"] <= hi
+    assert m["timing"]["train_samples_per_second"] > 0
+    rows = list(csv.DictReader(open(run / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert "val_auc" in rows[0] and "learning_rate" in rows[0]
+    assert json.loads((run / "config.json").read_text())["training"]["epochs"] == 3
+    assert not (run / "backup").exists() and not (run / "stages").exists()
+
+
+def test_same_seed_same_result(toy, workdir):
+    a = train(toy.preset())
+    b = train(toy.preset())
+    assert a.run_dir != b.run_dir
+    assert a.metrics["test"]["roc_auc"] == pytest.approx(b.metrics["test"]["roc_auc"], abs=1e-6)
+
+
+def test_saved_model_scores_raw_inputs_identically(toy, workdir):
+    res = train(toy.preset())
+    x = np.random.default_rng(5).normal(size=(32, 4)).astype("float32")
+    loaded = io.load_model(res.run_dir / "model.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), res.model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+
+
+def test_tensorboard_logs_scalars_and_plot_images(toy, workdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    res = train(toy.preset())
+    acc = EventAccumulator(str(res.run_dir / "tensorboard" / "main" / "train"), size_guidance={"tensors": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"])
+    assert {"epoch_loss", "epoch_auc", "epoch_learning_rate"} <= tags
+    assert len(acc.Tensors("epoch_loss")) == 2
+    ev = EventAccumulator(str(res.run_dir / "tensorboard" / "evaluation"), size_guidance={"tensors": 0})
+    ev.Reload()
+    assert "roc" in ev.Tags()["tensors"]
+
+
+@pytest.mark.slow
+def test_tensorboard_server_serves_the_run(toy, workdir):
+    res = train(toy.preset())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(res.run_dir / "tensorboard"),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        body = None
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=2) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, "TensorBoard did not answer within 60 s"
+        assert "epoch_loss" in body["main/train"] and "epoch_auc" in body["main/validation"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_nan_loss_marks_run_failed_and_keeps_latest(toy, workdir):
+    good = train(toy.preset())
+    bad = toy.preset().override(["data.nan_at=3", "training.clipnorm=none"])
+    with pytest.raises(TrainingDiverged, match="loss became"):
+        train(bad)
+    runs = sorted(p for p in (Path("results") / "toy").iterdir() if p.is_dir() and p != good.run_dir)
+    m = json.loads((runs[-1] / "metrics.json").read_text())
+    assert m["status"] == "failed" and "nan" in m["reason"].lower()
+    assert not (runs[-1] / "model.keras").exists()
+    assert (Path("results") / "toy" / "LATEST").read_text().strip() == good.run_dir.name
+
+
+def test_failed_write_leaves_previous_artifact(tmp_path):
+    target = tmp_path / "metrics.json"
+    io.write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text('{"a": 2, "trunc')
+            raise RuntimeError("injected crash during write")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_lambda_model_refused_in_safe_mode(tmp_path):
+    import keras
+
+    inp = keras.Input((2,))
+    model = keras.Model(inp, keras.layers.Lambda(lambda t: t * 2)(inp))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(UnsafeModelError, match="--unsafe-load"):
+        io.load_model(path)
+    assert io.load_model(path, safe_mode=False) is not None
+
+
+def test_run_ids_cannot_escape(toy, workdir):
+    from kerahep.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        train(toy.preset().override(["run.run_id=../outside"]))
+    assert not Path("outside").exists()

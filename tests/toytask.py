@@ -1,0 +1,62 @@
+"""A tiny registered task (two Gaussian blobs) for testing the training driver fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kerahep.config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig
+from kerahep.registry import _TASKS, register_task
+from kerahep.tasks.base import Task, TaskData
+
+
+@dataclass(frozen=True)
+class ToyData(DataConfig):
+    n: int = 600
+    shift: float = 1.5
+    nan_at: int = -1  # put a NaN into this training row (to test divergence)
+
+
+class ToyTask(Task):
+    name = "toy"
+    presets = ("default",)
+    monitor = "val_auc"
+    monitor_mode = "max"
+
+    def preset(self, name=None):
+        self._check_preset(name)
+        return Config(task=self.name, data=ToyData(), model=ModelConfig(name="toy"),
+                      training=TrainingConfig(epochs=2, batch_size=32, learning_rate=0.03, schedule="onecycle"),
+                      run=RunSettings(verbose=0))
+
+    def load_data(self, config, paths=None, for_evaluation=False):
+        import tensorflow as tf
+
+        rng = np.random.default_rng(config.run.seed)
+        n = config.data.n
+        y = rng.integers(0, 2, n).astype("float32")
+        x = rng.normal(size=(n, 4)).astype("float32")
+        x[:, 0] += config.data.shift * y
+        if config.data.nan_at >= 0:
+            x[config.data.nan_at] = np.nan
+            y[config.data.nan_at] = np.nan
+        cut1, cut2 = int(0.7 * n), int(0.85 * n)
+        mk = lambda a, b: tf.data.Dataset.from_tensor_slices((x[a:b], y[a:b])).batch(config.training.batch_size)
+        return TaskData(train=mk(0, cut1), val=mk(cut1, cut2), test=mk(cut2, n), source="synthetic",
+                        paths=["<toy>"], info={"n_train": cut1}, extras={"x": x[:cut1]})
+
+    def build_model(self, config, data):
+        import keras
+
+        inp = keras.Input((4,))
+        norm = keras.layers.Normalization()
+        norm.adapt(np.nan_to_num(data.extras["x"]))
+        h = keras.layers.Dense(8, activation="relu")(norm(inp))
+        return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", dtype="float32")(h))
+
+
+def register():
+    if "toy" not in _TASKS:
+        register_task(ToyTask)
+    return _TASKS["toy"]
