@@ -269,6 +269,26 @@ def dedupe_history(path: Path) -> None:
     io.write_text(path, "\n".join(lines) + "\n")
 
 
+def _best_in_history(path: Path, monitor: str, mode: str):
+    """Best finite value of ``monitor`` in a history.csv, or None."""
+    import math
+
+    if not path.exists():
+        return None
+    vals = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            try:
+                v = float(row.get(monitor, "nan"))
+            except ValueError:
+                continue
+            if math.isfinite(v):
+                vals.append(v)
+    if not vals:
+        return None
+    return max(vals) if mode == "max" else min(vals)
+
+
 # --------------------------------------------------------------------- run context
 class RunContext:
     """What a task's ``fit`` and ``evaluate`` see of the run in progress."""
@@ -304,14 +324,18 @@ class RunContext:
         import keras
 
         cb = [keras.callbacks.TerminateOnNaN(), _LearningRateToLogs()]
-        cb.append(keras.callbacks.BackupAndRestore(str(self.run_dir / "backup" / stage)))
+        cb.append(keras.callbacks.BackupAndRestore(str(self.run_dir / "backup" / stage), double_checkpoint=True))
         cb.append(keras.callbacks.CSVLogger(str(self.run_dir / _stage_file(stage, "history", ".csv")), append=True))
         cb.append(keras.callbacks.TensorBoard(log_dir=str(self.run_dir / "tensorboard" / stage), write_graph=False,
                                               update_freq="epoch", profile_batch=0))
         if has_val and monitor:
+            # On resume, the best value so far comes from history.csv, so a worse epoch
+            # after the restart never replaces the best checkpoint.
+            best = _best_in_history(self.run_dir / _stage_file(stage, "history", ".csv"), monitor, mode) \
+                if self.resumed else None
             cb.append(keras.callbacks.ModelCheckpoint(
                 str(self.run_dir / "checkpoints" / f"{stage}.best.weights.h5"), monitor=monitor, mode=mode,
-                save_best_only=True, save_weights_only=True, verbose=0))
+                save_best_only=True, save_weights_only=True, verbose=0, initial_value_threshold=best))
             if self.config.training.early_stopping:
                 cb.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
                                                         patience=self.config.training.early_stopping))

@@ -16,6 +16,7 @@ class ToyData(DataConfig):
     n: int = 600
     shift: float = 1.5
     nan_at: int = -1  # put a NaN into this training row (to test divergence)
+    sleep: float = 0.0  # seconds per training batch (to kill a run mid-epoch)
 
 
 class ToyTask(Task):
@@ -43,7 +44,16 @@ class ToyTask(Task):
             y[config.data.nan_at] = np.nan
         cut1, cut2 = int(0.7 * n), int(0.85 * n)
         mk = lambda a, b: tf.data.Dataset.from_tensor_slices((x[a:b], y[a:b])).batch(config.training.batch_size)
-        return TaskData(train=mk(0, cut1), val=mk(cut1, cut2), test=mk(cut2, n), source="synthetic",
+        train = mk(0, cut1)
+        if config.data.sleep:
+            import time
+
+            def slow(x, y):
+                tf.py_function(lambda: time.sleep(config.data.sleep), [], [])
+                return x, y
+
+            train = train.map(slow)
+        return TaskData(train=train, val=mk(cut1, cut2), test=mk(cut2, n), source="synthetic",
                         paths=["<toy>"], info={"n_train": cut1}, extras={"x": x[:cut1]})
 
     def build_model(self, config, data):
