@@ -54,6 +54,23 @@ class TaskData:
         return {"source": self.source, "paths": [str(p) for p in self.paths], **self.info}
 
 
+@dataclass
+class ModelExample:
+    """A tiny instance of one of a task's model builders, for the backend matrix.
+
+    Attributes:
+        build: ``() -> keras.Model`` (uncompiled, tiny widths).
+        x: example inputs (NumPy array or dict of arrays), a handful of rows.
+        y: matching targets for one training step.
+        loss: a Keras loss for that step (None: the model adds its own losses).
+    """
+
+    build: Any
+    x: Any
+    y: Any = None
+    loss: Any = "binary_crossentropy"
+
+
 class Task:
     """Base class of all tasks. Subclass, set ``name`` and ``description``, register."""
 
@@ -149,6 +166,14 @@ class Task:
         plotting.score_distributions(y, score, ctx.plots_dir / "scores.png")
         plotting.confusion_matrix(report["confusion_matrix"], ctx.plots_dir / "confusion.png")
         return report
+
+    def examples(self) -> dict:
+        """``{name: ModelExample}``: every model builder of the task at a tiny size.
+
+        :mod:`kerahep.backend_check` builds each on every Keras backend, runs a forward
+        pass, trains one step and round-trips it through ``.keras``.
+        """
+        return {}
 
     def describe_model(self, config: Config) -> str:
         return config.model.name or self.name

@@ -236,6 +236,17 @@ class DyElectron(Task):
     def describe_model(self, config: Config) -> str:
         return f"dense{tuple(config.model.widths)}"
 
+    def examples(self) -> dict:
+        from ..models.dense import build_dense_classifier
+        from .base import ModelExample
+
+        rng = np.random.default_rng(0)
+        names = ["Electron_pt_0", "Electron_eta_0", "m_ee", "nJet"]
+        X = rng.normal(size=(16, 4)).astype("float32")
+        return {"dense": ModelExample(
+            build=lambda: build_dense_classifier(names, widths=(8, 4), dropout=0.1, batch_norm=True, adapt_data=X),
+            x={n: X[:, i:i + 1] for i, n in enumerate(names)}, y=(X[:, 0] > 0).astype("float32"))}
+
     # ------------------------------------------------------------ evaluation
     def evaluate(self, ctx, models: dict, data: TaskData) -> dict:
         from .. import evaluation, plotting
