@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("dask_awkward")
 distributed = pytest.importorskip("distributed")
 
-from kerahep.data.nanoaod import FeatureSpec, load_prepared, prepare_dataset  # noqa: E402
-from kerahep.data.synthetic.nanoaod import make_twin  # noqa: E402
+from kerahep.data.nanoaod import FeatureSpec, load_prepared, prepare_dataset
+from kerahep.data.synthetic.nanoaod import make_twin
 
 
 def _rows(df):
