@@ -167,16 +167,21 @@ def make_strategy(name: str) -> _Strategy:
         import tensorflow as tf
 
         if name == "auto":
-            if os.environ.get("TF_CONFIG"):
-                name = "multi_worker"
-            elif len(tf.config.list_logical_devices("GPU")) > 1:
+            if len(tf.config.list_logical_devices("GPU")) > 1:
                 name = "mirrored"
             else:
                 return _Strategy("none")
         if name == "mirrored":
-            s = tf.distribute.MirroredStrategy()
+            # every local GPU, or (CPU-only machines, tests) every logical CPU device
+            devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+            s = tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
         elif name == "multi_worker":
-            s = tf.distribute.MultiWorkerMirroredStrategy()
+            # Keras 3's fit does not yet run under this strategy (keras-team/keras#20585):
+            # say so before any work instead of failing deep inside TensorFlow.
+            raise ConfigError(
+                "run.strategy=multi_worker: Keras 3 model.fit fails under tf.distribute."
+                "MultiWorkerMirroredStrategy (keras-team/keras#20585). Use mirrored on one node, "
+                "or the JAX backend with keras.distribution for several (see README, Scaling out)")
         else:
             raise ConfigError(f"run.strategy={name!r} needs the JAX backend; with TensorFlow use mirrored or multi_worker")
         return _Strategy(name, s, s.num_replicas_in_sync)
@@ -194,6 +199,18 @@ def make_strategy(name: str) -> _Strategy:
 
 
 # ----------------------------------------------------------------------- run dirs
+def is_chief() -> bool:
+    """False on the non-chief workers of a multi-worker run (they write to scratch space)."""
+    import json
+
+    tf_config = os.environ.get("TF_CONFIG")
+    if not tf_config:
+        return True
+    task = json.loads(tf_config).get("task", {})
+    return task.get("type", "chief") == "chief" or (task.get("type") == "worker" and int(task.get("index", 0)) == 0
+                                                     and "chief" not in json.loads(tf_config).get("cluster", {}))
+
+
 def new_run_id() -> str:
     return f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
 
@@ -455,6 +472,10 @@ def train(config: Config) -> RunResult:
     from .registry import get_task
 
     task = get_task(config.task)
+    if not is_chief():  # other workers of a multi-worker run: same work, artifacts in scratch space
+        import tempfile
+
+        config = config.set("run.output_dir", tempfile.mkdtemp(prefix="kerahep-worker-"))
     run_dir, resumed = make_run_dir(config)
     set_seed(config.run.seed)
     precision = resolve_precision(config.training.precision)
