@@ -19,7 +19,7 @@ def embeddings(model, layer_name: str, x, batch_size: int = 256) -> np.ndarray:
     except ValueError:
         from .errors import KerahepError
 
-        names = [l.name for l in model.layers]
+        names = [layer_.name for layer_ in model.layers]
         raise KerahepError(f"model {model.name!r} has no layer {layer_name!r}; layers: {', '.join(names)}") from None
     sub = keras.Model(model.inputs, layer.output)
     out = sub.predict(x, batch_size=batch_size, verbose=0)

@@ -377,7 +377,6 @@ class RunContext:
         Raises:
             TrainingDiverged: when the loss became NaN.
         """
-        import keras
 
         cfg = self.config
         train = self.data.train if train is None else train

@@ -29,7 +29,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     out = subprocess.run([sys.executable, "-c", MIRRORED.format(tests=str(TESTS))], cwd=tmp_path,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    line = [l for l in out.stdout.splitlines() if l.startswith("REPLICAS")][-1].split()
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("REPLICAS")][-1].split()
     assert int(line[1]) == 2 and float(line[2]) > 0.7
 
 
@@ -50,8 +50,8 @@ def test_jax_data_parallel_over_two_host_devices(tmp_path):
         pytest.skip("jax is not installed (pip install -e '.[jax]')")
     env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
     code = MIRRORED.format(tests=str(TESTS)).replace("run.strategy=mirrored", "run.strategy=data_parallel")
-    code = "\n".join(l for l in code.splitlines() if "tf.config" not in l and "cpu =" not in l)
+    code = "\n".join(ln for ln in code.splitlines() if "tf.config" not in ln and "cpu =" not in ln)
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    line = [l for l in out.stdout.splitlines() if l.startswith("REPLICAS")][-1].split()
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("REPLICAS")][-1].split()
     assert int(line[1]) == 2 and float(line[2]) > 0.7
