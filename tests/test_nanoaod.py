@@ -277,7 +277,7 @@ def test_parquet_output_equals_csv(twin, tmp_path):
     np.testing.assert_array_equal(a[num].to_numpy(np.float32), b[num].to_numpy(np.float32))
 
 
-def test_max_events_caps_each_sample_over_its_files(tmp_path):
+def test_max_events_caps_each_sample_over_its_files(tmp_path, capfd):
     ele = {f: [[0.0]] * 40 for f in ELECTRON_FIELDS}
     ele["pt"], ele["charge"] = [[20.0]] * 40, [[1]] * 40
     jets = {"pt": [[30.0]] * 40}
@@ -285,7 +285,8 @@ def test_max_events_caps_each_sample_over_its_files(tmp_path):
     d.mkdir()
     for i in range(3):
         write_nano(d / f"part{i}.root", ele, jets)
-    r = prepare_dataset([d], [], tmp_path / "o.csv", spec=FeatureSpec(n_jets=0), max_events=50, progress=False)
+    r = prepare_dataset([d], [], tmp_path / "o.csv", spec=FeatureSpec(n_jets=0), max_events=50, progress=True)
+    assert "events" in capfd.readouterr().err  # the rich progress bar over files and events
     s = r.samples["DYJetsToLL_M-50"]  # the folder names the sample
     assert s["events_read"] == 50 and len(s["files"]) == 2 and s["files_skipped"] == 1
     assert len(load_prepared(tmp_path / "o.csv")) == 50
@@ -362,6 +363,15 @@ def test_file_that_is_not_root_is_a_data_error(tmp_path):
     assert str(bad) in str(e.value)
 
 
+def test_truncated_root_file_is_a_data_error(twin, tmp_path):
+    data = open(twin["signal"][0], "rb").read()
+    cut = tmp_path / "DYJetsToLL_M-50.root"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="DYJetsToLL_M-50.root.*(not a readable ROOT file|read error)"):
+        prepare_dataset([cut], [], tmp_path / "o.csv", progress=False)
+    assert not (tmp_path / "o.csv").exists()
+
+
 def test_missing_tree_is_a_data_error(tmp_path):
     ele = {f: [[20.0]] for f in ELECTRON_FIELDS}
     path = write_nano(tmp_path / "x.root", ele, {"pt": [[1.0]]}, tree="Tree")
@@ -404,6 +414,10 @@ def test_corrupt_csv_is_a_data_error_naming_the_file(tmp_path):
     garbage.write_bytes(b"Electron_pt_0,target,sample\n1,2,3,4,5,6\n\x00\xff\xfe\n")
     with pytest.raises(DataError, match="garbage.csv"):
         load_prepared(garbage)
+    parquet = tmp_path / "broken.parquet"
+    parquet.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(DataError, match="broken.parquet.*corrupt"):
+        load_prepared(parquet)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(DataError, match="empty file"):
