@@ -169,7 +169,7 @@ def run(quick: bool = False, workdir=None) -> list:
 
     mb = 1024 * 1024
     rows = []
-    for label, per_sample in sizes.items():
+    for label in sizes:
         p, k = results[(label, "plain")], results[(label, "kerahep")]
         rows.append(ratio_row(
             TASK, f"prepare throughput, {p['events'] // 1000}k events", p["events"] / p["seconds"],
