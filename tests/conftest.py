@@ -4,6 +4,7 @@ KERAHEP_REQUIRE_REALDATA=1), quiet Keras, and a temporary results/data folder.""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # scripts/ is a folder of the checkout, not an installed package
+    sys.path.insert(0, str(REPO))
 REALDATA = Path(os.environ.get("KERAHEP_REALDATA", REPO.parent / "shared" / "realdata"))
 
 

@@ -149,7 +149,9 @@ class DyElectron(Task):
         log.warning("Making the synthetic NanoAOD twin of dy_electron under %s", root)
         files = make_twin(root / "nanoaod", d.synthetic_events, seed=config.run.seed)
         report = prepare_dataset(files["signal"], files["background"], out, spec=feature_spec(d), progress=False)
-        write_json(stamp, {"params": params, "report": _report_dict(report)})
+        twin = read_json(root / "nanoaod" / "twin.json") if (root / "nanoaod" / "twin.json").exists() else {}
+        write_json(stamp, {"params": params, "source": "synthetic", "oracle_auc": twin.get("oracle_auc"),
+                           "report": _report_dict(report)})
         return out
 
     def load_frame(self, paths):
@@ -216,6 +218,9 @@ class DyElectron(Task):
         }
         if meta:
             info["preparation"] = meta
+            oracle = [m.get("oracle_auc") for m in meta.values() if m.get("oracle_auc")]
+            if source == "synthetic" and oracle:
+                info["oracle_auc"] = float(oracle[0])
         return TaskData(
             train=make(tr, True), val=make(va, False), test=make(te, False), source=source,
             paths=[str(p) for p in files], info=info,
@@ -256,6 +261,8 @@ class DyElectron(Task):
         y, score = evaluation.predict_dataset(model, data.test)
         wp = ctx.config.data.working_point
         report = evaluation.binary_report(y, score, threshold=wp, seed=ctx.config.run.seed)
+        if "oracle_auc" in data.info:
+            report["oracle_auc"] = data.info["oracle_auc"]
         samples = data.extras["samples"][te]
         report["per_sample"] = {
             s: {"n": int((samples == s).sum()), "target": int(y[samples == s][0]),

@@ -1,0 +1,105 @@
+"""The command lines end to end in a temporary directory: prepare, train, evaluate."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scripts import evaluate as evaluate_cli
+from scripts import prepare_dataset as prepare_cli
+from scripts import train as train_cli
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+FAST = ["--epochs", "3", "--batch-size", "64", "--quiet", "--set", "model.widths=(32,)"]
+
+
+def _latest(task="dy_electron"):
+    root = Path("results") / task
+    return root / (root / "LATEST").read_text().strip()
+
+
+def test_synthetic_prepare_train_evaluate(workdir, capsys):
+    assert prepare_cli.main(["--task", "dy_electron", "--synthetic", "--quiet",
+                             "--set", "data.synthetic_events=300", "--out", "prep.csv"]) == 0
+    df = pd.read_csv("prep.csv")
+    assert {"target", "sample", "m_ee", "Electron_pt_0"} <= set(df.columns) and set(df.target) == {0, 1}
+    assert json.loads(Path("prep.csv.report.json").read_text())["source"] == "synthetic"
+
+    assert train_cli.main(["--task", "dy_electron", "--data", "prep.csv", *FAST]) == 0
+    run = _latest()
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["data"]["source"] == "synthetic"  # a prepared copy of the twin stays labelled as such
+    assert m["data"]["n_train"] + m["data"]["n_val"] + m["data"]["n_test"] == len(df)
+    assert 0.5 < m["test"]["roc_auc"] <= 1.0
+    for f in ("model.keras", "history.csv", "config.json", "plots/roc.png", "plots/scores_per_sample.png",
+              "plots/confusion.png", "plots/history.png"):
+        assert (run / f).exists(), f
+
+    before = (run / "metrics.json").read_text()
+    assert evaluate_cli.main([]) == 0  # newest run, its own test split
+    ev = json.loads((run / "evaluation.json").read_text())
+    assert ev["test"]["roc_auc"] == pytest.approx(m["test"]["roc_auc"], abs=1e-6)
+
+    assert evaluate_cli.main(["--task", "dy_electron", "--data", "prep.csv"]) == 0
+    ext = next((run / "external").iterdir())
+    em = json.loads((ext / "metrics.json").read_text())
+    assert em["independent_sample"] is True and em["test"]["n"] == len(df)  # every event scored
+    assert (ext / "roc.png").exists() or (ext / "plots" / "roc.png").exists()
+    assert (run / "metrics.json").read_text() == before  # training metrics untouched
+    assert "roc_auc" in capsys.readouterr().out
+
+
+@pytest.mark.realdata
+def test_real_nanoaod_prepare_train_evaluate(workdir, realdata):
+    dy = realdata("nanoaod", "nano_dy.root")
+    tt = realdata("nanoaod", "nano_tt_v12.root")
+    tt15 = realdata("nanoaod", "nanoAOD_2015_CMS_Open_Data_ttbar.root")
+    assert prepare_cli.main(["--task", "dy_electron", "--signal", str(dy), "--background", str(tt), str(tt15),
+                             "--quiet"]) == 0
+    out = Path("data/processed/electron_dataset.csv")
+    df = pd.read_csv(out)
+    report = json.loads(Path(str(out) + ".report.json").read_text())
+    assert report["source"] == "files"
+    # one row per selected event; every event read is either written or counted as failing
+    assert len(df) == report["selected"] == 196
+    assert report["events_read"] == 40 + 200 + 200
+    assert report["events_read"] == report["selected"] + report["failed_preselection"]
+    assert set(df.loc[df.target == 1, "sample"]) == {"nano_dy"}
+
+    assert train_cli.main(["--task", "dy_electron", *FAST, "--batch-size", "16"]) == 0
+    m = json.loads((_latest() / "metrics.json").read_text())
+    assert m["data"]["source"] == "files" and m["data"]["paths"] == [str(out)]
+    assert evaluate_cli.main(["--task", "dy_electron"]) == 0
+
+
+def _cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_user_mistakes_exit_2_with_one_clear_line(tmp_path):
+    out = _cli("scripts.train", "--task", "dy_electorn", cwd=tmp_path)
+    assert out.returncode == 2 and "Did you mean 'dy_electron'" in out.stderr and "Traceback" not in out.stderr
+    out = _cli("scripts.train", "--task", "dy_electron", "--set", "training.epoch=2", cwd=tmp_path)
+    assert out.returncode == 2 and "valid training keys" in out.stderr and "Traceback" not in out.stderr
+    out = _cli("scripts.prepare_dataset", "--task", "dy_electron", "--signal", "missing.root",
+               "--background", "also_missing.root", cwd=tmp_path)
+    assert out.returncode == 2 and "missing.root" in out.stderr and "Traceback" not in out.stderr
+    (tmp_path / "notroot.root").write_bytes(b"this is not a ROOT file" * 10)
+    out = _cli("scripts.prepare_dataset", "--signal", "notroot.root", "--background", "notroot.root", cwd=tmp_path)
+    assert out.returncode == 2 and "notroot.root" in out.stderr and "Traceback" not in out.stderr
+    out = _cli("scripts.evaluate", cwd=tmp_path)
+    assert out.returncode == 2 and "no complete runs" in out.stderr
+    assert not (tmp_path / "results" / "dy_electron").exists() or not any((tmp_path / "results" / "dy_electron").iterdir())
+
+
+def test_every_command_has_help(tmp_path):
+    for mod in ("scripts.train", "scripts.evaluate", "scripts.prepare_dataset", "scripts.benchmark"):
+        out = _cli(mod, "--help", cwd=tmp_path)
+        assert out.returncode == 0 and "usage:" in out.stdout, mod
