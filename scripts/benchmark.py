@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     for r in rows:
         ok = "" if r.passed is None else ("yes" if r.passed else "NO")
         table.add_row(r.task, r.name, f"{r.baseline:.4g}", f"{r.candidate:.4g}", r.unit, f"{r.ratio:.3f}", r.target, ok)
-    Console().print(table)
+    Console(width=200).print(table)
     for name, why in failures.items():
         print(f"[{name}] not measured: {why}", file=sys.stderr)
     out = Path(args.out)
