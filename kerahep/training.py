@@ -186,6 +186,9 @@ def make_strategy(name: str) -> _Strategy:
             raise ConfigError(f"run.strategy={name!r} needs the JAX backend; with TensorFlow use mirrored or multi_worker")
         return _Strategy(name, s, s.num_replicas_in_sync)
     if backend == "jax":
+        if os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") and name != "none":
+            # multi-host JAX: one process per host, addresses from the environment
+            keras.distribution.initialize()
         devices = keras.distribution.list_devices()
         if name == "auto" and len(devices) < 2:
             return _Strategy("none")
