@@ -141,3 +141,22 @@ def test_run_ids_cannot_escape(toy, workdir):
     with pytest.raises(ConfigError):
         train(toy.preset().override(["run.run_id=../outside"]))
     assert not Path("outside").exists()
+
+
+def test_mixed_precision_policy_keeps_output_float32(toy, workdir):
+    import keras
+
+    res = train(toy.preset().override(["training.precision=mixed_bfloat16"]))
+    assert res.metrics["environment"]["precision"] == "mixed_bfloat16"
+    assert res.model.layers[1].dtype_policy.name == "mixed_bfloat16"  # hidden layers computed in bf16
+    out = res.model.predict(np.zeros((2, 4), "float32"), verbose=0)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert keras.config.dtype_policy().name == "float32"  # global policy restored after the run
+
+
+def test_auto_precision_float32_on_cpu_mixed_on_gpu():
+    from kerahep.training import accelerator_present, resolve_precision
+
+    expected = ("mixed_float16", "mixed_bfloat16") if accelerator_present() else ("float32",)
+    assert resolve_precision("auto") in expected
+    assert resolve_precision("mixed_float16") == "mixed_float16"
