@@ -5,3 +5,7 @@ Importing this package registers them with Keras' serialization
 """
 
 from .transformer import PositionEmbedding, TransformerBlock  # noqa: F401
+from .channel_scale import ChannelScale  # noqa: F401
+from .channel_dropout import ChannelDropout  # noqa: F401
+from .energy_smearing import EnergySmearing  # noqa: F401
+from .sparse_noise import SparseNoise  # noqa: F401
