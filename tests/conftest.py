@@ -39,3 +39,12 @@ def workdir(tmp_path, monkeypatch):
     """A temporary current directory with results/ and data/ inside."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Report how many hostile-input cases each reader survived."""
+    fuzz = sys.modules.get("fuzzing")
+    if fuzz is not None and fuzz.CASES:
+        total = sum(fuzz.CASES.values())
+        per = ", ".join(f"{k} {v}" for k, v in sorted(fuzz.CASES.items()))
+        terminalreporter.write_line(f"fuzzing: {total} hostile-input cases run ({per})")

@@ -1018,6 +1018,12 @@ def load_prepared(path, spec: FeatureSpec | None = None):
     if not path.exists():
         raise DataError(path, "a prepared dataset (CSV or Parquet)", "no such file")
     is_parquet = path.suffix in (".parquet", ".pq")
+    if not is_parquet and path.suffix == ".csv" and path.stat().st_size > 0:
+        with open(path, "rb") as f:  # every complete CSV ends with a newline: catch a cut-off last row
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) not in (b"\n", b"\r"):
+                raise DataError(path, "a complete CSV file ending with a newline",
+                                "a last line without one (the file was cut off while written or copied)")
     try:
         if is_parquet:
             df = pd.read_parquet(path)
@@ -1051,6 +1057,16 @@ def load_prepared(path, spec: FeatureSpec | None = None):
         row, col = np.argwhere(nan)[0]
         raise DataError(path, "a value in every column of every row",
                         f"an empty value in column {feats[col]!r} at data row {row + 1} (truncated or corrupt file)")
+    side = Path(str(path) + ".report.json")
+    if side.exists():  # the preparation report knows how many rows were written
+        import json
+
+        try:
+            expected = json.loads(side.read_text(encoding="utf-8")).get("selected")
+        except ValueError:
+            expected = None
+        if isinstance(expected, int) and expected != len(df):
+            raise DataError(path, f"{expected} rows (as its {side.name} records)", f"{len(df)} rows")
     if df["sample"].isna().any():
         row = int(np.flatnonzero(df["sample"].isna().to_numpy())[0])
         raise DataError(path, "a sample name in every row", f"an empty one at data row {row + 1}")
