@@ -146,7 +146,7 @@ TRUNCATION_MAY_READ = {"prepared_csv"}
 def test_prepared_csv_cut_at_a_line_boundary_caught_by_its_report(tmp_path):
     import json
 
-    path = _valid_csv(tmp_path)
+    path = READERS["prepared_csv"].make_valid(tmp_path)
     lines = path.read_text().splitlines(keepends=True)
     Path(str(path) + ".report.json").write_text(json.dumps({"selected": len(lines) - 1}))
     _read_csv(path)  # intact: reads
