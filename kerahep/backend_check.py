@@ -87,6 +87,32 @@ def compare_saved(name: str, src: Path, atol: float) -> dict:
     return {"cross_backend_max_abs_diff": diff}
 
 
+def _tile(v, n):
+    if isinstance(v, dict):
+        return {k: _tile(a, n) for k, a in v.items()}
+    v = np.asarray(v)
+    reps = int(np.ceil(n / len(v)))
+    return np.concatenate([v] * reps)[:n]
+
+
+def throughput(ex, batch: int = 64, steps: int = 20, warmup: int = 3) -> float:
+    """Training samples per second of one example model at ``batch`` rows per step."""
+    import time
+
+    import keras
+
+    model = ex.build()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=ex.loss)
+    x = _tile(ex.x, batch)
+    y = None if ex.y is None else _tile(ex.y, batch)
+    for _ in range(warmup):
+        model.train_on_batch(x, y)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return batch * steps / (time.perf_counter() - t0)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m kerahep.backend_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--save", required=True, help="folder for this backend's models, inputs and predictions")
@@ -94,6 +120,7 @@ def main(argv=None) -> int:
     p.add_argument("--task", action="append", help="only these tasks")
     p.add_argument("--atol", type=float, default=1e-4)
     p.add_argument("--json", help="write the report here")
+    p.add_argument("--bench", action="store_true", help="also measure training throughput of each model")
     args = p.parse_args(argv)
 
     import keras
@@ -111,6 +138,8 @@ def main(argv=None) -> int:
                 res = check_example(key, ex, out, atol=args.atol)
                 if args.compare:
                     res.update(compare_saved(key, Path(args.compare), atol=args.atol))
+                if args.bench:
+                    res["samples_per_second"] = throughput(ex)
                 report["results"][key] = res
             except Exception as exc:  # report every failure, not just the first
                 report["failures"][key] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"
