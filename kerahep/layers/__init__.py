@@ -9,3 +9,6 @@ from .channel_scale import ChannelScale  # noqa: F401
 from .channel_dropout import ChannelDropout  # noqa: F401
 from .energy_smearing import EnergySmearing  # noqa: F401
 from .sparse_noise import SparseNoise  # noqa: F401
+from .log1p import Log1p  # noqa: F401
+from .patches import Patchify, Unpatchify  # noqa: F401
+from .moe import MixtureOfExperts  # noqa: F401
