@@ -1,0 +1,353 @@
+"""Reader of HCAL DigiOccupancy runs: memory-mapped ``.npy`` files to ``tf.data``.
+
+Each file holds one run, ``(lumisections, iEta, iPhi)`` hit counts (the ML4DQM files are
+``Run355456_Dataset.npy`` and ``Run357479_Dataset.npy``, ``(10000, 64, 72)`` float64,
+368 MB each). Every file is one class (its position in the list is its label), and any
+number of runs from two up is accepted (multi-class).
+
+Files are opened with ``np.load(mmap_mode="r")``: nothing is loaded up front. Opening
+scans each file once in chunks (bounded memory) to refuse NaN, infinite or negative
+counts and to collect the mean occupancy map and the per-lumisection totals. Batches
+are read as contiguous chunks of lumisections: the training pipeline interleaves chunks
+of several runs into a shuffle buffer; evaluation pipelines keep file order, so scores
+line up with lumisection numbers (:func:`split_order`).
+
+Splits are by contiguous blocks of lumisections within each run
+(:func:`kerahep.data.splits.block_split`), never at random, so neighbouring
+lumisections (same luminosity, same detector conditions) do not leak from training into
+test.
+
+Example:
+    >>> runs = open_runs(["Run355456_Dataset.npy", "Run357479_Dataset.npy"])  # doctest: +SKIP
+    >>> train, val, test = split_segments(runs.sizes, (0.7, 0.15, 0.15), n_blocks=10)  # doctest: +SKIP
+    >>> ds = make_dataset(runs, train, batch_size=64, training=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+
+EXPECTED = "a (lumisections, iEta, iPhi) array of hit counts such as (10000, 64, 72)"
+
+
+def run_name(path) -> str:
+    """``Run355456`` from ``.../Run355456_Dataset.npy``; the file stem when there is no run number."""
+    stem = Path(path).stem
+    m = re.search(r"Run\d+", stem, flags=re.IGNORECASE)
+    return m.group(0) if m else stem
+
+
+@dataclass
+class RunFile:
+    """One memory-mapped run and what the opening scan learnt about it."""
+
+    path: Path
+    name: str
+    array: np.ndarray
+    mean_map: np.ndarray = None
+    totals: np.ndarray = None
+    max: float = float("nan")
+    zero_fraction: float = float("nan")
+
+    def __len__(self):
+        return int(self.array.shape[0])
+
+
+@dataclass
+class HcalRuns:
+    """The runs of one data set (one class each, in order)."""
+
+    runs: list = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.runs]
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(r.path) for r in self.runs]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(r) for r in self.runs]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(int(v) for v in self.runs[0].array.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.runs)
+
+    def read(self, run: int, start: int, stop: int) -> np.ndarray:
+        """Lumisections ``start:stop`` of run ``run`` as float32 (one contiguous read)."""
+        return np.asarray(self.runs[run].array[start:stop], dtype=np.float32)
+
+    def summary(self) -> dict:
+        return {r.name: {"path": str(r.path), "lumisections": len(r), "mean": float(r.mean_map.mean())
+                         if r.mean_map is not None else None, "max": r.max, "zero_fraction": r.zero_fraction}
+                for r in self.runs}
+
+
+def open_run(path, max_events: int | None = None, validate: bool = True, chunk: int = 512) -> RunFile:
+    """Memory-map one run file, check its layout and (``validate``) scan its values.
+
+    Raises:
+        DataError: missing file, not a ``.npy`` array, not 3-D, not numeric, empty, NaN or
+            infinite values, negative counts (naming lumisection, iEta and iPhi).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, f"a .npy file with {EXPECTED}", "no such file")
+    if path.is_dir():
+        raise DataError(path, f"a .npy file with {EXPECTED}", "a directory")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(path, f"a NumPy .npy file with {EXPECTED}",
+                        f"a file NumPy cannot memory-map ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not isinstance(arr, np.ndarray):  # an .npz archive
+        raise DataError(path, f"a .npy file with {EXPECTED}", f"a {type(arr).__name__} (an .npz archive?)")
+    if arr.ndim != 3:
+        raise DataError(path, EXPECTED, f"shape {arr.shape} ({arr.ndim}-D)")
+    if arr.dtype.kind not in "iuf":
+        raise DataError(path, "integer or floating-point hit counts", f"dtype {arr.dtype}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
+        raise DataError(path, EXPECTED, f"an empty array of shape {arr.shape}")
+    if max_events:
+        arr = arr[: int(max_events)]
+    run = RunFile(path=path, name=run_name(path), array=arr)
+    if validate:
+        scan(run, chunk)
+    return run
+
+
+def scan(run: RunFile, chunk: int = 512) -> RunFile:
+    """Stream through ``run`` once: refuse non-finite or negative counts; fill the statistics."""
+    arr, path = run.array, run.path
+    n = len(run)
+    total = np.zeros(arr.shape[1:], np.float64)
+    totals = np.zeros(n, np.float64)
+    peak, zeros = -np.inf, 0
+    for s in range(0, n, chunk):
+        c = np.asarray(arr[s:s + chunk], dtype=np.float64)
+        if arr.dtype.kind == "f" and not np.isfinite(c).all():
+            ls, ieta, iphi = np.argwhere(~np.isfinite(c))[0]
+            v = c[ls, ieta, iphi]
+            raise DataError(path, "finite hit counts",
+                            f"{v} at lumisection {s + ls}, iEta index {ieta}, iPhi index {iphi}")
+        if arr.dtype.kind in "if" and c.min() < 0:
+            ls, ieta, iphi = np.argwhere(c < 0)[0]
+            raise DataError(path, "non-negative hit counts",
+                            f"{c[ls, ieta, iphi]:g} at lumisection {s + ls}, iEta index {ieta}, iPhi index {iphi}")
+        total += c.sum(axis=0)
+        totals[s:s + len(c)] = c.sum(axis=(1, 2))
+        peak = max(peak, float(c.max()))
+        zeros += int((c == 0).sum())
+    run.mean_map = total / n
+    run.totals = totals
+    run.max = peak
+    run.zero_fraction = zeros / float(arr.size)
+    return run
+
+
+def open_runs(paths, max_events: int | None = None, validate: bool = True, chunk: int = 512,
+              min_runs: int = 2) -> HcalRuns:
+    """Open several run files (one class each, in the order given).
+
+    Args:
+        paths: ``.npy`` files, one run each.
+        max_events: keep the first ``max_events`` lumisections of each run.
+        validate: scan the values (NaN, infinities, negative counts) and collect statistics.
+        chunk: lumisections per read during the scan.
+        min_runs: fewest runs accepted (2 for training; 1 to score a single run).
+
+    Raises:
+        DataError: a bad file, or runs whose maps differ in shape.
+        ConfigError: too few runs, or the same file twice.
+    """
+    paths = [Path(p) for p in (paths or ())]
+    if len(paths) < min_runs:
+        raise ConfigError(f"hcal_dqm needs at least {min_runs} run file(s) (one class each), got {len(paths)}: "
+                          f"{[str(p) for p in paths]}")
+    seen = {}
+    for p in paths:
+        key = p.resolve() if p.exists() else p
+        if key in seen:
+            raise ConfigError(f"run file {p} is given twice (each run is one class)")
+        seen[key] = p
+    runs = []
+    for p in paths:
+        r = open_run(p, max_events=max_events, validate=validate, chunk=chunk)
+        if runs and r.array.shape[1:] != runs[0].array.shape[1:]:
+            raise DataError(p, f"maps of shape {runs[0].array.shape[1:]} (iEta, iPhi) like {runs[0].path.name}",
+                            f"maps of shape {r.array.shape[1:]}")
+        runs.append(r)
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):  # keep names unique for plots and metrics
+        for i, r in enumerate(runs):
+            r.name = f"{r.name}[{i}]"
+    return HcalRuns(runs)
+
+
+# ------------------------------------------------------------------------------ splits
+def _segments(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous ``(start, stop)`` ranges of a sorted index array."""
+    if len(indices) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(indices) != 1)
+    starts = np.concatenate([[indices[0]], indices[breaks + 1]])
+    stops = np.concatenate([indices[breaks] + 1, [indices[-1] + 1]])
+    return [(int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def split_segments(sizes, fractions, n_blocks: int = 10, seed: int = 0) -> list[list[tuple[int, int, int]]]:
+    """Block split of every run: per split, a list of ``(run, start, stop)`` lumisection ranges.
+
+    Each run is cut into ``n_blocks`` contiguous blocks that go whole to one split
+    (:func:`kerahep.data.splits.block_split`), with the same fractions in every run.
+
+    Args:
+        sizes: lumisections per run.
+        fractions: ``(train, val, test)`` or ``(train, test)`` (then val is empty).
+    """
+    from .splits import block_split
+
+    fractions = tuple(fractions)
+    if len(fractions) == 2:
+        fractions = (fractions[0], 0.0, fractions[1])
+    out = [[] for _ in fractions]
+    for r, n in enumerate(sizes):
+        parts = block_split(int(n), fractions, n_blocks=n_blocks, seed=seed + 1000 * r)
+        for i, idx in enumerate(parts):
+            out[i].extend((r, a, b) for a, b in _segments(np.asarray(idx)))
+    return out
+
+
+def split_order(segments) -> tuple[np.ndarray, np.ndarray]:
+    """``(run, lumisection)`` of every entry, in the order an evaluation pipeline yields them."""
+    runs = [np.full(b - a, r, dtype=np.int64) for r, a, b in segments]
+    ls = [np.arange(a, b, dtype=np.int64) for r, a, b in segments]
+    if not runs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(runs), np.concatenate(ls)
+
+
+def count(segments) -> int:
+    return int(sum(b - a for _, a, b in segments))
+
+
+def chunks(segments, chunk_size: int) -> np.ndarray:
+    """``(run, start, stop)`` reads of at most ``chunk_size`` lumisections covering ``segments``."""
+    out = [(r, s, min(s + chunk_size, b)) for r, a, b in segments for s in range(a, b, chunk_size)]
+    return np.asarray(out, dtype=np.int64).reshape(-1, 3)
+
+
+def iterate(runs: HcalRuns, segments, chunk_size: int = 512):
+    """Yield ``(x, run, lumisections)`` chunks in order (NumPy side: statistics, baselines)."""
+    for r, s, e in chunks(segments, chunk_size):
+        yield runs.read(int(r), int(s), int(e)), int(r), np.arange(s, e)
+
+
+# ---------------------------------------------------------------------------- tf.data
+def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = False, seed: int = 0,
+                 chunk_size: int = 256, cache: bool = False, shuffle_buffer: int = 10000,
+                 label_mode: str | None = None, cycle_length: int = 4):
+    """A batched ``tf.data.Dataset`` of ``(maps float32 (B, iEta, iPhi), labels)`` over ``segments``.
+
+    Args:
+        runs: the opened runs.
+        segments: ``(run, start, stop)`` ranges (one split of :func:`split_segments`).
+        batch_size: batch size.
+        training: shuffle chunk order each epoch, interleave ``cycle_length`` chunks and
+            pass the lumisections through a shuffle buffer; otherwise keep file order.
+        cache: keep the decoded maps in memory after the first pass (when they fit).
+        label_mode: ``binary`` (float 0/1, two runs) or ``categorical`` (one-hot); default
+            by the number of runs.
+
+    Returns:
+        The dataset, or None when ``segments`` is empty.
+    """
+    import tensorflow as tf
+
+    n = count(segments)
+    if n == 0:
+        return None
+    k = runs.n_classes
+    label_mode = label_mode or ("binary" if k == 2 else "categorical")
+    if label_mode not in ("binary", "categorical"):
+        raise ConfigError(f"label_mode must be binary or categorical, got {label_mode!r}")
+    h, w = runs.shape
+    reads = chunks(segments, chunk_size)
+
+    def read(c):
+        r, s, e = (int(v) for v in c)
+        x = runs.read(r, s, e)
+        return x, np.full(len(x), r, np.int64)
+
+    def load(c):
+        x, r = tf.numpy_function(read, [c], (tf.float32, tf.int64), stateful=False)
+        x.set_shape((None, h, w))
+        r.set_shape((None,))
+        y = tf.cast(r, tf.float32) if label_mode == "binary" else tf.one_hot(r, k, dtype=tf.float32)
+        return x, y
+
+    ds = tf.data.Dataset.from_tensor_slices(reads)
+    buffer = max(1, min(int(shuffle_buffer), n))
+    if training and not cache:
+        ds = ds.shuffle(len(reads), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.interleave(lambda c: tf.data.Dataset.from_tensor_slices(load(c)), cycle_length=cycle_length,
+                           block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    else:
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+        if cache:
+            ds = ds.cache()
+        if training:
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def sample_maps(runs: HcalRuns, segments, n: int) -> np.ndarray:
+    """Up to ``n`` maps spread evenly over ``segments`` (float32), read row by row from the memory maps."""
+    r_idx, ls = split_order(segments)
+    if len(ls) == 0:
+        return np.zeros((0, *runs.shape), np.float32)
+    pick = np.unique(np.linspace(0, len(ls) - 1, min(int(n), len(ls))).round().astype(int))
+    out = []
+    for r in np.unique(r_idx[pick]):
+        rows = ls[pick][r_idx[pick] == r]
+        out.append(np.asarray(runs.runs[int(r)].array[rows], dtype=np.float32))
+    return np.concatenate(out)
+
+
+def fits_in_memory(n_maps: int, shape, fraction: float = 0.25) -> bool:
+    """Whether ``n_maps`` float32 maps take less than ``fraction`` of the available memory."""
+    import psutil
+
+    need = n_maps * int(np.prod(shape)) * 4
+    return need < fraction * psutil.virtual_memory().available
+
+
+# ---------------------------------------------------------------------- band features
+def find_bands(mean_map: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous ranges of iEta rows with any occupancy: the active bands, ``[(first, last + 1), ...]``."""
+    rows = np.flatnonzero(np.asarray(mean_map).sum(axis=1) > 0)
+    return _segments(rows)
+
+
+def band_features(x: np.ndarray, bands, active: np.ndarray) -> np.ndarray:
+    """Mean occupancy over the active cells of each band, ``(n, len(bands))``."""
+    x = np.asarray(x, dtype=np.float64)
+    cols = []
+    for a, b in bands:
+        m = active[a:b]
+        cols.append(x[:, a:b][:, m].mean(axis=1) if m.any() else np.zeros(len(x)))
+    return np.stack(cols, axis=1)
