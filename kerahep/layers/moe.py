@@ -129,7 +129,10 @@ class MixtureOfExperts(layers.Layer):
             chosen = ops.one_hot(index[..., j], e, dtype="float32")  # (B, N, E)
             position = ops.cumsum(chosen, axis=1) - 1.0 + filled
             keep = chosen * ops.cast(position < c, "float32")
-            slot = ops.one_hot(ops.cast(position, "int32"), c, dtype="float32") * keep[..., None]
+            # positions past the capacity (or of experts not chosen) are masked by ``keep``;
+            # clipping keeps one_hot in range on every backend (PyTorch refuses out-of-range classes)
+            slot_index = ops.cast(ops.clip(position, 0.0, float(c - 1)), "int32")
+            slot = ops.one_hot(slot_index, c, dtype="float32") * keep[..., None]
             dispatch = dispatch + slot
             combine = combine + slot * gate[..., j][..., None, None]
             filled = filled + ops.sum(chosen, axis=1, keepdims=True)
