@@ -1,0 +1,126 @@
+"""hcal_dqm task: presets and validation, end to end on the twin (MoE-ViT, monitoring), multi-class."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kerahep.errors import ConfigError, DataError
+from kerahep.registry import get_task
+from kerahep.training import RunContext, train
+
+TINY_MODEL = ["model.dim=16", "model.depth=2", "model.num_heads=2", "model.ae_hidden=64", "model.ae_latent=8"]
+
+
+def _config(root, preset="default", extra=()):
+    return get_task("hcal_dqm").preset(preset).override([
+        f"data.data_dir='{root / 'data'}'", f"run.output_dir='{root / 'results'}'", "run.verbose=0",
+        "data.synthetic_events=200", "data.anomaly_fraction=0.1", "data.adapt_samples=200",
+        "training.batch_size=32", *TINY_MODEL, *extra])
+
+
+def test_presets_and_validation():
+    task = get_task("hcal_dqm")
+    assert task.preset().model.name == "vit" and task.preset("moe_vit").model.name == "moe_vit"
+    assert task.preset("hard").data.separation == 0.02 and task.preset().data.separation == 0.15
+    assert task.preset().model.patch == (8, 8) and task.monitor == "val_auc"
+    cfg = task.preset()
+    with pytest.raises(ConfigError, match="did you mean 'moe_vit'"):
+        cfg.override(["model.name=moe_vti"])
+    with pytest.raises(ConfigError, match="top_k"):
+        cfg.override(["model.top_k=5"])
+    with pytest.raises(ConfigError, match="multiple of model.num_heads"):
+        cfg.override(["model.dim=30"])
+    with pytest.raises(ConfigError, match="patch_size"):
+        cfg.override(["model.patch_size=(0, 8)"])
+    with pytest.raises(ConfigError, match="n_runs"):
+        cfg.override(["data.n_runs=1"])
+    assert cfg.override(["model.patch_size=6"]).model.patch == (6, 6)
+    assert "4 experts top-2" in task.describe_model(task.preset("moe_vit"))
+
+
+@pytest.fixture(scope="module")
+def moe_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hcal_e2e")
+    cfg = _config(root, "moe_vit", ["training.epochs=2", "model.ae_epochs=8", "model.moe_every=1"])
+    return train(cfg), root
+
+
+@pytest.mark.slow
+def test_end_to_end_moe_vit_on_the_twin(moe_run):
+    result, _ = moe_run
+    m = result.metrics
+    assert m["status"] == "complete" and m["data"]["source"] == "synthetic"
+    assert m["data"]["n_test"] == 60 and m["data"]["classes"]["test"] == {"Run355456": 30, "Run357479": 30}
+    test = m["test"]
+    assert test["roc_auc"] > 0.9 and test["accuracy"] > 0.8  # separation 0.15: the runs differ clearly
+    assert test["baseline_logreg_band_means"]["roc_auc"] > 0.9
+    assert test["oracle_auc_test"] == pytest.approx(1.0)
+    # routing per patch and expert load per run
+    for layer in ("block_0_moe", "block_1_moe"):
+        r = test["routing"][layer]
+        for run in ("Run355456", "Run357479"):
+            assert sum(r["load"][run]) == pytest.approx(1.0, abs=1e-3)
+            assert len(r["first_choice_maps"][run]) == 72  # 8 x 9 patches
+    plots = {p.name for p in (result.run_dir / "plots").iterdir()}
+    assert {"roc.png", "confusion.png", "attention_rollout.png", "routing_maps.png", "expert_load.png",
+            "occupancy_mean.png", "occupancy_difference.png", "sample_maps.png", "monitoring.png",
+            "anomaly_residuals.png"} <= plots
+    for name in ("model.keras", "autoencoder.keras"):
+        keras.saving.load_model(result.run_dir / name)  # safe mode
+
+
+@pytest.mark.slow
+def test_monitoring_view_flags_the_injected_anomalies(moe_run):
+    result, _ = moe_run
+    mon = result.metrics["test"]["monitoring"]
+    assert mon["n_injected"] >= 3
+    assert mon["efficiency_at_far"] >= 0.9  # target: >= 90% flagged at a 1% false-alarm rate
+    assert mon["anomaly_auc"] > 0.95
+    # the threshold learnt on (contaminated) validation lumisections flags them too, and little else
+    assert mon["flag_efficiency"] >= 0.9 and mon["false_alarm_rate_observed"] <= 0.05
+    flagged = {tuple(f) for f in mon["autoencoder"]["flagged"]}
+    truth = json.loads((result.run_dir.parents[2] / "data" / "synthetic" / "hcal_dqm" / "anomalies.json").read_text())
+    injected = {(run, a["lumisection"]) for run, recs in truth["runs"].items() for a in recs}
+    assert len(flagged & injected) >= 0.9 * mon["n_injected"]
+
+
+@pytest.mark.slow
+def test_scoring_files_as_an_independent_sample(moe_run, tmp_path):
+    result, root = moe_run
+    task = get_task("hcal_dqm")
+    files = result.metrics["data"]["paths"]
+    cfg = result.config.set("data.max_events", 80)
+    data = task.load_data(cfg, paths=files, for_evaluation=True)
+    assert data.train is None and data.val is None and data.info["n_test"] == 160
+    out = task.evaluate(RunContext(cfg, task, data, tmp_path), result.models, data)
+    assert out["baseline_logreg_band_means"]["roc_auc"] is None  # nothing to train it on
+    assert out["roc_auc"] > 0.9
+    mon = out["monitoring"]
+    assert "scored lumisections" in mon["autoencoder"]["threshold_from"]  # no validation split here
+    assert mon["n_injected"] >= 4 and mon["efficiency_at_far"] >= 0.9
+    third = tmp_path / "Run999_Dataset.npy"
+    third.write_bytes((root / "data" / "synthetic" / "hcal_dqm" / "Run355456_Dataset.npy").read_bytes())
+    with pytest.raises(DataError, match="2 run files"):  # the model knows two runs
+        task.load_data(cfg, paths=files + [str(third)], for_evaluation=True)
+
+
+def test_three_runs_train_a_softmax_classifier(tmp_path):
+    task = get_task("hcal_dqm")
+    cfg = _config(tmp_path, "default", ["data.n_runs=3", "data.synthetic_events=40", "data.n_blocks=4",
+                                        "data.split=(0.5, 0.25, 0.25)"])
+    data = task.load_data(cfg)
+    assert data.info["runs"] == ["Run355456", "Run357479", "Run359691"]
+    x, y = next(iter(data.train))
+    assert y.shape[1:] == (3,)
+    model = task.build_model(cfg, data)
+    task.compile(model, cfg, data, steps_per_epoch=2)
+    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    loss = model.compute_loss(x, y, model(x))  # the categorical loss accepts the one-hot labels
+    assert np.isfinite(float(loss))
+    p = keras.ops.convert_to_numpy(model(next(iter(data.test))[0]))
+    assert p.shape[1:] == (3,)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    base = task._band_baseline(data.extras["runs"], data.extras["segments"], np.repeat([0, 1, 2], 10), 3, 0)
+    assert 0.0 <= base["summary"]["roc_auc"] <= 1.0
