@@ -12,3 +12,9 @@ from .sparse_noise import SparseNoise  # noqa: F401
 from .log1p import Log1p  # noqa: F401
 from .patches import Patchify, Unpatchify  # noqa: F401
 from .moe import MixtureOfExperts  # noqa: F401
+from .feature_tokenizer import FeatureTokenizer  # noqa: F401
+from .per_token_dense import PerTokenDense  # noqa: F401
+from .discrete_embedding import DiscreteTokenEmbedding  # noqa: F401
+from .token_masking import RandomTokenMasking  # noqa: F401
+from .mask_token import MaskTokenInsert  # noqa: F401
+from .pair_mass import PairInvariantMass  # noqa: F401
