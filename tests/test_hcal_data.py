@@ -208,3 +208,23 @@ def test_band_features_average_active_cells_per_band():
     active[0:2, :2] = True
     active[4, 1] = True
     np.testing.assert_allclose(hcal.band_features(x, [(0, 2), (4, 5)], active), [[2, 10], [4, 20]])
+
+
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "MADV_DONTNEED"), reason="needs madvise(MADV_DONTNEED)")
+def test_streaming_a_run_keeps_resident_memory_flat(tmp_path):
+    import psutil
+
+    path = tmp_path / "Run1_Dataset.npy"
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(1600, 64, 72))  # 59 MB
+    arr[:] = 1.0
+    arr.flush()
+    del arr
+    runs = hcal.open_runs([path, _write(tmp_path / "Run2_Dataset.npy", np.ones((4, 64, 72)))], validate=False)
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    total = 0.0
+    for x, _, _ in hcal.iterate(runs, [(0, 0, 1600)], chunk_size=100):
+        total += float(x.sum())
+    grown = (proc.memory_info().rss - before) / 2 ** 20
+    assert total == 1600 * 64 * 72
+    assert grown < 20, f"resident memory grew by {grown:.0f} MB while streaming a 59 MB run"
