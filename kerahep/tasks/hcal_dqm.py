@@ -299,6 +299,25 @@ class HcalDqm(Task):
                                  normalize=m.normalize,
                                  adapt_data=self._adapt_data(config, data) if m.normalize else None)
 
+    def examples(self) -> dict:
+        """Tiny ViT, MoE-ViT (three runs) and autoencoder instances for the backend matrix."""
+        from ..models.ae import build_autoencoder
+        from ..models.vit import build_moe_vit, build_vit
+        from .base import ModelExample
+
+        rng = np.random.default_rng(0)
+        x = rng.poisson(40.0, size=(6, 16, 24)).astype("float32")
+        x[:, 5:10] = 0.0
+        tiny = dict(patch_size=(8, 8), dim=16, depth=2, num_heads=2, adapt_data=x)
+        return {
+            "hcal_vit": ModelExample(lambda: build_vit((16, 24), **tiny), x, np.array([0, 1] * 3, "float32")),
+            "hcal_moe_vit": ModelExample(
+                lambda: build_moe_vit((16, 24), num_classes=3, num_experts=3, top_k=2, moe_every=1, **tiny), x,
+                np.eye(3, dtype="float32")[[0, 1, 2] * 2], loss="categorical_crossentropy"),
+            "hcal_autoencoder": ModelExample(lambda: build_autoencoder((16, 24), latent_dim=4, hidden=16, adapt_data=x),
+                                             x, np.zeros_like(x), loss="mse"),
+        }
+
     def compile(self, model, config: Config, data: TaskData, steps_per_epoch: int | None = None):
         import keras
 

@@ -1,0 +1,226 @@
+"""hcal_dqm benchmarks: memory-mapped input pipeline, streaming memory, ViT against MoE-ViT.
+
+Rows (ratios measured side by side in one run, on the synthetic twin's files):
+
+* ``input pipeline, memmap vs in-memory``: maps per second of one shuffled training
+  epoch read from the memory-mapped ``.npy`` files (:func:`kerahep.data.hcal.make_dataset`,
+  no cache) against the same maps as one in-memory array in ``tf.data``, no model.
+* ``ViT training, memmap vs in-memory``: maps per second of training the default ViT fed
+  by each (target >= 0.9: the reader is not the bottleneck).
+* ``peak memory, memmap epoch, 4x more lumisections``: peak resident memory of one
+  streamed epoch over runs four times longer (target <= 1.2: the reader streams;
+  each epoch in its own process, which reports its own ``ru_maxrss``).
+* ``memory added, memmap epoch vs loading the runs``: peak memory added by a streamed
+  epoch over the longer runs against loading them into memory as float32 (target <= 0.5).
+* ``training throughput, moe_vit vs vit``: maps per second of the default MoE-ViT
+  against the default ViT (same width and depth), the price of routing on this machine.
+
+Run with ``python -m scripts.benchmark --task hcal_dqm [--quick]`` or
+``python -m kerahep.benchmarks.hcal_dqm [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import Row, ratio_row
+
+TASK = "hcal_dqm"
+BATCH = 64
+SHUFFLE = 512
+
+
+def _twin(workdir: Path, n: int) -> list[str]:
+    from ..data.synthetic.hcal import ensure_twin
+
+    return ensure_twin(workdir / f"twin_{n}", n_lumisections=n, anomaly_fraction=0.0, seed=0)["paths"]
+
+
+def _datasets(paths):
+    import tensorflow as tf
+
+    from ..data import hcal
+
+    runs = hcal.open_runs(paths, validate=False)
+    segments = [(r, 0, n) for r, n in enumerate(runs.sizes)]
+    streamed = hcal.make_dataset(runs, segments, BATCH, training=True, seed=0, cache=False, shuffle_buffer=SHUFFLE)
+    x = np.concatenate([runs.read(r, 0, n) for r, n in enumerate(runs.sizes)])
+    y = np.concatenate([np.full(n, r, np.float32) for r, n in enumerate(runs.sizes)])
+    memory = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(SHUFFLE, seed=0, reshuffle_each_iteration=True)
+              .batch(BATCH).prefetch(tf.data.AUTOTUNE))
+    return runs, {"memmap": streamed, "memory": memory}, x
+
+
+def _epoch(ds) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    n = 0
+    for xb, _ in ds:
+        n += int(xb.shape[0])
+    return n, time.perf_counter() - t0
+
+
+def _model(variant: str, adapt):
+    import keras
+
+    from ..models.vit import build_moe_vit, build_vit
+    from ..registry import get_task
+
+    m = get_task(TASK).preset("moe_vit" if variant == "moe_vit" else "default").model
+
+    keras.utils.set_random_seed(0)
+    common = dict(patch_size=m.patch, dim=m.dim, depth=m.depth, num_heads=m.num_heads, mlp_ratio=m.mlp_ratio,
+                  dropout=m.dropout, log_scale=m.log_scale, adapt_data=adapt)
+    if variant == "moe_vit":
+        model = build_moe_vit(adapt.shape[1:], num_experts=m.num_experts, top_k=m.top_k,
+                              capacity_factor=m.capacity_factor, aux_loss_weight=m.aux_loss_weight,
+                              moe_every=m.moe_every, **common)
+    else:
+        model = build_vit(adapt.shape[1:], **common)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="binary_crossentropy")
+    return model
+
+
+def _train_rate(models: dict, data: dict, steps: int, repeats: int) -> dict:
+    """Maps per second of ``steps`` training steps for each (model, data) pair, best of ``repeats``,
+    the pairs alternating so that load changes on the machine hit them alike."""
+    for k in models:  # warm-up: tracing, first reads
+        models[k].fit(data[k].repeat(), epochs=1, steps_per_epoch=2, verbose=0)
+    best = {k: float("inf") for k in models}
+    for _ in range(repeats):
+        for k in models:
+            t0 = time.perf_counter()
+            models[k].fit(data[k].repeat(), epochs=1, steps_per_epoch=steps, verbose=0)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return {k: steps * BATCH / v for k, v in best.items()}
+
+
+def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
+    n = 500 if quick else 2000
+    runs, data, x = _datasets(_twin(workdir, n))
+    for ds in data.values():  # warm-up
+        _epoch(ds)
+    best = {k: float("inf") for k in data}
+    maps = {}
+    for _ in range(2 if quick else 3):
+        for k, ds in data.items():
+            maps[k], dt = _epoch(ds)
+            best[k] = min(best[k], dt)
+    rate = {k: maps[k] / best[k] for k in data}
+    rows = [ratio_row(TASK, "input pipeline, memmap vs in-memory", rate["memory"], rate["memmap"], "maps/s",
+                      notes=f"one shuffled epoch of 2 x {n} maps (64 x 72), batch {BATCH}, shuffle buffer {SHUFFLE}, "
+                            f"no model; best of {2 if quick else 3}")]
+    steps = 10 if quick else 30
+    adapt = x[:: max(1, len(x) // 1000)]
+    models = {"memmap": _model("vit", adapt), "memory": _model("vit", adapt)}
+    repeats = 2 if quick else 3
+    train = _train_rate(models, data, steps, repeats)
+    rows.append(ratio_row(TASK, "ViT training, memmap vs in-memory", train["memory"], train["memmap"], "maps/s",
+                          target=0.9, notes=f"default ViT, batch {BATCH}, {steps} steps, best of {repeats}"))
+    vit_vs_moe = {"vit": _model("vit", adapt), "moe_vit": _model("moe_vit", adapt)}
+    rate = _train_rate(vit_vs_moe, {"vit": data["memory"], "moe_vit": data["memory"]}, steps, repeats)
+    rows.append(ratio_row(TASK, "training throughput, moe_vit vs vit", rate["vit"], rate["moe_vit"], "maps/s",
+                          notes=f"default presets (dim 64, depth 4; MoE: 4 experts, top-2, every 2nd block), "
+                                f"in-memory data, batch {BATCH}, {steps} steps, best of {repeats}",
+                          params={k: int(m.count_params()) for k, m in vit_vs_moe.items()}))
+    return rows
+
+
+# ------------------------------------------------------------------------ memory rows
+def stream_epoch(paths) -> dict:
+    """One streamed training epoch over ``paths`` (no model); this process's peak RSS in MB."""
+    import resource
+
+    from ..data import hcal
+
+    import psutil
+
+    runs = hcal.open_runs(paths, validate=False)
+    segments = [(r, 0, n) for r, n in enumerate(runs.sizes)]
+    ds = hcal.make_dataset(runs, segments, BATCH, training=True, seed=0, cache=False, shuffle_buffer=SHUFFLE)
+    before = psutil.Process().memory_info().rss / 2 ** 20
+    n, dt = _epoch(ds)
+    return {"maps": n, "seconds": dt, "rss_before_mb": before,
+            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def load_all(paths) -> dict:
+    """Load ``paths`` whole into memory as float32 (what a reader without memory maps does)."""
+    import resource
+
+    import psutil
+    import tensorflow as tf  # noqa: F401  (same imports as the streamed child)
+
+    from ..data import hcal  # noqa: F401
+
+    before = psutil.Process().memory_info().rss / 2 ** 20
+    arrays = [np.load(p).astype(np.float32) for p in paths]
+    return {"maps": int(sum(len(a) for a in arrays)), "rss_before_mb": before,
+            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def _child(mode: str, paths) -> dict:
+    cmd = [sys.executable, "-m", "kerahep.benchmarks.hcal_dqm", f"--child-{mode}", *map(str, paths)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory_rows(workdir: Path, quick: bool) -> list[Row]:
+    n = 250 if quick else 1000
+    small, large = _twin(workdir, n), _twin(workdir, 4 * n)
+    s, big = _child("stream", small), _child("stream", large)
+    loaded = _child("load", large)
+    raw_large = 2 * 4 * n * 64 * 72 * 8 / 2 ** 20
+    added = {k: max(r["self_maxrss_mb"] - r["rss_before_mb"], 1.0) for k, r in
+             (("small", s), ("large", big), ("loaded", loaded))}
+    files = f"2 runs x {n} vs x {4 * n} lumisections ({raw_large / 4:.0f} vs {raw_large:.0f} MB of float64 files)"
+    return [
+        ratio_row(TASK, "peak memory, memmap epoch, 4x more lumisections", s["self_maxrss_mb"], big["self_maxrss_mb"],
+                  "MB", target=1.2, higher_is_better=False,
+                  notes=f"{files}; shuffle buffer {SHUFFLE}; each epoch in its own process (peak includes the "
+                        f"imports, about {s['rss_before_mb']:.0f} MB)",
+                  added_mb=[added["small"], added["large"]], seconds=[s["seconds"], big["seconds"]]),
+        ratio_row(TASK, "memory added, memmap epoch vs loading the runs", added["loaded"], added["large"], "MB",
+                  target=0.5, higher_is_better=False,
+                  notes=f"peak minus resident memory before the epoch (or the load), 2 runs x {4 * n} lumisections "
+                        f"({raw_large:.0f} MB of float64 files, kept as float32 when loaded)"),
+    ]
+
+
+def run(quick: bool = False, workdir=None) -> list[Row]:
+    """Measure the hcal_dqm rows (see the module docstring); ``quick`` uses smaller twins."""
+    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="kerahep-bench-hcal_dqm-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    return memory_rows(workdir, quick) + pipeline_rows(workdir, quick)
+
+
+def _main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--workdir")
+    ap.add_argument("--child-stream", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--child-load", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child_stream:
+        print(json.dumps(stream_epoch(args.child_stream)))
+        return
+    if args.child_load:
+        print(json.dumps(load_all(args.child_load)))
+        return
+    for row in run(args.quick, args.workdir):
+        print(json.dumps(row.to_dict()))
+
+
+if __name__ == "__main__":
+    _main()
