@@ -18,3 +18,7 @@ from .discrete_embedding import DiscreteTokenEmbedding  # noqa: F401
 from .token_masking import RandomTokenMasking  # noqa: F401
 from .mask_token import MaskTokenInsert  # noqa: F401
 from .pair_mass import PairInvariantMass  # noqa: F401
+from .squeeze_excitation import SqueezeExcitation  # noqa: F401
+from .attention_pool import AttentionPooling2D  # noqa: F401
+from .select_channels import SelectChannels  # noqa: F401
+from .channel_log import ChannelLog1p  # noqa: F401
