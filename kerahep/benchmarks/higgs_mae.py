@@ -1,0 +1,206 @@
+"""higgs_mae benchmarks: the chunked HIGGS reader against reading the file whole.
+
+Rows (ratios measured side by side in one run, on files in the UCI format written from
+the synthetic twin):
+
+* ``reader, chunked tf.data vs pandas whole file``: events per second of one pass of
+  :func:`kerahep.data.higgs.higgs_dataset` (chunks of 65536 lines, phi -> cos/sin,
+  re-batched to 1024) against ``pandas.read_csv`` of the whole file plus the same
+  transform (target >= 0.7: streaming costs little).
+* ``parser, pandas chunks vs TextLineDataset``: events per second of the chunked pandas
+  parser against a ``tf.data.TextLineDataset`` + ``tf.io.decode_csv`` reader of the same
+  lines (batches of 4096 lines, parallel map): the measurement behind the reader's choice.
+* ``peak memory added, chunked pass, 4x larger file``: memory added by one streamed pass
+  over a file four times larger (target <= 1.3: the reader streams); every measurement
+  runs in its own process, which reports its peak resident memory (``ru_maxrss``) minus
+  its resident memory after the imports.
+* ``peak memory added, chunked pass vs whole-file read``: on the larger file, the streamed
+  pass against ``pandas.read_csv`` of the whole file (target <= 0.5).
+
+Run with ``python -m scripts.benchmark --task higgs_mae [--quick]`` or
+``python -m kerahep.benchmarks.higgs_mae [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import Row, ratio_row
+
+TASK = "higgs_mae"
+BATCH = 1024
+
+
+def make_file(path: Path, events: int, gz: bool = False) -> Path:
+    """A HIGGS-format file of ``events`` lines (twin events, tiled; UCI number format)."""
+    from ..data.higgs import write_higgs
+    from ..data.synthetic.higgs import generate
+
+    block = min(events, 20000)
+    ev = generate((block + 1) // 2, seed=0)
+    reps = int(np.ceil(events / len(ev["label"])))
+    labels = np.tile(ev["label"], reps)[:events]
+    raw = np.tile(ev["raw"], (reps, 1))[:events]
+    return write_higgs(path.with_suffix(".csv.gz") if gz else path, labels, raw)
+
+
+def grow(src: Path, dst: Path, factor: int) -> Path:
+    """``dst`` = ``src`` repeated ``factor`` times (plain text)."""
+    with open(dst, "wb") as out:
+        for _ in range(factor):
+            with open(src, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 22)
+    return dst
+
+
+def chunked_pass(path) -> int:
+    from ..data.higgs import higgs_dataset
+
+    n = 0
+    for _, y in higgs_dataset(path, batch_size=BATCH):
+        n += int(y.shape[0])
+    return n
+
+
+def whole_file(path) -> int:
+    import pandas as pd
+
+    from ..data.higgs import transform
+
+    df = pd.read_csv(path, header=None)
+    arr = df.to_numpy(np.float32)
+    x = transform(arr[:, 1:], "low")
+    return len(x)
+
+
+def pandas_chunks(path) -> int:
+    from ..data.higgs import iter_chunks, transform
+
+    n = 0
+    for y, raw, _ in iter_chunks(path):
+        transform(raw, "low")
+        n += len(y)
+    return n
+
+
+def textline_pass(path) -> int:
+    """The alternative reader: TextLineDataset + decode_csv, phi -> cos/sin in TensorFlow."""
+    import math
+
+    import tensorflow as tf
+
+    from ..data.higgs import PHI_MAX
+
+    phi_cols = [3, 5, 8, 12, 16, 20]
+    scale = math.pi / PHI_MAX
+    compression = "GZIP" if str(path).endswith(".gz") else ""
+
+    def decode(lines):
+        cols = tf.io.decode_csv(lines, [0.0] * 29)
+        feats = []
+        for j in range(1, 22):
+            if j in phi_cols:
+                feats += [tf.cos(cols[j] * scale), tf.sin(cols[j] * scale)]
+            else:
+                feats.append(cols[j])
+        return tf.stack(feats, axis=1), cols[0]
+
+    ds = (tf.data.TextLineDataset(str(path), compression_type=compression).batch(4096)
+          .map(decode, num_parallel_calls=tf.data.AUTOTUNE).rebatch(BATCH).prefetch(tf.data.AUTOTUNE))
+    n = 0
+    for _, y in ds:
+        n += int(y.shape[0])
+    return n
+
+
+def _timed(fn, path, repeat: int) -> float:
+    best = float("inf")
+    n = 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        n = fn(path)
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+_CHILD = """
+import os, resource, sys, psutil
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy, pandas, tensorflow
+from kerahep.benchmarks import higgs_mae as b
+base = psutil.Process().memory_info().rss
+n = getattr(b, sys.argv[1])(sys.argv[2])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print("RESULT", n, base, peak)
+"""
+
+
+def peak_added(mode: str, path) -> float:
+    """Peak resident memory (MB) added by ``mode`` (a function of this module) in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")][-1]
+    _, n, base, peak = line.split()
+    return max(float(peak) - float(base), 0.0) / 1e6
+
+
+def run(quick: bool = False, workdir=None) -> list[Row]:
+    """Measure the rows of the module docstring; ``quick`` uses smaller files."""
+    work = Path(workdir or tempfile.mkdtemp(prefix="kerahep-higgs-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    events = 40_000 if quick else 200_000
+    repeat = 1 if quick else 2
+    small = make_file(work / "HIGGS_small.csv", events)
+    notes = f"{events} events, {small.stat().st_size / 1e6:.0f} MB, UCI '%.18e' format"
+    warm = make_file(work / "HIGGS_warm.csv", 2000)
+    for fn in (chunked_pass, textline_pass, whole_file):  # one-time TensorFlow and pandas start-up
+        fn(warm)
+    rows = []
+    chunked = _timed(chunked_pass, small, repeat)
+    whole = _timed(whole_file, small, repeat)
+    rows.append(ratio_row(TASK, "reader, chunked tf.data vs pandas whole file", whole, chunked, "events/s",
+                          target=0.7, notes=notes))
+    pd_rate = _timed(pandas_chunks, small, repeat)
+    tf_rate = _timed(textline_pass, small, repeat)
+    rows.append(ratio_row(TASK, "parser, pandas chunks vs TextLineDataset", tf_rate, pd_rate, "events/s",
+                          notes=notes + "; ratio > 1: pandas faster"))
+    gz = make_file(work / "HIGGS_gz", events // 4, gz=True)
+    rows.append(ratio_row(TASK, "reader on .csv.gz, chunked tf.data vs pandas whole file", _timed(whole_file, gz, repeat),
+                          _timed(chunked_pass, gz, repeat), "events/s", target=0.7,
+                          notes=f"{events // 4} events, gzip"))
+    large = grow(small, work / "HIGGS_large.csv", 4)
+    m_small = peak_added("chunked_pass", small)
+    m_large = peak_added("chunked_pass", large)
+    rows.append(ratio_row(TASK, "peak memory added, chunked pass, 4x larger file", m_small, m_large, "MB",
+                          target=1.3, higher_is_better=False,
+                          notes=f"{events} vs {4 * events} events; own process each"))
+    m_whole = peak_added("whole_file", large)
+    rows.append(ratio_row(TASK, "peak memory added, chunked pass vs whole-file read", m_whole, m_large, "MB",
+                          target=0.5, higher_is_better=False,
+                          notes=f"{4 * events} events, {large.stat().st_size / 1e6:.0f} MB"))
+    if workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    for r in run(quick=args.quick):
+        print(json.dumps(r.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
