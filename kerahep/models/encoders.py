@@ -28,25 +28,25 @@ def _scales(channel_scales, channels: int):
     return [1.0] * channels if channel_scales is None else list(channel_scales)
 
 
-def _conv_bn(x, filters, kernel, strides, name, relu=True):
+def _conv_bn(x, filters, kernel, strides, name, relu=True, momentum=0.9):
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def _basic_block(x, filters, strides, name):
+def _basic_block(x, filters, strides, name, momentum):
     shortcut = x
-    h = _conv_bn(x, filters, 3, strides, f"{name}_a")
-    h = _conv_bn(h, filters, 3, 1, f"{name}_b", relu=False)
+    h = _conv_bn(x, filters, 3, strides, f"{name}_a", momentum=momentum)
+    h = _conv_bn(h, filters, 3, 1, f"{name}_b", relu=False, momentum=momentum)
     if strides != 1 or int(x.shape[-1]) != filters:
-        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_proj", relu=False)
+        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_proj", relu=False, momentum=momentum)
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([h, shortcut]))
 
 
 def resnet18_encoder(input_shape=JET_SHAPE, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2),
                      stem_filters: int | None = None, channel_scales=None, log_scale: bool = True,
-                     name: str = "resnet18_encoder") -> keras.Model:
+                     bn_momentum: float = 0.9, name: str = "resnet18_encoder") -> keras.Model:
     """ResNet-18 for multi-channel jet images, ending in global average pooling.
 
     The stem (7x7 convolution, stride 2, then 3x3 max pooling) takes 125x125 to 32x32;
@@ -61,6 +61,8 @@ def resnet18_encoder(input_shape=JET_SHAPE, widths=(64, 128, 256, 512), blocks=(
         channel_scales: per-channel scales of the :class:`~kerahep.layers.ChannelScale`
             layer applied first (None: ones).
         log_scale: compress each scaled channel with a signed ``log1p``.
+        bn_momentum: momentum of the batch-normalisation moving statistics (0.9 rather than
+            Keras' 0.99, so they settle within the few hundred steps of a small run).
         name: model name.
 
     Returns:
@@ -76,18 +78,19 @@ def resnet18_encoder(input_shape=JET_SHAPE, widths=(64, 128, 256, 512), blocks=(
         raise ValueError(f"widths {tuple(widths)} and blocks {tuple(blocks)} need the same non-zero length")
     inp = keras.Input(tuple(input_shape), name="jet")
     x = ChannelScale(_scales(channel_scales, input_shape[-1]), log=log_scale, name="channel_scale")(inp)
-    x = _conv_bn(x, int(stem_filters or widths[0]), 7, 2, "stem")
+    x = _conv_bn(x, int(stem_filters or widths[0]), 7, 2, "stem", momentum=bn_momentum)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for s, (w, n) in enumerate(zip(widths, blocks)):
         for b in range(int(n)):
-            x = _basic_block(x, int(w), 2 if (b == 0 and s > 0) else 1, f"stage{s + 1}_block{b + 1}")
+            x = _basic_block(x, int(w), 2 if (b == 0 and s > 0) else 1, f"stage{s + 1}_block{b + 1}", bn_momentum)
     out = layers.GlobalAveragePooling2D(name="latent")(x)
     return keras.Model(inp, out, name=name)
 
 
 def hybrid_encoder(input_shape=JET_SHAPE, stem_filters=(32, 64), patch_size: int = 4, dim: int = 64,
                    depth: int = 2, num_heads: int = 4, mlp_ratio: float = 2.0, dropout: float = 0.0,
-                   channel_scales=None, log_scale: bool = True, name: str = "hybrid_encoder") -> keras.Model:
+                   channel_scales=None, log_scale: bool = True, bn_momentum: float = 0.9,
+                   name: str = "hybrid_encoder") -> keras.Model:
     """CNN-Transformer hybrid: convolutional stem, patch tokens, Transformer blocks, mean pooling.
 
     Each stem convolution (3x3, stride 2) halves the image (125 -> 63 -> 32); a
@@ -106,6 +109,7 @@ def hybrid_encoder(input_shape=JET_SHAPE, stem_filters=(32, 64), patch_size: int
         dropout: dropout inside the Transformer blocks.
         channel_scales: per-channel scales of the first layer (None: ones).
         log_scale: compress each scaled channel with a signed ``log1p``.
+        bn_momentum: momentum of the stem's batch-normalisation statistics.
         name: model name.
 
     Returns:
@@ -120,7 +124,7 @@ def hybrid_encoder(input_shape=JET_SHAPE, stem_filters=(32, 64), patch_size: int
     inp = keras.Input(tuple(input_shape), name="jet")
     x = ChannelScale(_scales(channel_scales, input_shape[-1]), log=log_scale, name="channel_scale")(inp)
     for i, f in enumerate(stem_filters):
-        x = _conv_bn(x, int(f), 3, 2, f"stem{i + 1}")
+        x = _conv_bn(x, int(f), 3, 2, f"stem{i + 1}", momentum=bn_momentum)
     if x.shape[1] < patch_size or x.shape[2] < patch_size:
         raise ValueError(f"patch_size {patch_size} is larger than the stem output {tuple(x.shape[1:3])}")
     x = layers.Conv2D(int(dim), patch_size, strides=patch_size, padding="valid", name="patch_embed")(x)

@@ -65,7 +65,7 @@ def projection_head(input_dim: int, hidden: int = 128, output_dim: int = 64, nam
     """
     inp = keras.Input((int(input_dim),), name="latent")
     x = layers.Dense(int(hidden), use_bias=False, name="proj_hidden")(inp)
-    x = layers.BatchNormalization(name="proj_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="proj_bn")(x)
     x = layers.ReLU(name="proj_relu")(x)
     out = layers.Dense(int(output_dim), dtype="float32", name="projection")(x)
     return keras.Model(inp, out, name=name)

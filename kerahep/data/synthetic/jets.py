@@ -354,6 +354,18 @@ def _write(path, n, seed, labelled, chunk_rows, compression_level, progress):
     return (np.concatenate(latents) if latents else np.zeros((0, 10))), y, m, pt
 
 
+def write_jet_file(path, n: int, seed=0, labelled: bool = False, chunk_rows: int = 4,
+                   compression_level: int = 4, progress: bool = False) -> Path:
+    """Write one jet file of ``n`` synthetic jets (``jet``, plus ``Y``, ``m``, ``pT`` if ``labelled``).
+
+    Example:
+        >>> write_jet_file("bench/unlabelled.h5", 256, seed=1)
+        PosixPath('bench/unlabelled.h5')
+    """
+    _write(Path(path), int(n), seed, labelled, int(chunk_rows), int(compression_level), progress)
+    return Path(path)
+
+
 def oracle_auc(latent, y, seed: int = 0):
     """Cross-validated AUC of a gradient-boosted classifier on the latent truth (None if too few jets)."""
     if len(y) < 200 or len(np.unique(y)) < 2:

@@ -1,0 +1,166 @@
+"""jet_ssl benchmarks: streaming memory and input-pipeline throughput.
+
+Rows (ratios measured side by side in one run):
+
+* ``peak memory, SimCLR pre-training, 4x larger file``: peak resident memory of a
+  pre-training epoch streamed from an unlabelled file with four times the jets, against
+  the smaller file (target <= 1.2: the reader streams). Each epoch runs in its own
+  subprocess, and its peak comes from ``os.wait4`` (the child's own ``ru_maxrss``), so
+  every measurement starts clean.
+* ``pre-training throughput, HDF5 pipeline vs in-memory``: jets per second of SimCLR
+  pre-training of the default preset's encoder fed by :class:`kerahep.data.jets.JetStream`
+  against the same jets as one in-memory array in ``tf.data`` (target >= 0.9).
+
+Run with ``python -m scripts.benchmark --task jet_ssl [--quick]`` or
+``python -m kerahep.benchmarks.jet_ssl [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import Row, ratio_row
+
+TASK = "jet_ssl"
+#: a small encoder for the memory rows (the memory of streaming does not depend on it)
+MEMORY_ENCODER = {"widths": (4, 8), "blocks": (1, 1)}
+
+
+def _simclr(widths, blocks, scales=None, seed: int = 0):
+    import keras
+
+    from ..models.encoders import build_encoder, jet_augmenter
+    from ..models.simclr import SimCLR
+
+    keras.utils.set_random_seed(seed)
+    enc = build_encoder("resnet18", widths=tuple(widths), blocks=tuple(blocks), channel_scales=scales)
+    model = SimCLR(enc, jet_augmenter(seed=seed), projection_dim=32, projection_hidden=64, temperature=0.2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return model
+
+
+def pretrain_epoch(path, batch_size: int = 32, shuffle_buffer: int = 64, widths=(4, 8), blocks=(1, 1)) -> dict:
+    """One streamed SimCLR epoch over an unlabelled file; returns jets, seconds and own peak RSS (MB)."""
+    import resource
+
+    from ..data.jets import JetStream
+
+    stream = JetStream([(path, None)])
+    ds = stream.dataset(batch_size, shuffle=True, seed=0, shuffle_buffer=shuffle_buffer, drop_remainder=True,
+                        with_targets=False)
+    model = _simclr(widths, blocks)
+    t0 = time.perf_counter()
+    model.fit(ds, epochs=1, verbose=0)
+    dt = time.perf_counter() - t0
+    return {"jets": len(stream) // batch_size * batch_size, "seconds": dt,
+            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def _child_peak(path, batch_size, shuffle_buffer) -> tuple[float, dict]:
+    """Run :func:`pretrain_epoch` in a fresh interpreter; return its peak RSS (MB) and its report."""
+    cmd = [sys.executable, "-m", "kerahep.benchmarks.jet_ssl", "--child", str(path), "--batch-size", str(batch_size),
+           "--shuffle-buffer", str(shuffle_buffer)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    out, err = proc.communicate()
+    # RUSAGE_CHILDREN would be the maximum over every child so far: the child reports its own peak
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}): {err[-2000:]}")
+    report = json.loads(out.strip().splitlines()[-1])
+    return report["self_maxrss_mb"], report
+
+
+def memory_rows(workdir: Path, quick: bool) -> list[Row]:
+    from ..data.synthetic.jets import write_jet_file
+
+    n = 64 if quick else 256
+    batch, buffer = 16, 32
+    small = write_jet_file(workdir / f"unlabelled_{n}.h5", n, seed=1)
+    large = write_jet_file(workdir / f"unlabelled_{4 * n}.h5", 4 * n, seed=2)
+    rss_small, rep_small = _child_peak(small, batch, buffer)
+    rss_large, rep_large = _child_peak(large, batch, buffer)
+    raw_small = n * 125 * 125 * 8 * 4 / 2 ** 20
+    # what a reader that loads the file would show: the extra 3n jets on top of the small run
+    full_load = (rss_small + 3 * raw_small) / rss_small
+    return [ratio_row(TASK, "peak memory, SimCLR pre-training, 4x larger file", rss_small, rss_large, "MB",
+                      target=1.2, higher_is_better=False,
+                      notes=f"{n} vs {4 * n} jets ({raw_small:.0f} vs {4 * raw_small:.0f} MB as float32); "
+                            f"batch {batch}, shuffle buffer {buffer}; each epoch in its own process; "
+                            f"loading the files would give about {full_load:.2f}",
+                      jets=[n, 4 * n], seconds=[rep_small["seconds"], rep_large["seconds"]],
+                      full_load_ratio_estimate=full_load)]
+
+
+def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
+    import numpy as np
+    import tensorflow as tf
+
+    from ..data.jets import JetStream, channel_scales
+    from ..data.synthetic.jets import write_jet_file
+    from ..registry import get_task
+
+    cfg = get_task(TASK).preset()
+    widths = cfg.model.widths
+    blocks = tuple(cfg.model.blocks) or (2,) * len(widths)
+    n = 128 if quick else 512
+    batch = 32
+    path = write_jet_file(workdir / f"throughput_{n}.h5", n, seed=3)
+    stream = JetStream([(path, None)])
+    scales = channel_scales(stream)
+    piped = stream.dataset(batch, shuffle=True, seed=0, shuffle_buffer=cfg.data.shuffle_buffer, drop_remainder=True,
+                           with_targets=False)
+    array = stream.read_all()
+    memory = (tf.data.Dataset.from_tensor_slices(array).shuffle(cfg.data.shuffle_buffer, seed=0)
+              .batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+    models = {"pipeline": _simclr(widths, blocks, scales), "memory": _simclr(widths, blocks, scales)}
+    data = {"pipeline": piped, "memory": memory}
+    for k in models:  # warm-up: tracing, first reads
+        models[k].fit(data[k], epochs=1, verbose=0, steps_per_epoch=2)
+    best = {k: float("inf") for k in models}
+    for _ in range(1 if quick else 2):  # alternate, so load changes hit both alike
+        for k in ("pipeline", "memory"):
+            t0 = time.perf_counter()
+            models[k].fit(data[k], epochs=1, verbose=0)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    jets = n // batch * batch
+    rate = {k: jets / v for k, v in best.items()}
+    del array
+    return [ratio_row(TASK, "pre-training throughput, HDF5 pipeline vs in-memory", rate["memory"], rate["pipeline"],
+                      "jets/s", target=0.9,
+                      notes=f"SimCLR, ResNet-18 widths {tuple(widths)}, batch {batch}, {jets} jets per epoch, "
+                            f"best of {1 if quick else 2} epochs each",
+                      encoder_widths=list(widths), jets=jets)]
+
+
+def run(quick: bool = False, workdir=None) -> list[Row]:
+    """Measure the jet_ssl rows (see the module docstring); ``quick`` uses smaller files."""
+    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="kerahep-bench-jet_ssl-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    return memory_rows(workdir, quick) + throughput_rows(workdir, quick)
+
+
+def _main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--workdir")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
+    ap.add_argument("--shuffle-buffer", type=int, default=32, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(pretrain_epoch(args.child, args.batch_size, args.shuffle_buffer,
+                                        **{k: v for k, v in MEMORY_ENCODER.items()})))
+        return
+    for row in run(args.quick, args.workdir):
+        print(json.dumps(row.to_dict()))
+
+
+if __name__ == "__main__":
+    _main()

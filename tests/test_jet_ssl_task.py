@@ -1,0 +1,108 @@
+"""jet_ssl task: configuration, label-fraction subsets, the whole run on a tiny twin, bad inputs."""
+
+import json
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from kerahep.errors import ConfigError, DataError
+from kerahep.registry import get_task
+from kerahep.tasks.jet_ssl import METHODS, nested_subsets
+
+TINY = [
+    "data.synthetic_events=24", "data.synthetic_labelled=40", "data.label_fractions=(1.0,)",
+    "data.split=(0.5, 0.25, 0.25)", "data.tsne_points=12",
+    "model.widths=(4, 8)", "model.blocks=(1, 1)", "model.head_hidden=(4,)", "model.projection_dim=4",
+    "model.projection_hidden=8", "model.head_epochs=1", "model.downstream_steps=1", "model.downstream_max_epochs=1",
+    "training.epochs=1", "training.batch_size=8", "run.verbose=0",
+]
+
+
+def test_presets_and_bad_settings():
+    task = get_task("jet_ssl")
+    assert task.monitor == "val_auc" and task.monitor_mode == "max"
+    assert set(task.presets) == {"default", "hybrid", "full"}
+    default, full = task.preset(), task.preset("full")
+    assert default.data.label_fractions == (0.1, 1.0) and default.data.synthetic_events <= 5000
+    assert full.model.widths == (64, 128, 256, 512) and full.data.label_fractions == (0.01, 0.1, 1.0)
+    assert task.preset("hybrid").model.name == "hybrid"
+    for bad, msg in [("data.label_fractions=(0.0, 1.0)", "label_fractions"),
+                     ("data.label_fractions=(0.5, 0.5)", "duplicates"),
+                     ("model.name=vgg", "model.name"),
+                     ("model.temperature=0", "temperature"),
+                     ("model.methods=('linear',)", "model.export"),
+                     ("model.blocks=(2, 2)", "model.blocks")]:
+        with pytest.raises(ConfigError, match=msg):
+            default.override([bad])
+
+
+def test_label_fraction_subsets_are_nested_and_stratified():
+    y = np.array([0] * 70 + [1] * 30)
+    subs = nested_subsets(y, (0.1, 0.5, 1.0), seed=4)
+    assert [len(subs[f]) for f in (0.1, 0.5, 1.0)] == [10, 50, 100]
+    assert set(subs[0.1]) <= set(subs[0.5]) <= set(subs[1.0])
+    assert y[subs[0.1]].sum() == 3 and y[subs[0.5]].sum() == 15
+    assert len(nested_subsets([0, 0, 0, 1], (0.01,))[0.01]) == 2  # every class keeps one example
+
+
+@pytest.mark.slow
+def test_train_end_to_end_on_tiny_twin_then_evaluate_new_file(workdir):
+    from kerahep.training import train
+
+    task = get_task("jet_ssl")
+    cfg = task.preset().override(TINY)
+    result = train(cfg)
+    run = result.run_dir
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["data"]["source"] == "synthetic"
+    test = metrics["test"]
+    for key in ("roc_auc", "accuracy", "m_mse", "m_mae", "m_r2", "pt_mse", "pt_mae", "pt_r2"):
+        assert np.isfinite(test[key]), key
+    assert 0 <= test["roc_auc"] <= 1
+    table = json.loads((run / "downstream_table.json").read_text())
+    assert {(r["method"], r["label_fraction"]) for r in table} == {(m, 1.0) for m in METHODS}
+    assert (run / "downstream_table.csv").read_text().splitlines()[0].startswith("label_fraction,labels,method,roc_auc")
+    assert set(test["comparison"]["100pct"]) >= {"frozen_minus_scratch_auc", "finetune_minus_scratch_auc"}
+    plots = {p.name for p in (run / "plots").iterdir()}
+    assert {"roc.png", "m_true_vs_pred.png", "pt_true_vs_pred.png", "m_resolution.png", "pt_resolution.png",
+            "tsne_class.png", "tsne_mass.png", "downstream_table.png", "label_fractions.png",
+            "history_pretrain.png"} <= plots
+    for stage in ("pretrain", "linear_100pct", "frozen_100pct", "finetune_100pct", "scratch_100pct"):
+        assert (run / f"history_{stage}.csv").exists(), stage
+
+    # the saved models score raw jets: encoder -> latent, model -> class probability and GeV
+    twin = workdir / "data" / "synthetic" / "jet_ssl"
+    labelled = twin / "Dataset_Specific_labelled_full_only_for_2i.h5"
+    with h5py.File(labelled) as f:
+        x, m_true = f["jet"][:4], f["m"][:4, 0]
+    model = keras.saving.load_model(run / "model.keras")
+    encoder = keras.saving.load_model(run / "encoder.keras")
+    out = model.predict(x, verbose=0)
+    assert np.all((out["y"] >= 0) & (out["y"] <= 1))
+    assert abs(float(np.mean(out["m"])) - float(np.mean(m_true))) < 150  # GeV, not standardised units
+    assert encoder.predict(x, verbose=0).shape == (4, 8)
+
+    # evaluate on "new" labelled data: every jet goes to test
+    data = task.load_data(cfg, paths=[labelled], for_evaluation=True)
+    assert data.train is None and data.info["n_test"] == 40
+    from kerahep.training import RunContext
+
+    ctx = RunContext(cfg, task, data, workdir / "eval_run")
+    again = task.evaluate(ctx, {"model": model, "encoder": encoder}, data)
+    assert again["n"] == 40 and "table" not in again
+    assert (workdir / "eval_run" / "plots" / "tsne_mass.png").exists()
+
+
+def test_load_data_rejects_inputs_without_a_labelled_file(workdir):
+    task = get_task("jet_ssl")
+    unl = workdir / "unl.h5"
+    with h5py.File(unl, "w") as f:
+        f.create_dataset("jet", data=np.zeros((2, 125, 125, 8), np.float32))
+    cfg = task.preset().override([f"data.paths=('{unl}',)"])
+    with pytest.raises(DataError, match="a labelled jet file") as err:
+        task.load_data(cfg)
+    assert str(unl) in str(err.value)
+    with pytest.raises(DataError, match="no such file"):
+        task.load_data(task.preset().override([f"data.paths=('{workdir / 'absent.h5'}',)"]))
