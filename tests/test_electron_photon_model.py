@@ -10,6 +10,7 @@ from kerahep.layers.attention_pool import AttentionPooling2D
 from kerahep.layers.channel_log import ChannelLog1p
 from kerahep.layers.select_channels import SelectChannels
 from kerahep.layers.squeeze_excitation import SqueezeExcitation
+from kerahep.layers.training_only import TrainingOnly
 from kerahep.models.resnet import VARIANTS, build_resnet15, gradcam_layer
 
 TINY = dict(widths=(4, 8), blocks=(1, 1), embedding_dim=8)
@@ -96,6 +97,7 @@ def test_augmentation_acts_in_training_only_with_independent_flips():
     base[0, 2, 5, 0] = 1.0  # asymmetric in eta and in phi
     x = np.repeat(base, 64, axis=0)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(aug(x, training=False)), x)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(aug(x)), x)  # a plain call does not augment
     out = keras.ops.convert_to_numpy(aug(x, training=True))
     seen = set()
     for img in out:
@@ -111,6 +113,7 @@ def test_random_erasing_fills_with_zero_in_training_only():
     er = keras.Model(m.input, m.get_layer("erasing").output)
     x = np.ones((16, 32, 32, 2), np.float32)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(er(x, training=False)), x)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(er(x)), x)
     out = keras.ops.convert_to_numpy(er(x, training=True))
     assert set(np.unique(out).tolist()) == {0.0, 1.0}
     assert ((out == 0).reshape(16, -1).any(axis=1)).all()
@@ -129,6 +132,7 @@ def test_log_energy_inside_the_model_keeps_zero_and_time():
     (AttentionPooling2D(num_heads=2, name="ap"), (4, 4, 8)),
     (SelectChannels(channels=(1,), name="sel"), (4, 4, 2)),
     (ChannelLog1p(channels=(0,), scale=0.01, name="log"), (4, 4, 2)),
+    (TrainingOnly(keras.layers.RandomFlip("horizontal"), name="train_flip"), (4, 4, 2)),
 ])
 def test_layers_roundtrip(layer, shape, tmp_path):
     inp = keras.Input(shape)
@@ -138,8 +142,12 @@ def test_layers_roundtrip(layer, shape, tmp_path):
     model = keras.Model(inp, out, name=f"rt_{layer.name}")
     x = np.abs(np.random.default_rng(0).normal(size=(3,) + shape)).astype("float32")
     loaded = roundtrip(model, x, tmp_path)
-    cfg = loaded.get_layer(layer.name).get_config()
-    assert {k: v for k, v in cfg.items() if k in layer.get_config()} == layer.get_config()
+    cfg, want = loaded.get_layer(layer.name).get_config(), layer.get_config()
+    if "layer" in want:  # a wrapper: compare the wrapped layer's class and mode
+        assert cfg.pop("layer")["class_name"] == want.pop("layer")["class_name"]
+        assert loaded.get_layer(layer.name).layer.mode == layer.layer.mode
+    assert {k: v for k, v in cfg.items() if k in want} == want
+    assert type(loaded.get_layer(layer.name)) is type(layer)
 
 
 def test_attention_pooling_weights_are_a_distribution_over_positions():

@@ -22,3 +22,4 @@ from .squeeze_excitation import SqueezeExcitation  # noqa: F401
 from .attention_pool import AttentionPooling2D  # noqa: F401
 from .select_channels import SelectChannels  # noqa: F401
 from .channel_log import ChannelLog1p  # noqa: F401
+from .training_only import TrainingOnly  # noqa: F401

@@ -11,7 +11,9 @@ stride-2 down-sampling, global pooling, a small dense head. Variants choose the 
 * ``dual_stream``: one ResNet trunk per channel, pooled features concatenated before the head.
 
 Channel selection and augmentation are layers of the model, so a saved ``.keras`` file
-scores raw ``(32, 32, 2)`` crops. Augmentation acts in training only and respects the
+scores raw ``(32, 32, 2)`` crops. Augmentation acts in training only (wrapped in
+:class:`~kerahep.layers.training_only.TrainingOnly`, since Keras' augmentation layers
+augment whenever a model is called without ``training=False``) and respects the
 detector symmetry: independent flips in eta (axis 1) and in phi (axis 2), and random
 erasing of small patches (filled with zero, an empty detector); no arbitrary-angle
 rotation since the crop axes are eta and phi. MixUp mixes labels too and therefore
@@ -32,6 +34,7 @@ from ..layers.attention_pool import AttentionPooling2D
 from ..layers.channel_log import ChannelLog1p
 from ..layers.select_channels import SelectChannels
 from ..layers.squeeze_excitation import SqueezeExcitation
+from ..layers.training_only import TrainingOnly
 
 VARIANTS = ("two_channel", "energy", "time", "dual_stream")
 POOLS = ("avg", "max", "attention")
@@ -191,12 +194,14 @@ def build_resnet15(variant: str = "two_channel", input_shape=(32, 32, 2), widths
         raise ValueError(f"unknown pooling {pool!r}; choose one of {', '.join(POOLS)}")
     inp = keras.Input(shape=tuple(input_shape), name="crops", dtype="float32")
     x = inp
+    # augmentation in training only, even when the model is called without training=False
     if flip:
-        x = layers.RandomFlip("vertical", seed=seed, name="flip_eta")(x)
-        x = layers.RandomFlip("horizontal", seed=None if seed is None else seed + 1, name="flip_phi")(x)
+        x = TrainingOnly(layers.RandomFlip("vertical", seed=seed), name="flip_eta")(x)
+        x = TrainingOnly(layers.RandomFlip("horizontal", seed=None if seed is None else seed + 1), name="flip_phi")(x)
     if erasing and erasing > 0:
-        x = layers.RandomErasing(factor=(float(erasing), float(erasing)), scale=tuple(erasing_scale), fill_value=0.0,
-                                 value_range=(0.0, 1.0), seed=None if seed is None else seed + 2, name="erasing")(x)
+        x = TrainingOnly(layers.RandomErasing(factor=(float(erasing), float(erasing)), scale=tuple(erasing_scale),
+                                              fill_value=0.0, value_range=(0.0, 1.0),
+                                              seed=None if seed is None else seed + 2), name="erasing")(x)
     if energy_log:
         x = ChannelLog1p(channels=(ENERGY,), scale=float(energy_log), name="energy_log")(x)
     trunk = dict(stem_kernel=stem_kernel, stem_pool=stem_pool, preact=preact, se=se, se_ratio=se_ratio,
