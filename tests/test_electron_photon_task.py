@@ -1,0 +1,160 @@
+"""electron_photon task end to end on a tiny synthetic twin: metrics, plots, comparison, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from kerahep.config import ConfigError
+from kerahep.data.synthetic import electron_photon as twin
+from kerahep.errors import DataError
+from kerahep.registry import get_task
+from kerahep.tasks.electron_photon import comparison_rows, update_comparison
+from kerahep.training import train
+
+TINY = ["data.synthetic_events=60", "training.epochs=1", "training.steps_per_epoch=2", "training.batch_size=16",
+        "model.widths=(4, 8)", "model.blocks=(1, 1)", "model.embedding_dim=8", "data.explain_samples=4",
+        "data.tsne_samples=30", "run.verbose=0"]
+
+
+def tiny(*extra):
+    return get_task("electron_photon").preset().override(TINY + list(extra))
+
+
+@pytest.mark.slow
+def test_train_two_variants_writes_metrics_plots_and_a_comparison(workdir):
+    res = train(tiny())
+    m = json.loads((res.run_dir / "metrics.json").read_text())
+    assert m["status"] == "complete" and m["model"] == "resnet15/two_channel"
+    test, data = m["test"], m["data"]
+    for key in ("roc_auc", "roc_auc_ci", "accuracy", "classification_report", "confusion_matrix", "oracle_auc_test"):
+        assert key in test
+    assert set(test["classification_report"]) >= {"photon", "electron"}
+    assert data["source"] == "synthetic" and 0.7 < data["oracle_auc"] < 0.9
+    assert data["n_train"] + data["n_val"] + data["n_test"] == 120
+    assert data["test_counts"] == {"photon": 9, "electron": 9}
+    plots = {p.name for p in (res.run_dir / "plots").glob("*.png")}
+    assert {"roc.png", "scores.png", "confusion.png", "tsne_embedding.png", "saliency.png", "gradcam.png",
+            "gradcam_plus_plus.png", "mean_energy.png", "mean_time.png", "mean_difference.png",
+            "history.png"} <= plots
+    assert not (workdir / "results" / "electron_photon" / "comparison.csv").exists()  # one variant so far
+
+    # the saved model scores raw crops like the trained one (preprocessing inside)
+    loaded = keras.saving.load_model(res.run_dir / "model.keras")
+    x = np.random.default_rng(0).random((3, 32, 32, 2)).astype("float32") * 0.1
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(res.model(x)),
+                               rtol=1e-5, atol=1e-6)
+
+    res2 = train(tiny("model.variant=energy", "data.explain_samples=0", "data.tsne_samples=0"))
+    table = workdir / "results" / "electron_photon" / "comparison.csv"
+    rows = list(csv.DictReader(table.open()))
+    assert [r["variant"] for r in rows] == ["two_channel", "energy"]
+    assert {r["run"] for r in rows} == {res.run_dir.name, res2.run_dir.name}
+    assert float(rows[1]["roc_auc"]) == pytest.approx(res2.metrics["test"]["roc_auc"], abs=1e-4)
+    assert (workdir / "results" / "electron_photon" / "comparison.png").exists()
+    assert (res2.run_dir / "plots" / "comparison.png").exists()
+
+
+def test_comparison_keeps_the_newest_complete_run_per_variant_on_the_same_data(tmp_path):
+    def run(name, variant, auc, status="complete", source="synthetic", stamp=0):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"task": "electron_photon", "model": {"variant": variant},
+                                                   "training": {"epochs": 1}}))
+        (d / "metrics.json").write_text(json.dumps({
+            "task": "electron_photon", "status": status, "model": variant, "data": {"source": source, "paths": ["a"]},
+            "test": {"roc_auc": auc, "roc_auc_ci": [auc - 0.01, auc + 0.01], "accuracy": 0.7, "n": 10}}))
+        import os
+
+        os.utime(d / "metrics.json", (stamp, stamp))
+
+    run("r1", "two_channel", 0.70, stamp=1000)
+    run("r2", "two_channel", 0.75, stamp=2000)
+    run("r3", "time", 0.60, stamp=1500)
+    run("r4", "energy", 0.90, status="failed", stamp=3000)
+    run("r5", "energy", 0.99, source="files", stamp=500)
+    rows = comparison_rows(tmp_path)
+    assert [(r["variant"], r["run"], r["roc_auc"]) for r in rows] == [("two_channel", "r2", 0.75), ("time", "r3", 0.6)]
+    current = {"run": "r6", "variant": "time", "source": "synthetic", "paths": ["a"], "epochs": 1,
+               "report": {"roc_auc": 0.65, "roc_auc_ci": [0.6, 0.7], "accuracy": 0.6, "n": 10}}
+    rows = update_comparison(tmp_path, current)
+    assert [(r["variant"], r["run"]) for r in rows] == [("two_channel", "r2"), ("time", "r6")]
+    assert (tmp_path / "comparison.csv").read_text().splitlines()[0].startswith("variant,run,source,roc_auc")
+
+
+def test_load_data_splits_and_evaluation_mode(workdir):
+    task = get_task("electron_photon")
+    cfg = tiny()
+    data = task.load_data(cfg)
+    assert data.source == "synthetic" and data.info["n_val"] == 18 and data.val is not None
+    assert data.info["oracle_auc"] == pytest.approx(twin.oracle_auc(workdir / "data" / "synthetic" / "electron_photon"))
+    files = [str(p) for p in data.paths]
+    ev = task.load_data(cfg, paths=files, for_evaluation=True)
+    assert ev.train is None and ev.val is None and ev.source == "files" and ev.info["n_test"] == 120
+    two = task.load_data(tiny("data.split=(0.8, 0.2)"))
+    assert two.val is None and two.info["n_val"] == 0 and two.info["n_test"] == 24
+    held = task.load_data(tiny("data.split=(0.8, 0.2)", f"data.paths={tuple(files)}",
+                               f"data.test_paths=('{files[0]}',)"))
+    assert held.info["n_val"] == 24 and held.info["test_counts"] == {"photon": 60, "electron": 0}
+    x, y = next(iter(data.train))
+    assert tuple(x.shape[1:]) == (32, 32, 2) and x.dtype == "float32" and set(np.unique(y)) <= {0.0, 1.0}
+
+
+@pytest.mark.slow
+def test_nan_found_while_streaming_stops_the_run_with_a_data_error(workdir):
+    rows = 40
+    for name, label in (("SinglePhotonPt50_IMGCROPS.hdf5", 0.0), ("SingleElectronPt50_IMGCROPS.hdf5", 1.0)):
+        X = np.zeros((rows, 32, 32, 2), np.float32)
+        X[:, 16, 16, 0] = 0.7
+        if label == 0.0:
+            X[33, 2, 2, 0] = np.nan  # not in the first chunk: found while streaming
+        with h5py.File(workdir / name, "w") as f:
+            f.create_dataset("X", data=X, chunks=(8, 32, 32, 2), compression="gzip")
+            f.create_dataset("y", data=np.full(rows, label, np.float32))
+    cfg = tiny("data.paths=('SinglePhotonPt50_IMGCROPS.hdf5', 'SingleElectronPt50_IMGCROPS.hdf5')", "data.cache=false")
+    with pytest.raises(DataError, match="SinglePhotonPt50_IMGCROPS.hdf5.*NaN.*row 33"):
+        train(cfg)
+    metrics = next((workdir / "results" / "electron_photon").glob("*/metrics.json"))
+    assert json.loads(metrics.read_text())["status"] == "failed"
+
+
+def test_missing_files_are_a_data_error(workdir):
+    cfg = tiny("data.paths=('nope_photon.hdf5', 'nope_electron.hdf5')")
+    with pytest.raises(DataError, match="nope_photon.hdf5.*no such file"):
+        get_task("electron_photon").load_data(cfg)
+
+
+def test_presets_and_describe():
+    task = get_task("electron_photon")
+    full = task.preset("full")
+    default = task.preset()
+    assert full.training.epochs > default.training.epochs and full.training.batch_size > default.training.batch_size
+    assert default.training.schedule == "onecycle" and task.monitor == "val_auc" and task.monitor_mode == "max"
+    cfg = default.override(["model.preact=true", "model.pool=attention", "model.se=true"])
+    assert task.describe_model(cfg) == "resnet15/two_channel+preact+se+attentionpool"
+    with pytest.raises(ConfigError, match="unknown preset"):
+        task.preset("fast")
+
+
+def test_config_rejects_unknown_variant_and_bad_options():
+    from kerahep.registry import get_task
+
+    cfg = get_task("electron_photon").preset()
+    assert cfg.override(["model.variant=dual_stream"]).model.variant == "dual_stream"
+    with pytest.raises(ConfigError, match="did you mean 'energy'"):
+        cfg.override(["model.variant=energi"])
+    with pytest.raises(ConfigError, match="model.groups=3 must divide"):
+        cfg.override(["model.groups=3"]).model.check()
+    with pytest.raises(ConfigError, match="one per stage"):
+        get_task("electron_photon").load_data(cfg.override(["model.widths=(4, 8)"]))
+    with pytest.raises(ConfigError, match="model.pool"):
+        cfg.override(["model.pool=sum"])
+    with pytest.raises(ConfigError, match="model.erasing"):
+        cfg.override(["model.erasing=1.5"])
+    with pytest.raises(ConfigError, match="split"):
+        cfg.override(["data.split=(0.5, 0.2)"])
