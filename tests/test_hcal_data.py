@@ -228,3 +228,16 @@ def test_streaming_a_run_keeps_resident_memory_flat(tmp_path):
     grown = (proc.memory_info().rss - before) / 2 ** 20
     assert total == 1600 * 64 * 72
     assert grown < 20, f"resident memory grew by {grown:.0f} MB while streaming a 59 MB run"
+
+
+def test_twins_with_different_seeds_are_samples_of_one_detector(tmp_path):
+    a = make_twin(tmp_path / "a", n_lumisections=40, anomaly_fraction=0.0, seed=1)
+    b = make_twin(tmp_path / "b", n_lumisections=40, anomaly_fraction=0.0, seed=2)
+    xa = np.load(a["paths"][0], mmap_mode="r")
+    xb = np.load(b["paths"][0], mmap_mode="r")
+    assert not np.array_equal(xa, xb)  # different lumisections
+    ma, mb = xa.mean(axis=0), xb.mean(axis=0)
+    assert np.array_equal(ma > 0, mb > 0)  # same zero pattern and dead channels
+    active = ma > 0
+    ratio = ma[active] / mb[active]
+    assert abs(np.median(ratio) - 1) < 0.03 and np.std(ratio) < 0.05  # same channel gains

@@ -124,3 +124,26 @@ def test_three_runs_train_a_softmax_classifier(tmp_path):
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
     base = task._band_baseline(data.extras["runs"], data.extras["segments"], np.repeat([0, 1, 2], 10), 3, 0)
     assert 0.0 <= base["summary"]["roc_auc"] <= 1.0
+
+
+def test_robust_threshold_ignores_anomalies_in_the_reference():
+    from kerahep.tasks.hcal_dqm import robust_threshold
+
+    rng = np.random.default_rng(0)
+    good = rng.lognormal(0.0, 0.5, 4000)
+    reference = np.concatenate([good[:2000], rng.uniform(50, 100, 100)])  # 5% anomalies, far out
+    thr = robust_threshold(reference, 0.01)
+    assert 0.005 < (good[2000:] > thr).mean() < 0.02  # about 1% false alarms on fresh good maps
+    assert thr < np.quantile(reference, 0.99)  # a plain quantile would sit on the anomalies
+
+
+def test_paired_auc_difference_interval():
+    from kerahep.tasks.hcal_dqm import paired_auc_difference_ci
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 200)
+    latent = y + rng.normal(0, 1.0, 400)
+    same = paired_auc_difference_ci(y, latent, latent)
+    assert same == [0.0, 0.0]
+    lo, hi = paired_auc_difference_ci(y, latent, latent + rng.normal(0, 2.0, 400))
+    assert 0 < lo < hi  # the noisier score is worse, and the paired interval says so

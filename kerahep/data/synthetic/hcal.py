@@ -51,7 +51,9 @@ from ... import io
 
 SHAPE = (64, 72)
 RUN_NUMBERS = (355456, 357479, 359691, 361240, 362616, 367079, 368822, 370580)
-TWIN_VERSION = 1
+TWIN_VERSION = 2
+#: the detector (zero pattern, channel gains, dead channels) is the same for every sample seed
+DETECTOR_SEED = 0
 ANOMALIES_FILE = "anomalies.json"
 LATENTS_FILE = "latents.npz"
 
@@ -77,8 +79,12 @@ def run_numbers(n_runs: int) -> list[int]:
     return list(RUN_NUMBERS) + [RUN_NUMBERS[-1] + 1000 * (i + 1) for i in range(n_runs - len(RUN_NUMBERS))]
 
 
-def geometry(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The active-cell mask ``(64, 72)`` and the expected occupancy per cell at peak luminosity."""
+def geometry(seed: int = DETECTOR_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The active-cell mask ``(64, 72)`` and the expected occupancy per cell at peak luminosity.
+
+    One detector for all twins: ``make_twin``'s seed draws luminosity, counts and
+    anomalies, so twins with different seeds are independent samples of the same detector.
+    """
     rng = np.random.default_rng([seed, 7])
     h, w = SHAPE
     mask = np.zeros(SHAPE, bool)
@@ -134,7 +140,8 @@ def make_twin(out_dir, n_lumisections: int = 1000, n_runs: int = 2, separation: 
         n_runs: number of runs (classes), at least 2.
         separation: relative intensity difference between consecutive runs (real: ~0.15).
         anomaly_fraction: fraction of lumisections with a dead or hot channel group.
-        seed: everything is a function of the seed and the arguments.
+        seed: luminosity, counts and anomalies are a function of the seed and the arguments
+            (the detector itself is the same for every seed).
         chunk: lumisections generated and written at a time (bounds the memory used).
 
     Returns:
@@ -151,7 +158,7 @@ def make_twin(out_dir, n_lumisections: int = 1000, n_runs: int = 2, separation: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     params = twin_params(n_lumisections, n_runs, separation, anomaly_fraction, seed)
-    mask, base = geometry(seed)
+    mask, base = geometry()
     files, stats, anomalies, latents = [], {}, {}, {}
     for r, number in enumerate(run_numbers(n_runs)):
         rng = np.random.default_rng([seed, r, 11])
