@@ -1,0 +1,319 @@
+"""electron_photon benchmarks: streamed HDF5 crops against in-memory arrays, Keras against a
+PyTorch reference ResNet-15, peak memory of a streamed epoch.
+
+Rows (ratios measured side by side in one run, on the synthetic twin's gzip-compressed,
+chunked files, which have the real files' layout):
+
+* ``input pipeline, streamed vs in-memory``: crops per second of one shuffled training
+  epoch read chunk by chunk from the compressed files (:class:`kerahep.data.calo.CaloReader`,
+  ``cache=False``) against the same split served from in-memory arrays (``cache=True``),
+  no model: the raw speed of the reader.
+* ``ResNet-15 training, streamed vs in-memory epoch``: crops per second of training the
+  default ResNet-15 for an epoch fed by each (target >= 0.95: the pipeline hides the I/O).
+* ``training throughput, Keras vs PyTorch ResNet-15``: crops per second of training steps of
+  the default ResNet-15 (Keras, TensorFlow backend) against the same network written in
+  PyTorch (:func:`torch_resnet15`, same layers, same parameter count, same batch, same
+  optimizer; ``channels_last``, PyTorch's fast layout for CPU convolutions), both from
+  in-memory arrays, augmentation off, each in its own process (target >= 1.0). Skipped
+  with a note when PyTorch is not installed.
+* ``peak memory, streamed vs in-memory epoch``: peak resident memory of a process that runs
+  one training-split epoch streamed against one that caches the split in memory (each in
+  its own process, ``ru_maxrss``); the memory the epoch adds is in ``extra``.
+
+Run with ``python -m scripts.benchmark --task electron_photon [--quick]`` or
+``python -m kerahep.benchmarks.electron_photon [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import Row, ratio_row
+
+TASK = "electron_photon"
+BATCH = 128
+SHUFFLE = 10000
+
+
+def _twin(workdir: Path, n: int) -> list[str]:
+    from ..data.synthetic import electron_photon as twin
+
+    folder = Path(workdir) / f"twin_{n}"
+    twin.generate(folder, n, seed=0)
+    return [str(folder / f) for f in twin.FILES]
+
+
+def _reader(paths):
+    from ..data.calo import CaloReader
+
+    return CaloReader(paths, split=(0.7, 0.15, 0.15), seed=0)
+
+
+def _epoch(ds) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    n = 0
+    for xb, _ in ds:
+        n += int(xb.shape[0])
+    return n, time.perf_counter() - t0
+
+
+def _keras_model(seed: int = 0, augment: bool = True):
+    import keras
+
+    from ..models.resnet import build_resnet15
+    from ..registry import get_task
+
+    m = get_task(TASK).preset().model
+    keras.utils.set_random_seed(seed)
+    model = build_resnet15(m.variant, widths=tuple(m.widths), blocks=tuple(m.blocks), stem_kernel=m.stem_kernel,
+                           stem_pool=m.stem_pool, embedding_dim=m.embedding_dim, flip=augment and m.flip,
+                           erasing=m.erasing if augment else 0.0, energy_log=m.energy_log or None, seed=seed)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="binary_crossentropy")
+    return model
+
+
+def _fit_rate(models: dict, data: dict, epochs_of: dict, repeats: int) -> dict:
+    """Crops per second of one epoch for each (model, data) pair, best of ``repeats``, alternating."""
+    for k in models:  # warm-up: tracing and the first reads
+        models[k].fit(data[k].take(2), epochs=1, verbose=0)
+    best = {k: float("inf") for k in models}
+    for _ in range(repeats):
+        for k in models:
+            t0 = time.perf_counter()
+            models[k].fit(data[k], epochs=1, verbose=0)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return {k: epochs_of[k] / v for k, v in best.items()}
+
+
+def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
+    n = 1500 if quick else 6000
+    reader = _reader(_twin(workdir, n))
+    data = {"streamed": reader.dataset("train", BATCH, shuffle=True, cache=False, shuffle_buffer=SHUFFLE),
+            "memory": reader.dataset("train", BATCH, shuffle=True, cache=True)}
+    for ds in data.values():
+        _epoch(ds)
+    repeats = 2 if quick else 3
+    best, crops = {k: float("inf") for k in data}, {}
+    for _ in range(repeats):
+        for k, ds in data.items():
+            crops[k], dt = _epoch(ds)
+            best[k] = min(best[k], dt)
+    rate = {k: crops[k] / best[k] for k in data}
+    f = reader.files[0]
+    layout = f"2 x {n} crops, gzip, {f.chunk_rows} rows per chunk; train split {reader.size('train')}"
+    rows = [ratio_row(TASK, "input pipeline, streamed vs in-memory", rate["memory"], rate["streamed"], "crops/s",
+                      notes=f"{layout}; one shuffled epoch, batch {BATCH}, shuffle buffer {SHUFFLE}, no model; "
+                            f"best of {repeats}")]
+    models = {k: _keras_model() for k in data}
+    train = _fit_rate(models, data, {k: reader.size("train") for k in data}, repeats)
+    rows.append(ratio_row(TASK, "ResNet-15 training, streamed vs in-memory epoch", train["memory"], train["streamed"],
+                          "crops/s", target=0.95,
+                          notes=f"{layout}; default ResNet-15 with augmentation, batch {BATCH}, one epoch, "
+                                f"best of {repeats}, alternating"))
+    return rows
+
+
+# --------------------------------------------------------------- PyTorch reference
+def torch_resnet15(widths=(8, 16, 32), blocks=(2, 2, 3), stem_kernel=5, embedding_dim=64, energy_log=0.002):
+    """The default Keras ResNet-15 (:func:`kerahep.models.resnet.build_resnet15`, augmentation
+    off) written in PyTorch: same layers, same parameter count, channels first."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(c_out, momentum=0.1)
+            self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c_out, momentum=0.1)
+            self.proj = None
+            if stride != 1 or c_in != c_out:
+                self.proj = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+        def forward(self, x):
+            y = torch.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            return torch.relu(y + (x if self.proj is None else self.proj(x)))
+
+    class ResNet15(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(2, widths[0], stem_kernel, 1, stem_kernel // 2, bias=False),
+                                      nn.BatchNorm2d(widths[0]), nn.ReLU())
+            layers, c = [], widths[0]
+            for s, (w, nb) in enumerate(zip(widths, blocks)):
+                for b in range(nb):
+                    layers.append(Block(c, w, 2 if (s > 0 and b == 0) else 1))
+                    c = w
+            self.blocks = nn.Sequential(*layers)
+            self.embedding = nn.Linear(c, embedding_dim)
+            self.score = nn.Linear(embedding_dim, 1)
+
+        def forward(self, x):
+            e = torch.log1p(torch.clamp(x[:, :1], min=0) / energy_log)
+            x = torch.cat([e, x[:, 1:]], dim=1)
+            x = self.blocks(self.stem(x)).mean(dim=(2, 3))
+            return self.score(torch.relu(self.embedding(x)))
+
+    return ResNet15()
+
+
+def train_in_child(framework: str, paths, steps: int, repeats: int) -> dict:
+    """Crops per second of ``steps`` training steps (best of ``repeats``) of the default ResNet-15
+    in ``framework`` (``keras`` or ``torch``) on the training split held in memory."""
+    x, y = _reader(paths).read("train")
+    rates = []
+    if framework == "keras":
+        import keras
+        import tensorflow as tf
+
+        model = _keras_model(augment=False)
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).repeat().batch(BATCH)
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+        model.fit(ds, epochs=1, steps_per_epoch=3, verbose=0)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+            rates.append(steps * BATCH / (time.perf_counter() - t0))
+        params = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+        version = f"Keras {keras.__version__} on TensorFlow {tf.__version__}"
+    else:
+        import torch
+
+        torch.manual_seed(0)
+        model = torch_resnet15().to(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        yt = torch.from_numpy(y).reshape(-1, 1)
+        gen = torch.Generator().manual_seed(0)
+
+        def run_steps(k):
+            model.train()
+            for _ in range(k):
+                idx = torch.randint(0, len(xt), (BATCH,), generator=gen)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xt[idx].contiguous(memory_format=torch.channels_last)), yt[idx])
+                loss.backward()
+                opt.step()
+
+        run_steps(3)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            run_steps(steps)
+            rates.append(steps * BATCH / (time.perf_counter() - t0))
+        params = int(sum(p.numel() for p in model.parameters()))
+        version = f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads, channels_last)"
+    return {"rates": rates, "params": params, "version": version}
+
+
+def torch_rows(workdir: Path, quick: bool) -> list[Row]:
+    name = "training throughput, Keras vs PyTorch ResNet-15"
+    if importlib.util.find_spec("torch") is None:
+        return [Row(TASK, name, float("nan"), float("nan"), "crops/s", float("nan"), ">= 1", None,
+                    "skipped: PyTorch is not installed (pip install torch==2.13.0, the 'torch' extra)")]
+    n = 1500 if quick else 4000
+    paths = _twin(workdir, n)
+    steps, repeats, rounds = (15, 2, 1) if quick else (40, 3, 2)
+    out = {"keras": [], "torch": []}
+    info = {}
+    for _ in range(rounds):  # each framework in its own process (no shared thread pools), alternating
+        for fw in ("keras", "torch"):
+            r = _child(f"train-{fw}", [str(steps), str(repeats), *paths])
+            out[fw] += r["rates"]
+            info[fw] = r
+    best = {k: max(v) for k, v in out.items()}
+    return [ratio_row(TASK, name, best["torch"], best["keras"], "crops/s", target=1.0,
+                      notes=f"default ResNet-15 ({info['keras']['params']} trainable parameters in Keras, "
+                            f"{info['torch']['params']} in PyTorch), augmentation off, AdamW, batch {BATCH}, "
+                            f"{steps} steps from memory, best of {repeats * rounds}, each framework in its own "
+                            f"process, alternating; {info['keras']['version']} vs {info['torch']['version']}",
+                      keras_params=info["keras"]["params"], torch_params=info["torch"]["params"],
+                      keras_rates=out["keras"], torch_rates=out["torch"])]
+
+
+# ------------------------------------------------------------------------ memory rows
+def epoch_in_child(paths, cache: bool) -> dict:
+    """One training-split epoch (no model), streamed or cached; this process's peak RSS in MB."""
+    import resource
+
+    import psutil
+    import tensorflow as tf  # noqa: F401  (imported before the baseline is taken)
+
+    reader = _reader(paths)
+    _epoch(reader.dataset("test", BATCH, cache=False).take(2))  # start the tf.data runtime first
+    before = psutil.Process().memory_info().rss / 2 ** 20
+    ds = reader.dataset("train", BATCH, shuffle=True, cache=cache, shuffle_buffer=SHUFFLE)
+    n, dt = _epoch(ds)
+    return {"crops": n, "seconds": dt, "rss_before_mb": before,
+            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def _child(mode: str, paths) -> dict:
+    cmd = [sys.executable, "-m", "kerahep.benchmarks.electron_photon", f"--child-{mode}", *map(str, paths)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory_rows(workdir: Path, quick: bool) -> list[Row]:
+    n = 10000 if quick else 30000
+    paths = _twin(workdir, n)
+    streamed, cached = _child("stream", paths), _child("cache", paths)
+    added = {k: max(r["self_maxrss_mb"] - r["rss_before_mb"], 1.0) for k, r in
+             (("streamed", streamed), ("cached", cached))}
+    raw = 0.7 * 2 * n * 32 * 32 * 2 * 4 / 2 ** 20
+    return [ratio_row(TASK, "peak memory, streamed vs in-memory epoch", cached["self_maxrss_mb"],
+                      streamed["self_maxrss_mb"], "MB", higher_is_better=False,
+                      notes=f"one training-split epoch of 2 x {n} crops ({raw:.0f} MB as float32), shuffle buffer "
+                            f"{SHUFFLE}, each in its own process (peaks include the imports, about "
+                            f"{streamed['rss_before_mb']:.0f} MB); memory added by the epoch: streamed "
+                            f"{added['streamed']:.0f} MB, in-memory {added['cached']:.0f} MB",
+                      added_mb={"streamed": added["streamed"], "in_memory": added["cached"]})]
+
+
+def run(quick: bool = False, workdir=None) -> list[Row]:
+    """All electron_photon rows; the twins are written under ``workdir`` (default: a temporary folder)."""
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="kerahep-bench-ep-") as tmp:
+            return run(quick, Path(tmp))
+    workdir = Path(workdir)
+    return pipeline_rows(workdir, quick) + torch_rows(workdir, quick) + memory_rows(workdir, quick)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--workdir", default=None)
+    p.add_argument("--child-stream", nargs="+")
+    p.add_argument("--child-cache", nargs="+")
+    p.add_argument("--child-train-keras", nargs="+")
+    p.add_argument("--child-train-torch", nargs="+")
+    a = p.parse_args(argv)
+    for fw in ("keras", "torch"):
+        args = getattr(a, f"child_train_{fw}")
+        if args:
+            print(json.dumps(train_in_child(fw, args[2:], int(args[0]), int(args[1]))))
+            return
+    if a.child_stream or a.child_cache:
+        print(json.dumps(epoch_in_child(a.child_stream or a.child_cache, cache=bool(a.child_cache))))
+        return
+    for r in run(a.quick, a.workdir):
+        print(json.dumps(r.to_dict()))
+
+
+if __name__ == "__main__":
+    main()
