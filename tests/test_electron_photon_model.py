@@ -172,3 +172,16 @@ def test_bad_builder_arguments():
         build_resnet15("rgb")
     with pytest.raises(ValueError, match="pooling"):
         build_resnet15(pool="median")
+
+
+def test_mixed_precision_keeps_the_score_in_float32():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        m = build_resnet15("two_channel", **TINY, se=True, pool="attention")
+        out = predict(m, crops())
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert m.get_layer("s1b1_conv1").compute_dtype == "float16"
+    assert m.get_layer("attention_pool").compute_dtype == "float16"
+    assert out.dtype == np.float32 and np.isfinite(out).all()

@@ -158,3 +158,14 @@ def test_config_rejects_unknown_variant_and_bad_options():
         cfg.override(["model.erasing=1.5"])
     with pytest.raises(ConfigError, match="split"):
         cfg.override(["data.split=(0.5, 0.2)"])
+
+
+def test_focal_loss_onecycle_schedule_and_clipping():
+    task = get_task("electron_photon")
+    cfg = tiny("training.loss=focal")
+    model = task.build_model(cfg, None)
+    task.compile(model, cfg, None, steps_per_epoch=10)
+    assert isinstance(model.loss, keras.losses.BinaryFocalCrossentropy)
+    schedule = model.optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay) and schedule.warmup_steps > 0
+    assert model.optimizer.global_clipnorm == 1.0

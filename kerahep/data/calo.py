@@ -303,11 +303,12 @@ class CaloReader:
         return X, y
 
     def fits_in_memory(self, split: str, fraction: float = 0.5) -> bool:
-        """True when ``split`` takes less than ``fraction`` of the available memory."""
+        """True when ``split`` takes less than ``fraction`` of the available memory (counted
+        twice: the arrays are copied once into a tensor)."""
         import psutil
 
         need = self.size(split) * int(np.prod(CROP_SHAPE)) * 4
-        return need < fraction * psutil.virtual_memory().available
+        return 2 * need < fraction * psutil.virtual_memory().available
 
     # ------------------------------------------------------------------ tf.data
     def dataset(self, split: str, batch_size: int = 256, shuffle: bool = False, cache: bool = False,
@@ -319,8 +320,8 @@ class CaloReader:
             split: ``train``, ``val`` or ``test``.
             batch_size: batch size (the last batch may be smaller).
             shuffle: new order each epoch (chunk order, then a shuffle buffer).
-            cache: read the split into memory once when it fits (half of the available
-                memory); otherwise stream.
+            cache: read the split into memory once when it fits (:meth:`fits_in_memory`);
+                otherwise stream.
             shuffle_buffer: size of the shuffle buffer when streaming.
             repeat: repeat forever (for ``steps_per_epoch`` caps).
             mixup_alpha: MixUp (``keras.layers.MixUp``) on training batches; 0 turns it off.
