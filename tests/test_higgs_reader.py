@@ -179,6 +179,7 @@ def _good_lines(n=12):
     (lambda f: f[:2] + ["nan"] + f[3:], r"line 7: expected a finite number in column 3 \(lepton_eta\), found 'nan'"),
     (lambda f: ["2"] + f[1:], r"line 7: expected label 0 \(background\) or 1 \(signal\) in column 1, found '2'"),
     (lambda f: f[:3] + [""] + f[4:], r"line 7: expected a number in column 4 \(lepton_phi\), found ''"),
+    (lambda f: f[:6] + ["1e39"] + f[7:], r"line 7: expected a number within float32 range in column 7"),
 ])
 def test_bad_line_names_file_and_line(tmp_path, suffix, mutate, expect):
     lines = _good_lines()

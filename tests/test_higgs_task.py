@@ -119,3 +119,10 @@ def test_end_to_end_stages_artifacts_and_tables(task, workdir):
                                atol=1e-6)
     assert not np.allclose(keras.ops.convert_to_numpy(enc(x)),
                            keras.ops.convert_to_numpy(result.model.get_layer("encoder")(x)))
+    # evaluate reloads the three artifacts in safe mode and reproduces the test metrics
+    from kerahep.evaluation import evaluate_run
+
+    again = evaluate_run(run)["test"]
+    assert again["roc_auc"] == pytest.approx(test["roc_auc"], abs=1e-6)
+    assert again["reconstruction"]["mean_pearson_r"] == pytest.approx(test["reconstruction"]["mean_pearson_r"],
+                                                                     abs=1e-5)

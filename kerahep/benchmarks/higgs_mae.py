@@ -174,10 +174,10 @@ def run(quick: bool = False, workdir=None) -> list[Row]:
     tf_rate = _timed(textline_pass, small, repeat)
     rows.append(ratio_row(TASK, "parser, pandas chunks vs TextLineDataset", tf_rate, pd_rate, "events/s",
                           notes=notes + "; ratio > 1: pandas faster"))
-    gz = make_file(work / "HIGGS_gz", events // 4, gz=True)
+    gz = make_file(work / "HIGGS_gz", events // 2, gz=True)
     rows.append(ratio_row(TASK, "reader on .csv.gz, chunked tf.data vs pandas whole file", _timed(whole_file, gz, repeat),
                           _timed(chunked_pass, gz, repeat), "events/s", target=0.7,
-                          notes=f"{events // 4} events, gzip"))
+                          notes=f"{events // 2} events, gzip"))
     large = grow(small, work / "HIGGS_large.csv", 4)
     m_small = peak_added("chunked_pass", small)
     m_large = peak_added("chunked_pass", large)

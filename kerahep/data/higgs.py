@@ -66,6 +66,7 @@ BTAG_LEVELS = {
     "jet_4_btag": (0.0, 1.551, 3.102),
 }
 FEATURE_SETS = ("low", "all", "raw")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _transformed_low_level() -> tuple:
@@ -249,19 +250,24 @@ def _check_line(fmt: FileFormat, line: str, lineno: int) -> None:
             raise DataError(where, f"a number in column {j + 1} ({COLUMNS[j]})", repr(text)) from None
         if not math.isfinite(v):
             raise DataError(where, f"a finite number in column {j + 1} ({COLUMNS[j]})", repr(text))
+        if abs(v) > FLOAT32_MAX:
+            raise DataError(where, f"a number within float32 range in column {j + 1} ({COLUMNS[j]})", repr(text))
         if j == 0 and v not in (0.0, 1.0):
             raise DataError(where, "label 0 (background) or 1 (signal) in column 1", repr(text))
 
 
-def _chunk_ok(df) -> bool:
-    arr = df.to_numpy()
-    if arr.dtype.kind not in "fiu":
-        return False
-    arr = arr.astype(np.float64, copy=False)
+def _chunk_array(df) -> np.ndarray | None:
+    """The chunk as a float32 array, or None when it holds a non-number, NaN/inf or a bad label."""
+    if not all(dt.kind in "fiu" for dt in df.dtypes):
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf, caught below
+        arr = df.to_numpy(dtype=np.float32)
     if not np.isfinite(arr).all():
-        return False
+        return None
     lab = arr[:, 0]
-    return bool(((lab == 0) | (lab == 1)).all())
+    if not ((lab == 0) | (lab == 1)).all():
+        return None
+    return arr
 
 
 def iter_chunks(path, rows=None, chunksize: int = 65536, max_rows: int | None = None):
@@ -290,10 +296,10 @@ def iter_chunks(path, rows=None, chunksize: int = 65536, max_rows: int | None = 
                              skip_blank_lines=False, compression="gzip" if fmt.gzip else None, engine="c")
         with reader:
             for df in reader:
-                if not _chunk_ok(df):
+                arr = _chunk_array(df)
+                if arr is None:
                     _diagnose(fmt, line, line + len(df))
-                arr = df.to_numpy(dtype=np.float32)
-                yield arr[:, 0].copy(), np.ascontiguousarray(arr[:, 1:]), line + 1
+                yield arr[:, 0].copy(), arr[:, 1:], line + 1
                 line += len(df)
     except DataError:
         raise

@@ -83,7 +83,7 @@ class HiggsData(DataConfig):
     rows_val: tuple | None = None
     rows_test: tuple | None = None
     chunksize: int = 65536
-    synthetic_events: int = 15000
+    synthetic_events: int = 30000
     twin_seed: int = 20140602
     oracle_events: int = 15000
     gbt_max_train: int | None = 1_000_000
@@ -155,13 +155,13 @@ class HiggsModel(ModelConfig):
     pt_balance_weight: float = 0.001
     negative_pt_weight: float = 0.1
     unit_circle_weight: float = 0.1
-    pretrain_epochs: int = 5
+    pretrain_epochs: int = 4
     pretrain_learning_rate: float | None = None
     head_units: tuple = (64,)
     pooling: str = "flatten"
     dropout: float = 0.1
-    finetune_epochs: int = 5
-    finetune_lr_factor: float = 0.5
+    finetune_epochs: int = 10
+    finetune_lr_factor: float = 1.0
     compare_scratch: bool = True
     compare_gbt: bool = True
     gbt_max_iter: int = 300
@@ -209,7 +209,7 @@ class HiggsMae(Task):
         run = RunSettings()
         if name == "default":
             return Config(task=self.name, preset=name, data=HiggsData(), model=HiggsModel(),
-                          training=TrainingConfig(epochs=3, batch_size=256, learning_rate=2e-3, schedule="onecycle",
+                          training=TrainingConfig(epochs=2, batch_size=256, learning_rate=2e-3, schedule="onecycle",
                                                   weight_decay=1e-4), run=run)
         if name == "realdata_small":
             root = realdata_dir() / "higgs"
@@ -490,7 +490,9 @@ class HiggsMae(Task):
                                           "accuracy": None, "n": None, "features": "latent truth (see twin.json)"}
         report["comparison"] = rows
         self._write_comparison(ctx, rows)
-        plotting.roc_curve(y, score, ctx.plots_dir / "roc.png", label="final model",
+        final = ("final model: fine-tuned" if "pretrained_finetuned" in rows
+                 else "final model: frozen encoder" if "pretrained_frozen" in rows else "model")
+        plotting.roc_curve(y, score, ctx.plots_dir / "roc.png", label=final,
                            curves={k: v for k, v in curves.items() if k != "pretrained_finetuned"
                                    and not (k == "pretrained_frozen" and "pretrained_finetuned" not in curves)})
         if "gbt_all28" in rows:
