@@ -96,6 +96,8 @@ def test_load_data_splits_and_evaluation_mode(workdir):
     files = [str(p) for p in data.paths]
     ev = task.load_data(cfg, paths=files, for_evaluation=True)
     assert ev.train is None and ev.val is None and ev.source == "files" and ev.info["n_test"] == 120
+    # the twin given as files is recognised: its oracle on every crop
+    assert ev.info["oracle_auc_test"] == pytest.approx(ev.info["oracle_auc"])
     two = task.load_data(tiny("data.split=(0.8, 0.2)"))
     assert two.val is None and two.info["n_val"] == 0 and two.info["n_test"] == 24
     held = task.load_data(tiny("data.split=(0.8, 0.2)", f"data.paths={tuple(files)}",

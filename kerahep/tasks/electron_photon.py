@@ -162,6 +162,18 @@ def twin_folder(config: Config) -> Path:
     return Path(config.data.data_dir) / "synthetic" / "electron_photon"
 
 
+def twin_folder_of(paths) -> Path | None:
+    """The folder of a synthetic twin when ``paths`` are its two files (twin.json and latents beside them)."""
+    from ..data.synthetic import electron_photon as twin
+
+    paths = [Path(p) for p in paths]
+    folders = {p.resolve().parent for p in paths}
+    if len(folders) != 1 or sorted(p.name for p in paths) != sorted(twin.FILES):
+        return None
+    folder = folders.pop()
+    return folder if (folder / "twin.json").exists() and (folder / "latents.npz").exists() else None
+
+
 @register_task
 class ElectronPhoton(Task):
     name = "electron_photon"
@@ -220,7 +232,7 @@ class ElectronPhoton(Task):
 
         d, t = config.data, config.training
         config.model.check()
-        files, source, twin_info = self.resolve_paths(config, paths)
+        files, source, _ = self.resolve_paths(config, paths)
         info: dict = {}
         if for_evaluation:
             reader = CaloReader(files, split=None, seed=config.run.seed, max_events=d.max_events,
@@ -262,14 +274,15 @@ class ElectronPhoton(Task):
         info["chunk_rows"] = {f.path.name: f.chunk_rows for f in reader.files}
         info["cache"] = bool(d.cache)
         extras = {"reader": reader, "test_reader": test_reader, "test_split": test_split}
-        if twin_info is not None:
+        folder = twin_folder_of(test_reader.paths)
+        if folder is not None:  # the synthetic twin (built in, or given as files): its oracle on these crops
             from ..data.synthetic import electron_photon as twin
 
-            info["oracle_auc"] = twin_info["oracle_auc"]
-            info["twin"] = str(twin_folder(config))
-            if test_reader is reader and len(reader.files) == 2:
-                rows = test_reader.rows_by_file(test_split)
-                info["oracle_auc_test"] = twin.oracle_auc(twin_folder(config), rows[0], rows[1])
+            info["oracle_auc"] = io.read_json(folder / "twin.json")["oracle_auc"]
+            info["twin"] = str(folder)
+            rows = dict(zip([p.name for p in test_reader.paths], test_reader.rows_by_file(test_split)))
+            if all(len(rows.get(f, ())) for f in twin.FILES):
+                info["oracle_auc_test"] = twin.oracle_auc(folder, rows[twin.PHOTON_FILE], rows[twin.ELECTRON_FILE])
         return TaskData(train=train, val=val, test=test, source=source, paths=[str(p) for p in files],
                         info=info, extras=extras)
 
@@ -284,6 +297,22 @@ class ElectronPhoton(Task):
             stem_pool=m.stem_pool, preact=m.preact, se=m.se, pool=m.pool, attention_heads=m.attention_heads,
             groups=m.groups, dropout=m.dropout, embedding_dim=m.embedding_dim, flip=m.flip, erasing=m.erasing,
             time_width_factor=m.time_width_factor, energy_log=m.energy_log or None, seed=config.run.seed)
+
+    def examples(self) -> dict:
+        """Tiny instances of every ResNet-15 variant and of all options together (backend matrix)."""
+        from ..data.synthetic import electron_photon as twin
+        from ..models.resnet import VARIANTS, build_resnet15
+        from .base import ModelExample
+
+        rng = np.random.default_rng(0)
+        x = twin.make_crops(rng, twin.sample_latent(rng, 6, 1))
+        y = np.array([0, 1] * 3, dtype="float32")
+        tiny = dict(widths=(4, 8), blocks=(1, 1), embedding_dim=8)
+        out = {f"resnet15_{v}": ModelExample(lambda v=v: build_resnet15(v, **tiny, seed=0), x, y) for v in VARIANTS}
+        out["resnet15_options"] = ModelExample(
+            lambda: build_resnet15("two_channel", **tiny, preact=True, se=True, pool="attention", groups=2,
+                                   dropout=0.1, erasing=0.5, seed=0), x, y)
+        return out
 
     def fit(self, ctx) -> dict:
         reader = ctx.data.extras.get("reader")
