@@ -20,7 +20,7 @@ chunked along the sample axis; one file holding both classes works too. The read
   arrays and serves shuffled batches from them.
 
 Example:
-    >>> reader = CaloReader(["SinglePhotonPt50_IMGCROPS_n249k_RHv1.hdf5",
+    >>> reader = CaloReader(["SinglePhotonPt50_IMGCROPS_n249k_RHv1.hdf5",      # doctest: +SKIP
     ...                      "SingleElectronPt50_IMGCROPS_n249k_RHv1.hdf5"], seed=1)
     >>> train = reader.dataset("train", batch_size=256, shuffle=True)      # doctest: +SKIP
     >>> x, y = next(iter(train))                                            # doctest: +SKIP

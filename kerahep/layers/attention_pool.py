@@ -22,7 +22,7 @@ class AttentionPooling2D(layers.Layer):
 
     Example:
         >>> pool = AttentionPooling2D(num_heads=2)
-        >>> pool(keras.ops.ones((3, 4, 4, 8))).shape
+        >>> tuple(pool(keras.ops.ones((3, 4, 4, 8))).shape)
         (3, 8)
     """
 

@@ -18,7 +18,7 @@ class SelectChannels(layers.Layer):
 
     Example:
         >>> x = keras.ops.reshape(keras.ops.arange(8.0), (1, 2, 2, 2))
-        >>> SelectChannels(channels=(1,))(x).shape
+        >>> tuple(SelectChannels(channels=(1,))(x).shape)
         (1, 2, 2, 1)
     """
 

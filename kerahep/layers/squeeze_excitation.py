@@ -20,7 +20,7 @@ class SqueezeExcitation(layers.Layer):
 
     Example:
         >>> se = SqueezeExcitation(ratio=4)
-        >>> se(keras.ops.ones((2, 8, 8, 16))).shape
+        >>> tuple(se(keras.ops.ones((2, 8, 8, 16))).shape)
         (2, 8, 8, 16)
     """
 

@@ -72,8 +72,8 @@ class ElectronPhotonData(DataConfig):
     synthetic_events: int = 3000
     test_paths: tuple = ()
     block_rows: int | None = None
-    explain_samples: int = 200
-    tsne_samples: int = 600
+    explain_samples: int = 100
+    tsne_samples: int = 500
 
     def __post_init__(self):
         super().__post_init__()
