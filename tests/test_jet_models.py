@@ -95,7 +95,7 @@ def test_encoder_round_trips_through_keras_file(name, jets, tmp_path):
 
 def test_hybrid_uses_transformer_blocks_with_learned_positions():
     enc = build_encoder("hybrid", **TINY["hybrid"])
-    kinds = {type(l).__name__ for l in enc.layers}
+    kinds = {type(layer).__name__ for layer in enc.layers}
     assert {"TransformerBlock", "PositionEmbedding", "GlobalAveragePooling1D"} <= kinds
     # one stride-2 stem convolution: 125 -> 63 pixels; patches of 8: 7 x 7 = 49 tokens of width 8
     assert tuple(enc.get_layer("position_embedding").positions.shape) == (49, 8)

@@ -99,7 +99,6 @@ def memory_rows(workdir: Path, quick: bool) -> list[Row]:
 
 
 def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
-    import numpy as np
     import tensorflow as tf
 
     from ..data.jets import JetStream, channel_scales
@@ -124,7 +123,8 @@ def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
     for k in models:  # warm-up: tracing, first reads
         models[k].fit(data[k], epochs=1, verbose=0, steps_per_epoch=2)
     best = {k: float("inf") for k in models}
-    for _ in range(1 if quick else 2):  # alternate, so load changes hit both alike
+    repeats = 1 if quick else 3
+    for _ in range(repeats):  # alternate, so load changes hit both alike
         for k in ("pipeline", "memory"):
             t0 = time.perf_counter()
             models[k].fit(data[k], epochs=1, verbose=0)
@@ -135,7 +135,7 @@ def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
     return [ratio_row(TASK, "pre-training throughput, HDF5 pipeline vs in-memory", rate["memory"], rate["pipeline"],
                       "jets/s", target=0.9,
                       notes=f"SimCLR, ResNet-18 widths {tuple(widths)}, batch {batch}, {jets} jets per epoch, "
-                            f"best of {1 if quick else 2} epochs each",
+                            f"best of {repeats} epochs each",
                       encoder_widths=list(widths), jets=jets)]
 
 

@@ -286,7 +286,9 @@ class JetStream:
                                     f"a read error ({exc})") from None
                 jets = block if (len(off) == stop - start) else block[off]
                 if self.check_finite:
-                    good = np.isfinite(jets).reshape(len(jets), -1).all(axis=1)
+                    # a jet's sum is NaN or infinite exactly when one of its pixels is (finite
+                    # float32 deposits of a physical size cannot overflow); half the cost of isfinite
+                    good = np.isfinite(jets.sum(axis=tuple(range(1, jets.ndim))))
                     if not good.all():
                         row = start + int(off[np.flatnonzero(~good)[0]])
                         raise DataError(info.path, f"finite values in {self.key!r}", f"NaN or infinity in jet {row}")

@@ -489,7 +489,7 @@ class JetSSL(Task):
             for method in ("linear", "frozen"):
                 if method not in m.methods and not (method == "frozen" and "finetune" in m.methods):
                     continue
-                heads = ctx.build(lambda: latent_heads(
+                heads = ctx.build(lambda method=method: latent_heads(
                     latent_dim, stats, hidden=m.head_hidden, dropout=m.dropout, linear=method == "linear",
                     latent_mean=z_mean, latent_var=z_var, name=f"{method}_heads"))
                 ctx.fit(heads, train=train_latent, val=val_latent, stage=f"{method}_{tag}", epochs=m.head_epochs,
@@ -509,11 +509,11 @@ class JetSSL(Task):
                 val_ds = mk(lab["val"], 64, False)
                 streams.append(sub_stream)
             if "finetune" in m.methods:
-                def build_ft():
+                def build_ft(heads=frozen_heads):
                     enc = keras.models.clone_model(encoder)
                     enc.set_weights(encoder.get_weights())
-                    hd = keras.models.clone_model(frozen_heads)
-                    hd.set_weights(frozen_heads.get_weights())
+                    hd = keras.models.clone_model(heads)
+                    hd.set_weights(heads.get_weights())
                     return jet_model(enc, hd, name="finetuned")
 
                 ft = ctx.build(build_ft)

@@ -348,9 +348,9 @@ def _write(path, n, seed, labelled, chunk_rows, compression_level, progress):
                 latents.append(lat)
                 labels.append((y, m, pt))
                 start = stop
-    y = np.concatenate([l[0] for l in labels]) if labels else np.zeros(0)
-    m = np.concatenate([l[1] for l in labels]) if labels else np.zeros(0)
-    pt = np.concatenate([l[2] for l in labels]) if labels else np.zeros(0)
+    y = np.concatenate([b[0] for b in labels]) if labels else np.zeros(0)
+    m = np.concatenate([b[1] for b in labels]) if labels else np.zeros(0)
+    pt = np.concatenate([b[2] for b in labels]) if labels else np.zeros(0)
     return (np.concatenate(latents) if latents else np.zeros((0, 10))), y, m, pt
 
 
