@@ -20,7 +20,7 @@ class ChannelDropout(layers.Layer):
 
     Example:
         >>> layer = ChannelDropout(0.5, seed=1)
-        >>> layer(keras.ops.ones((2, 4, 4, 8)), training=True).shape
+        >>> tuple(layer(keras.ops.ones((2, 4, 4, 8)), training=True).shape)
         (2, 4, 4, 8)
     """
 

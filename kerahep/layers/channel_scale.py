@@ -22,7 +22,7 @@ class ChannelScale(layers.Layer):
 
     Example:
         >>> layer = ChannelScale([1.0, 2.0])
-        >>> layer(keras.ops.ones((1, 3, 3, 2))).shape
+        >>> tuple(layer(keras.ops.ones((1, 3, 3, 2))).shape)
         (1, 3, 3, 2)
     """
 

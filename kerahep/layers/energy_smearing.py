@@ -23,7 +23,7 @@ class EnergySmearing(layers.Layer):
 
     Example:
         >>> layer = EnergySmearing(0.05, 0.1, seed=1)
-        >>> layer(keras.ops.ones((2, 4, 4, 8)), training=True).shape
+        >>> tuple(layer(keras.ops.ones((2, 4, 4, 8)), training=True).shape)
         (2, 4, 4, 8)
     """
 

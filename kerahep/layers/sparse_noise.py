@@ -25,7 +25,7 @@ class SparseNoise(layers.Layer):
 
     Example:
         >>> layer = SparseNoise(0.01, 0.05, channels=(3, 4), seed=1)
-        >>> layer(keras.ops.ones((2, 4, 4, 8)), training=True).shape
+        >>> tuple(layer(keras.ops.ones((2, 4, 4, 8)), training=True).shape)
         (2, 4, 4, 8)
     """
 

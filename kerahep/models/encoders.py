@@ -177,7 +177,7 @@ def jet_augmenter(flip: bool = True, translate: float = 0.02, channel_drop: floa
 
     Example:
         >>> aug = jet_augmenter(seed=1)
-        >>> aug(keras.ops.ones((2, 125, 125, 8)), training=True).shape
+        >>> tuple(aug(keras.ops.ones((2, 125, 125, 8)), training=True).shape)
         (2, 125, 125, 8)
     """
 
