@@ -272,6 +272,8 @@ def test_pretraining_lowers_reconstruction_loss_and_tracks_terms(events):
 
 
 # --------------------------------------------------------------- round trips
+# Keras warns that the reloaded optimizer sees the frozen encoder's variables; scoring is unaffected
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
 def test_autoencoder_encoder_and_classifier_round_trip(events, tmp_path):
     x, y = events
     mae = _mae(x)

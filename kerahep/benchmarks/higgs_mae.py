@@ -159,7 +159,7 @@ def run(quick: bool = False, workdir=None) -> list[Row]:
     work = Path(workdir or tempfile.mkdtemp(prefix="kerahep-higgs-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     events = 40_000 if quick else 200_000
-    repeat = 1 if quick else 2
+    repeat = 1 if quick else 3
     small = make_file(work / "HIGGS_small.csv", events)
     notes = f"{events} events, {small.stat().st_size / 1e6:.0f} MB, UCI '%.18e' format"
     warm = make_file(work / "HIGGS_warm.csv", 2000)
