@@ -8,9 +8,10 @@ number of runs from two up is accepted (multi-class).
 Files are opened with ``np.load(mmap_mode="r")``: nothing is loaded up front. Opening
 scans each file once in chunks (bounded memory) to refuse NaN, infinite or negative
 counts and to collect the mean occupancy map and the per-lumisection totals. Batches
-are read as contiguous chunks of lumisections: the training pipeline interleaves chunks
-of several runs into a shuffle buffer; evaluation pipelines keep file order, so scores
-line up with lumisection numbers (:func:`split_order`).
+are read as contiguous chunks of lumisections: the training pipeline reads chunks of
+all runs in a new random order every epoch, several at a time, into a shuffle buffer;
+evaluation pipelines keep file order, so scores line up with lumisection numbers
+(:func:`split_order`).
 
 Splits are by contiguous blocks of lumisections within each run
 (:func:`kerahep.data.splits.block_split`), never at random, so neighbouring
@@ -291,15 +292,18 @@ def iterate(runs: HcalRuns, segments, chunk_size: int = 512):
 # ---------------------------------------------------------------------------- tf.data
 def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = False, seed: int = 0,
                  chunk_size: int = 256, cache: bool = False, shuffle_buffer: int = 10000,
-                 label_mode: str | None = None, cycle_length: int = 4):
+                 label_mode: str | None = None):
     """A batched ``tf.data.Dataset`` of ``(maps float32 (B, iEta, iPhi), labels)`` over ``segments``.
 
     Args:
         runs: the opened runs.
         segments: ``(run, start, stop)`` ranges (one split of :func:`split_segments`).
         batch_size: batch size.
-        training: shuffle chunk order each epoch, interleave ``cycle_length`` chunks and
-            pass the lumisections through a shuffle buffer; otherwise keep file order.
+        training: shuffle the chunk order each epoch, read chunks in parallel (in the
+            order they finish) and pass the lumisections through a shuffle buffer of
+            ``shuffle_buffer`` maps; otherwise keep file order. (Parallel ``map`` plus
+            ``unbatch`` holds less memory in TensorFlow than ``interleave`` over
+            per-chunk datasets, and mixes as well once the buffer spans several chunks.)
         cache: keep the decoded maps in memory after the first pass (when they fit).
         label_mode: ``binary`` (float 0/1, two runs) or ``categorical`` (one-hot); default
             by the number of runs.
@@ -335,8 +339,7 @@ def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = Fal
     buffer = max(1, min(int(shuffle_buffer), n))
     if training and not cache:
         ds = ds.shuffle(len(reads), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.interleave(lambda c: tf.data.Dataset.from_tensor_slices(load(c)), cycle_length=cycle_length,
-                           block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).unbatch()
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     else:
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()

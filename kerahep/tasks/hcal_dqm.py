@@ -806,6 +806,7 @@ def _monitoring_plot(run_idx, ls, names, confidence, score, threshold, truth, pa
 
 
 def _residual_plot(residuals, order, run_idx, ls, names, anomalies, score, shape, path):
+    """Autoencoder residual maps (observed - expected, per-cell standardised) of the most anomalous maps."""
     from .. import plotting
 
     images, titles = [], []
@@ -819,6 +820,6 @@ def _residual_plot(residuals, order, run_idx, ls, names, anomalies, score, shape
         titles.append(f"{names[r]} LS {lumi}, score {score[i]:.3g}{tag}")
     if images:
         h, w = shape
+        # titles take two lines (run, lumisection, score; the injected truth): no suptitle over them
         plotting.image_grid(images, path, titles=titles, xlabel="iPhi index", ylabel="iEta index", cmap="RdBu_r",
-                            symmetric=True, extent=(0, w, 0, h),
-                            suptitle="Autoencoder residual (observed - expected) of the most anomalous lumisections")
+                            symmetric=True, extent=(0, w, 0, h))
