@@ -143,7 +143,7 @@ def test_paired_auc_difference_interval():
     rng = np.random.default_rng(1)
     y = np.repeat([0, 1], 200)
     latent = y + rng.normal(0, 1.0, 400)
-    same = paired_auc_difference_ci(y, latent, latent)
+    same = paired_auc_difference_ci(y, latent, latent, n_boot=60)
     assert same == [0.0, 0.0]
-    lo, hi = paired_auc_difference_ci(y, latent, latent + rng.normal(0, 2.0, 400))
+    lo, hi = paired_auc_difference_ci(y, latent, latent + rng.normal(0, 2.0, 400), n_boot=100)
     assert 0 < lo < hi  # the noisier score is worse, and the paired interval says so
