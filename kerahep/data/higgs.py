@@ -158,8 +158,8 @@ def sniff(path) -> FileFormat:
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(path, "a HIGGS table (HIGGS.csv or HIGGS.csv.gz: label then 28 features per line)",
-                        "no such file")
+        raise DataError(path, "a HIGGS table (HIGGS.csv or HIGGS.csv.gz: label then 28 features per line; "
+                        "the real one from https://archive.ics.uci.edu/dataset/280/higgs)", "no such file")
     if path.is_dir():
         raise DataError(path, "a HIGGS table file", "a directory")
     with open(path, "rb") as f:

@@ -351,11 +351,17 @@ class HiggsMae(Task):
                     n_test=te_rows_c[1]["rows"], test_signal=te_rows_c[1]["signal"])
 
         def stream(split, shuffle):
+            import math
+
+            import tensorflow as tf
+
             rows, c = counts[split]
             cap = d.max_events if split == "train" else None
-            return hr.higgs_dataset(path, rows, features=d.features, batch_size=bs,
-                                    shuffle_buffer=d.shuffle_buffer if shuffle else 0, seed=config.run.seed,
-                                    chunksize=d.chunksize, max_rows=cap, cache=d.cache and split != "test")
+            ds = hr.higgs_dataset(path, rows, features=d.features, batch_size=bs,
+                                  shuffle_buffer=d.shuffle_buffer if shuffle else 0, seed=config.run.seed,
+                                  chunksize=d.chunksize, max_rows=cap, cache=d.cache and split != "test")
+            # the scan counted the lines: a known length gives progress bars and learning-rate schedules
+            return ds.apply(tf.data.experimental.assert_cardinality(math.ceil(c["rows"] / bs)))
 
         adapt, _ = hr.read_higgs(path, counts["train"][0], features=d.features,
                                  max_rows=min(d.adapt_events, tr["rows"]), chunksize=d.chunksize)
