@@ -147,3 +147,20 @@ def test_paired_auc_difference_interval():
     assert same == [0.0, 0.0]
     lo, hi = paired_auc_difference_ci(y, latent, latent + rng.normal(0, 2.0, 400), n_boot=100)
     assert 0 < lo < hi  # the noisier score is worse, and the paired interval says so
+
+
+def test_occupancy_maps_of_one_or_two_runs(tmp_path):
+    from kerahep.data import hcal
+
+    a = np.zeros((6, 8, 10))
+    a[:, 2:4] = 100.0
+    np.save(tmp_path / "Run1_Dataset.npy", a)
+    np.save(tmp_path / "Run2_Dataset.npy", a * 1.2)
+    task = get_task("hcal_dqm")
+    one = task._occupancy_maps(hcal.open_runs([tmp_path / "Run1_Dataset.npy"], min_runs=1), None, tmp_path / "one")
+    assert one["differences"] == {} and not (tmp_path / "one" / "occupancy_difference.png").exists()
+    two = task._occupancy_maps(hcal.open_runs([tmp_path / "Run1_Dataset.npy", tmp_path / "Run2_Dataset.npy"]),
+                               None, tmp_path / "two")
+    diff = two["differences"]["Run2-Run1"]
+    assert diff["relative_difference_active"] == pytest.approx(0.2)
+    assert (tmp_path / "two" / "occupancy_difference.png").exists()

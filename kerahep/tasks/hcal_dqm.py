@@ -506,9 +506,10 @@ class HcalDqm(Task):
         plotting.image_grid(images[: len(names)], plots / "occupancy_mean.png", titles=titles[: len(names)],
                             xlabel="iPhi index", ylabel="iEta index", extent=(0, w, 0, h),
                             suptitle="Mean DigiOccupancy per lumisection")
-        plotting.image_grid(images[len(names):], plots / "occupancy_difference.png", titles=titles[len(names):],
-                            xlabel="iPhi index", ylabel="iEta index", extent=(0, w, 0, h), cmap="RdBu_r",
-                            symmetric=True, suptitle="Difference of mean occupancy between runs")
+        if len(names) > 1:
+            plotting.image_grid(images[len(names):], plots / "occupancy_difference.png", titles=titles[len(names):],
+                                xlabel="iPhi index", ylabel="iEta index", extent=(0, w, 0, h), cmap="RdBu_r",
+                                symmetric=True, suptitle="Difference of mean occupancy between runs")
         return out
 
     @staticmethod
