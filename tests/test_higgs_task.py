@@ -89,10 +89,13 @@ def test_end_to_end_stages_artifacts_and_tables(task, workdir):
     from kerahep.io import load_model, read_json
     from kerahep.training import train
 
-    # no validation split: half the graph tracing, which dominates a run this small
-    cfg = task.preset().override(TINY + ["model.pretrain_epochs=1", "training.epochs=1", "model.finetune_epochs=1",
-                                         "model.compare_scratch=false", "training.steps_per_epoch=2",
-                                         "data.split=(0.7,0.3)"])
+    # the seed protocol's streaming path (row ranges of one file) on the twin; no validation range:
+    # half the graph tracing, which dominates a run this small
+    twin = task.make_synthetic(task.preset().override(TINY))[0]
+    cfg = task.preset().override(TINY + [f"data.paths=('{twin}',)", "data.rows_train=(0,80)", "data.rows_test=(-40,None)",
+                                         "data.chunksize=32", "data.shuffle_buffer=64", "model.pretrain_epochs=1",
+                                         "training.epochs=1", "model.finetune_epochs=1", "model.compare_scratch=false",
+                                         "training.steps_per_epoch=2"])
     result = train(cfg)
     run = result.run_dir
     for name in ("model.keras", "encoder.keras", "pretrainer.keras", "history.csv", "history_pretrain.csv",
@@ -101,7 +104,8 @@ def test_end_to_end_stages_artifacts_and_tables(task, workdir):
         assert (run / name).exists(), name
     metrics = read_json(run / "metrics.json")
     test = metrics["test"]
-    assert metrics["data"]["source"] == "synthetic" and 0.0 <= test["roc_auc"] <= 1.0 and "accuracy" in test
+    assert metrics["data"]["rows"] == {"train": [0, 80], "test": [80, None]}
+    assert 0.0 <= test["roc_auc"] <= 1.0 and test["n"] == 40 and "accuracy" in test
     assert set(test["comparison"]) >= {"pretrained_frozen", "pretrained_finetuned", "gbt_same_features", "gbt_all28"}
     assert test["comparison"]["pretrained_finetuned"]["roc_auc"] == pytest.approx(test["roc_auc"])
     rec = read_json(run / "reconstruction.json")
