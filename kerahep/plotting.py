@@ -28,10 +28,11 @@ def _style():
         _STYLE_SET = True
 
 
-def _label(ax, text="Simulation", data=False):
+def _label(ax, text="", data=False):
+    """Experiment-style label; says "kerahep" rather than claiming a CMS result."""
     try:
-        hep.cms.label(text, data=data, ax=ax, loc=0, fontsize=14)
-    except Exception:  # pragma: no cover - label is decoration
+        hep.label.exp_label(exp="kerahep", text=text, data=data, ax=ax, loc=0, fontsize=14, rlabel="")
+    except Exception:  # noqa: BLE001 - the label is decoration; never fail a plot for it
         pass
 
 
