@@ -522,7 +522,8 @@ class JetSSL(Task):
                             monitor="val_loss", mode="min",
                             compile_fn=heads_compile(cfg.training.learning_rate * m.finetune_lr_scale, epochs))
                     predictions[("finetune", f)] = _predict_dataset(ft, data.test)
-                exported[("finetune", f)] = ft
+                if f == max(ex["subsets"]):
+                    exported[("finetune", f)] = ft
             if "scratch" in m.methods:
                 def build_scratch():
                     enc = self.build_encoder(cfg, ex["channel_scales"])
@@ -537,8 +538,9 @@ class JetSSL(Task):
                     predictions[("scratch", f)] = _predict_dataset(sc, data.test)
             if frozen_heads is not None:
                 exported[("frozen", f)] = frozen_heads
-            ex.setdefault("epochs", {})[tag] = {"heads": m.head_epochs, "finetune_scratch": epochs,
-                                                "labels": int(n_sub)}
+            data.info.setdefault("downstream", {})[tag] = {"labels": int(n_sub), "head_epochs": m.head_epochs,
+                                                           "finetune_scratch_epochs": epochs,
+                                                           "finetune_scratch_batch": bsz}
         ex["predictions"] = predictions
         top = max(ex["subsets"])
         if m.export == "finetune":
