@@ -23,7 +23,11 @@ from pathlib import Path
 import numpy as np
 
 
-def _predict(model, x):
+def _predict(model, x, outputs=None):
+    if outputs is not None:
+        out = outputs(model, x)
+        out = out if isinstance(out, (list, tuple)) else [out]
+        return [np.asarray(o, dtype=np.float32) for o in out]
     out = model.predict(x, verbose=0, batch_size=len(next(iter(x.values()))) if isinstance(x, dict) else len(x))
     if isinstance(out, dict):
         out = [out[k] for k in sorted(out)]
@@ -52,7 +56,7 @@ def check_example(name: str, ex, workdir: Path, atol: float = 1e-5) -> dict:
     from .io import load_model
 
     model = ex.build()
-    before = _predict(model, ex.x)
+    before = _predict(model, ex.x, ex.outputs)
     if any(not np.isfinite(p).all() for p in before):
         raise AssertionError(f"{name}: non-finite forward pass")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=ex.loss)
@@ -60,11 +64,11 @@ def check_example(name: str, ex, workdir: Path, atol: float = 1e-5) -> dict:
     loss = float(logs.get("loss", np.nan))
     if not np.isfinite(loss):
         raise AssertionError(f"{name}: non-finite training loss {loss}")
-    after = _predict(model, ex.x)
+    after = _predict(model, ex.x, ex.outputs)
     path = workdir / f"{name}.keras"
     model.save(path)
     loaded = load_model(path)
-    again = _predict(loaded, ex.x)
+    again = _predict(loaded, ex.x, ex.outputs)
     diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(after, again))
     if diff > atol:
         raise AssertionError(f"{name}: predictions differ by {diff:g} after the .keras round trip")
@@ -73,14 +77,14 @@ def check_example(name: str, ex, workdir: Path, atol: float = 1e-5) -> dict:
     return {"loss": loss, "roundtrip_max_abs_diff": diff}
 
 
-def compare_saved(name: str, src: Path, atol: float) -> dict:
+def compare_saved(name: str, src: Path, atol: float, outputs=None) -> dict:
     from .io import load_model
 
     model = load_model(src / f"{name}.keras")
     x = _load_inputs(src / f"{name}.inputs.npz")
     with np.load(src / f"{name}.preds.npz") as z:
         ref = [z[k] for k in sorted(z.files, key=lambda s: int(s.split("_")[1]))]
-    got = _predict(model, x)
+    got = _predict(model, x, outputs)
     diff = max(float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in zip(ref, got))
     if diff > atol:
         raise AssertionError(f"{name}: cross-backend predictions differ by {diff:g}")
@@ -137,7 +141,7 @@ def main(argv=None) -> int:
             try:
                 res = check_example(key, ex, out, atol=args.atol)
                 if args.compare:
-                    res.update(compare_saved(key, Path(args.compare), atol=args.atol))
+                    res.update(compare_saved(key, Path(args.compare), atol=args.atol, outputs=ex.outputs))
                 if args.bench:
                     res["samples_per_second"] = throughput(ex)
                 report["results"][key] = res

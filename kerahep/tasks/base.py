@@ -63,12 +63,16 @@ class ModelExample:
         x: example inputs (NumPy array or dict of arrays), a handful of rows.
         y: matching targets for one training step.
         loss: a Keras loss for that step (None: the model adds its own losses).
+        outputs: ``(model, x) -> array(s)`` compared across round trips and backends
+            (default ``model.predict``); for models whose call is random (masking), a
+            deterministic view such as the encoder's output.
     """
 
     build: Any
     x: Any
     y: Any = None
     loss: Any = "binary_crossentropy"
+    outputs: Any = None
 
 
 class Task:

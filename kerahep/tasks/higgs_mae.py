@@ -392,6 +392,33 @@ class HiggsMae(Task):
             negative_pt_weight=m.negative_pt_weight, unit_circle_weight=m.unit_circle_weight,
             adapt_data=data.extras.get("adapt"), seed=config.run.seed + seed_offset)
 
+    def examples(self) -> dict:
+        """Tiny masked autoencoder (object and feature tokens) and its classifier."""
+        import numpy as np
+
+        from ..models.mae import build_classifier, build_masked_autoencoder, higgs_layout
+        from .base import ModelExample
+
+        rng = np.random.default_rng(0)
+        out = {}
+        for tok in ("object", "feature"):
+            layout = higgs_layout("low", tok)
+            n = len(layout["feature_names"])
+            x = np.abs(rng.normal(1.0, 0.5, size=(8, n))).astype("float32")
+
+            def build_mae(layout=layout, x=x, tok=tok):
+                return build_masked_autoencoder(layout, dim=8, depth=1, num_heads=2, decoder_dim=8,
+                                                pair_features=tok == "object", unit_circle_weight=0.1,
+                                                adapt_data=x, seed=0)
+
+            out[f"mae_{tok}"] = ModelExample(build=build_mae, x=x, y=None, loss=None,
+                                             outputs=lambda m, x: m.encoder_model().predict(x, verbose=0))
+            if tok == "object":
+                out["classifier"] = ModelExample(
+                    build=lambda b=build_mae: build_classifier(b().encoder_model(), hidden_units=(8,), freeze=False),
+                    x=x, y=(x[:, 0] > 1).astype("float32"))
+        return out
+
     def build_model(self, config: Config, data: TaskData):
         """The Transformer classifier without pre-training (encoder trainable)."""
         from ..models.mae import build_classifier
