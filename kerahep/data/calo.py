@@ -303,12 +303,11 @@ class CaloReader:
         return X, y
 
     def fits_in_memory(self, split: str, fraction: float = 0.5) -> bool:
-        """True when ``split`` takes less than ``fraction`` of the available memory (counted
-        twice: the arrays are copied once into a tensor)."""
+        """True when ``split`` takes less than ``fraction`` of the available memory."""
         import psutil
 
         need = self.size(split) * int(np.prod(CROP_SHAPE)) * 4
-        return 2 * need < fraction * psutil.virtual_memory().available
+        return need < fraction * psutil.virtual_memory().available
 
     # ------------------------------------------------------------------ tf.data
     def dataset(self, split: str, batch_size: int = 256, shuffle: bool = False, cache: bool = False,
@@ -341,13 +340,18 @@ class CaloReader:
         in_memory = bool(cache) and self.fits_in_memory(split)
         if in_memory:
             X, y = self.read(split)
-            x_t, y_t = tf.constant(X), tf.constant(y)
-            del X, y
+
+            def gather(i):  # NumPy gather: the arrays are not copied into a second (tensor) buffer
+                return X[i], y[i]
+
+            def gather_tf(i):
+                xb, yb = tf.numpy_function(gather, [i], (tf.float32, tf.float32), stateful=False)
+                return tf.ensure_shape(xb, (None,) + CROP_SHAPE), tf.ensure_shape(yb, (None,))
+
             ds = tf.data.Dataset.range(n)
             if shuffle:
                 ds = ds.shuffle(n, seed=self.seed, reshuffle_each_iteration=True)
-            ds = ds.batch(int(batch_size)).map(lambda i: (tf.gather(x_t, i), tf.gather(y_t, i)),
-                                               num_parallel_calls=autotune)
+            ds = ds.batch(int(batch_size)).map(gather_tf, num_parallel_calls=autotune)
         else:
             epochs = itertools.count()
             lock = threading.Lock()
