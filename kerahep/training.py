@@ -425,6 +425,8 @@ class RunContext:
         self.histories[stage] = history.history
         self.timing["fit_seconds"] += dt
         n = self.task_train_size()
+        if n and cfg.training.steps_per_epoch:  # a capped epoch sees at most steps x batch samples
+            n = min(n, cfg.training.steps_per_epoch * cfg.training.batch_size)
         if n:
             self.timing["train_samples_seen"] += n * len(losses)
         return history
