@@ -63,12 +63,69 @@ def _read_csv(path):
     return load_prepared(path)
 
 
+def _array_rows(arrays):
+    return [np.asarray(a).tobytes() for a in arrays]
+
+
+@reader("calo_hdf5", ".hdf5", rows=_array_rows)
+def _valid_calo(folder):
+    from kerahep.data.synthetic.electron_photon import generate
+
+    generate(folder, n_per_class=24, seed=0)
+    return next(p for p in folder.iterdir() if p.name.startswith("SinglePhoton"))
+
+
+@_valid_calo
+def _read_calo(path):
+    from kerahep.data.calo import CaloReader
+
+    reader_ = CaloReader([path], split=(0.5, 0.5), roles=[None])
+    return [a for s in ("train", "val") for a in reader_.read(s)]
+
+
+@reader("higgs_csv", ".csv", rows=_array_rows)
+def _valid_higgs(folder):
+    from kerahep.data.higgs import write_higgs
+
+    rng = np.random.default_rng(0)
+    raw = np.abs(rng.normal(1.0, 0.5, size=(30, 28)))
+    return write_higgs(folder / "HIGGS.csv", rng.integers(0, 2, 30).astype(float), raw, fmt="%.6e")
+
+
+@_valid_higgs
+def _read_higgs(path):
+    from kerahep.data.higgs import read_higgs
+
+    return list(read_higgs(path))
+
+
+@reader("hcal_npy", ".npy", rows=_array_rows)
+def _valid_hcal(folder):
+    rng = np.random.default_rng(0)
+    path = folder / "Run1_Dataset.npy"
+    np.save(path, rng.poisson(5.0, size=(12, 64, 72)).astype(np.float64))
+    np.save(folder / "Run2_Dataset.npy", rng.poisson(6.0, size=(12, 64, 72)).astype(np.float64))
+    return path
+
+
+@_valid_hcal
+def _read_hcal(path):
+    from kerahep.data.hcal import open_runs
+
+    other = Path(_valid.__dict__.get("folders", {}).get("hcal_npy", path.parent)) / "Run2_Dataset.npy"
+    if not other.exists():
+        other = path.parent / "Run2_Dataset.npy"
+    runs = open_runs([path, other])
+    return [runs.read(0, 0, runs.sizes[0])]
+
+
 # ------------------------------------------------------------------ the properties
 def _valid(name):
     """(bytes, rows) of the intact file of reader ``name``."""
     cache = _valid.__dict__.setdefault("cache", {})
     if name not in cache:
         folder = Path(tempfile.mkdtemp(prefix=f"fuzz-{name}-"))
+        _valid.__dict__.setdefault("folders", {})[name] = str(folder)
         path = READERS[name].make_valid(folder)
         cache[name] = (path.read_bytes(), READERS[name].rows(READERS[name].read(path)))
     return cache[name]

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .h5 import hdf5_errors
 from .splits import stratified_split
 
 CROP_SHAPE = (32, 32, 2)
@@ -120,7 +121,7 @@ def inspect_file(path, role: int | None = "auto", max_events: int | None = None,
         f = h5py.File(path, "r")
     except OSError as exc:
         raise DataError(path, "a readable HDF5 file", f"an unreadable file ({exc})") from None
-    with f:
+    with f, hdf5_errors(path, "a readable HDF5 file of calorimeter crops"):
         keys = sorted(f.keys())
         for key in ("X", "y"):
             if key not in f or not isinstance(f[key], h5py.Dataset):
@@ -274,10 +275,16 @@ class CaloReader:
         try:
             for fi, c, rows in plan:
                 f = self.files[fi]
-                if fi not in handles:
-                    handles[fi] = h5py.File(f.path, "r")
                 start, stop = f.chunk_bounds(c)
-                block = handles[fi]["X"][start:stop]
+                try:
+                    with hdf5_errors(f.path, "a readable HDF5 file of calorimeter crops"):
+                        if fi not in handles:
+                            handles[fi] = h5py.File(f.path, "r")
+                        block = handles[fi]["X"][start:stop]
+                except DataError as exc:
+                    with self._pending.lock:
+                        self._pending.error = exc
+                    raise
                 try:
                     check_finite(block, f.path, start)  # the whole chunk: a bad crop is bad in any split
                 except DataError as exc:

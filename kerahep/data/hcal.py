@@ -180,6 +180,11 @@ def scan(run: RunFile, chunk: int = 512) -> RunFile:
             ls, ieta, iphi = np.argwhere(c < 0)[0]
             raise DataError(path, "non-negative hit counts",
                             f"{c[ls, ieta, iphi]:g} at lumisection {s + ls}, iEta index {ieta}, iPhi index {iphi}")
+        big = c > np.finfo(np.float32).max  # read as float32 later: would turn into inf silently
+        if big.any():
+            ls, ieta, iphi = np.argwhere(big)[0]
+            raise DataError(path, "hit counts within float32 range (at most 3.4e38)",
+                            f"{c[ls, ieta, iphi]:g} at lumisection {s + ls}, iEta index {ieta}, iPhi index {iphi}")
         total += c.sum(axis=0)
         totals[s:s + len(c)] = c.sum(axis=(1, 2))
         peak = max(peak, float(c.max()))
