@@ -92,3 +92,49 @@ def test_two_runs_at_once_get_distinct_directories(tmp_path):
         assert json.loads((d / "metrics.json").read_text())["status"] == "complete"
     latest = (tmp_path / "results" / "toy" / "LATEST").read_text().strip()
     assert latest in {d.name for d in runs}
+
+
+def test_crash_while_saving_model_keeps_previous_model(tmp_path, monkeypatch):
+    import keras
+    import numpy as np
+
+    from kerahep import io
+
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.Dense(1)(inp))
+    target = tmp_path / "model.keras"
+    io.save_model(model, target)
+    before = target.read_bytes()
+    real_save = keras.Model.save
+
+    def crashing_save(self, filepath, *a, **k):
+        real_save(self, filepath, *a, **k)
+        with open(filepath, "r+b") as f:  # half-written archive, then the process "dies"
+            f.truncate(100)
+        raise KeyboardInterrupt("injected kill during save")
+
+    monkeypatch.setattr(keras.Model, "save", crashing_save)
+    model.layers[1].set_weights([np.ones((3, 1)), np.ones(1)])
+    with pytest.raises(KeyboardInterrupt):
+        io.save_model(model, target)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temporary left behind
+
+
+def test_artifacts_contain_no_pickle(tmp_path, monkeypatch):
+    import zipfile
+
+    sys.path.insert(0, str(TESTS))
+    import toytask
+
+    from kerahep.training import train
+
+    monkeypatch.chdir(tmp_path)
+    res = train(toytask.register().preset().override(["training.epochs=1"]))
+    for path in res.run_dir.rglob("*"):
+        if path.suffix == ".keras":
+            with zipfile.ZipFile(path) as z:
+                assert not [n for n in z.namelist() if n.endswith((".pkl", ".pickle"))]
+                assert all(not z.read(n).startswith(b"\x80") for n in z.namelist() if not n.endswith(".h5"))
+        elif path.is_file() and path.suffix in (".pkl", ".pickle", ".npy"):
+            pytest.fail(f"pickle-capable artifact {path}")
