@@ -94,23 +94,45 @@ def test_stream_reads_chunk_aligned_slices_not_the_whole_file(twin, monkeypatch)
     with h5py.File(path) as f:
         ref = f["jet"][:]
     calls = []
-    original = h5py.Dataset.__getitem__
+    original = jets.JetStream._read
 
-    def spy(self, key):
-        if self.name == "/jet":
-            calls.append(key)
-        return original(self, key)
+    def spy(reader, start, stop):
+        calls.append((start, stop))
+        return original(reader, start, stop)
 
-    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    monkeypatch.setattr(jets.JetStream, "_read", staticmethod(spy))
     wanted = np.array([1, 2, 9, 13])
-    stream = jets.JetStream([(path, wanted)], block_bytes=8 * 125 * 125 * 8 * 4)
-    got = stream.read_all()
-    np.testing.assert_array_equal(got, ref[wanted])
-    assert calls, "the stream did not read"
-    for key in calls:
-        assert isinstance(key, slice) and key.start % 4 == 0 and (key.stop % 4 == 0 or key.stop == 14)
-        assert key.stop - key.start <= 8 < 14  # never the whole file
-    assert sorted((k.start, k.stop) for k in calls) == [(0, 4), (8, 14)]  # chunk 1 (rows 4-7) holds no wanted row
+    for direct in (True, False):
+        calls.clear()
+        stream = jets.JetStream([(path, wanted)], block_bytes=8 * 125 * 125 * 8 * 4, direct_chunks=direct)
+        np.testing.assert_array_equal(stream.read_all(), ref[wanted])
+        for start, stop in calls:
+            assert start % 4 == 0 and (stop % 4 == 0 or stop == 14)
+            assert stop - start <= 8 < 14  # never the whole file
+        assert sorted(calls) == [(0, 4), (8, 14)]  # chunk 1 (rows 4-7) holds no wanted row
+
+
+@pytest.mark.parametrize("layout, direct", [
+    (dict(chunks=(3,) + SHAPE, compression="gzip"), True),
+    (dict(chunks=(3,) + SHAPE, compression="gzip", shuffle=True), False),
+    (dict(chunks=(3, 125, 125, 4), compression="gzip"), False),
+    (dict(chunks=(3,) + SHAPE), False),
+    (dict(), False),
+])
+def test_direct_chunk_reads_equal_h5py_for_every_layout(tmp_path, layout, direct):
+    x = np.zeros((8,) + SHAPE, np.float32)
+    rng = np.random.default_rng(0)
+    hits = rng.integers(0, 125, (400, 2))
+    x[rng.integers(0, 8, 400), hits[:, 0], hits[:, 1], rng.integers(0, 8, 400)] = rng.exponential(3.0, 400)
+    path = tmp_path / "layout.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("jet", data=x, **layout)
+        assert (jets.direct_chunk_reader(ds) is not None) == direct
+    for threads in (1, 3):  # reading ahead in threads gives the same jets in the same order
+        stream = jets.JetStream([(path, [0, 4, 5, 7])], block_bytes=3 * 125 * 125 * 8 * 4, read_threads=threads)
+        np.testing.assert_array_equal(stream.read_all(), x[[0, 4, 5, 7]])
+        blocks = [pos.tolist() for _, pos in stream.iter_blocks(shuffle=True, seed=2)]
+        assert sorted(sum(blocks, [])) == [0, 1, 2, 3]
 
 
 def test_dataset_streams_every_jet_with_targets_reshaped_to_1d(twin):
@@ -215,12 +237,13 @@ def test_read_targets_rejects_nan_and_bad_labels(tmp_path, key, value, expect):
     assert str(p) in str(err.value)
 
 
-def test_nan_in_a_later_chunk_surfaces_as_data_error_from_tf_data(tmp_path):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_nan_in_a_later_chunk_surfaces_as_data_error_from_tf_data(tmp_path, threads):
     x = _jets(8)
     x[6, 10, 10, 4] = np.inf
     p = _write(tmp_path / "late_nan.h5", jet=x)
     jets.inspect_jet_file(p)  # the first chunk is fine
-    stream = jets.JetStream([(p, None)], block_bytes=2 * 125 * 125 * 8 * 4)
+    stream = jets.JetStream([(p, None)], block_bytes=2 * 125 * 125 * 8 * 4, read_threads=threads)
     ds = stream.dataset(batch_size=2)
     with pytest.raises(DataError, match="NaN or infinity in jet 6") as err:
         with jets.surface_errors(stream):

@@ -9,7 +9,10 @@ Rows (ratios measured side by side in one run):
   every measurement starts clean.
 * ``pre-training throughput, HDF5 pipeline vs in-memory``: jets per second of SimCLR
   pre-training of the default preset's encoder fed by :class:`kerahep.data.jets.JetStream`
-  against the same jets as one in-memory array in ``tf.data`` (target >= 0.9).
+  against the same jets as one in-memory array in ``tf.data`` (target >= 0.9); the median
+  epoch of each, timed in ABBA order so that a drift in the machine's load hits both. The
+  reader's cost is mostly inflating gzip chunks: installing ``zlib-ng`` (or ``isal``) cuts
+  it about three-fold (see :mod:`kerahep.data.jets`).
 
 Run with ``python -m scripts.benchmark --task jet_ssl [--quick]`` or
 ``python -m kerahep.benchmarks.jet_ssl [--quick]``.
@@ -99,16 +102,17 @@ def memory_rows(workdir: Path, quick: bool) -> list[Row]:
 
 
 def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
+    import numpy as np
     import tensorflow as tf
 
-    from ..data.jets import JetStream, channel_scales
+    from ..data.jets import JetStream, _inflate_function, channel_scales
     from ..data.synthetic.jets import write_jet_file
     from ..registry import get_task
 
     cfg = get_task(TASK).preset()
     widths = cfg.model.widths
     blocks = tuple(cfg.model.blocks) or (2,) * len(widths)
-    n = 128 if quick else 512
+    n = 128 if quick else 256
     batch = 32
     path = write_jet_file(workdir / f"throughput_{n}.h5", n, seed=3)
     stream = JetStream([(path, None)])
@@ -122,21 +126,22 @@ def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
     data = {"pipeline": piped, "memory": memory}
     for k in models:  # warm-up: tracing, first reads
         models[k].fit(data[k], epochs=1, verbose=0, steps_per_epoch=2)
-    best = {k: float("inf") for k in models}
-    repeats = 1 if quick else 3
-    for _ in range(repeats):  # alternate, so load changes hit both alike
-        for k in ("pipeline", "memory"):
+    rounds = 2 if quick else 10
+    times = {k: [] for k in models}
+    for r in range(rounds):  # ABBA order: a drift in the machine's load hits both alike
+        for k in (("pipeline", "memory") if r % 2 == 0 else ("memory", "pipeline")):
             t0 = time.perf_counter()
             models[k].fit(data[k], epochs=1, verbose=0)
-            best[k] = min(best[k], time.perf_counter() - t0)
+            times[k].append(time.perf_counter() - t0)
     jets = n // batch * batch
-    rate = {k: jets / v for k, v in best.items()}
+    rate = {k: jets / float(np.median(v)) for k, v in times.items()}
+    pairs = [m / p for p, m in zip(times["pipeline"], times["memory"])]
     del array
     return [ratio_row(TASK, "pre-training throughput, HDF5 pipeline vs in-memory", rate["memory"], rate["pipeline"],
                       "jets/s", target=0.9,
                       notes=f"SimCLR, ResNet-18 widths {tuple(widths)}, batch {batch}, {jets} jets per epoch, "
-                            f"best of {repeats} epochs each",
-                      encoder_widths=list(widths), jets=jets)]
+                            f"median of {rounds} epochs each in ABBA order; inflate: {_inflate_function().__module__}",
+                      encoder_widths=list(widths), jets=jets, pair_ratios=[round(x, 4) for x in pairs])]
 
 
 def run(quick: bool = False, workdir=None) -> list[Row]:

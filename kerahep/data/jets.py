@@ -13,6 +13,14 @@ order each epoch, and feeds a bounded shuffle buffer, ``batch`` and ``prefetch``
 memory is set by the block size, the shuffle buffer and the prefetch depth, not by the
 file size. Every block is checked for NaN and infinities as it is read.
 
+Decompression is the reader's main cost (about 0.5 ms of CPU per jet through h5py, which
+competes with training on a small machine). For the usual layout (float32, whole images
+per chunk, gzip as the only filter) the stream reads the compressed chunks themselves
+(``read_direct_chunk``) and inflates them with the fastest zlib at hand: ``zlib_ng`` or
+``isal`` when installed (seven and three times the standard library's speed on these
+sparse images), else :mod:`zlib` (still about 1.7 times h5py's path). Any other layout
+goes through h5py as usual.
+
 The channels are, in order: track pT, dz, d0 (pT-weighted), ECAL, HCAL, pixel layers 1-3.
 
 Example::
@@ -210,6 +218,65 @@ def plan_reads(indices, n: int, chunk_rows: int | None, block_rows: int) -> list
     return plans
 
 
+def _inflate_function():
+    """The fastest zlib-compatible ``decompress`` installed (zlib-ng, ISA-L, then the standard library)."""
+    try:
+        from zlib_ng import zlib_ng
+
+        return zlib_ng.decompress
+    except ImportError:
+        pass
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib.decompress
+    except ImportError:
+        import zlib
+
+        return zlib.decompress
+
+
+def direct_chunk_reader(ds):
+    """A reader of chunk-aligned row slices that inflates the stored chunks itself, or None.
+
+    Only for the layout it can decode exactly: little-endian float32, each chunk holding
+    whole images (``chunks == (k,) + shape[1:]``) and deflate (gzip) as the only filter.
+    The returned ``read(start, stop)`` gives ``ds[start:stop]`` for ``start`` on a chunk
+    boundary; a chunk it cannot read directly (never written, for example) is read through
+    h5py.
+    """
+    import h5py
+
+    if ds.chunks is None or tuple(ds.chunks[1:]) != tuple(ds.shape[1:]) or ds.dtype != np.dtype("<f4"):
+        return None
+    try:
+        plist = ds.id.get_create_plist()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    except Exception:  # pragma: no cover - unusual property lists: use h5py
+        return None
+    if filters != [h5py.h5z.FILTER_DEFLATE]:
+        return None
+    inflate = _inflate_function()
+    rows_per_chunk = int(ds.chunks[0])
+    image = tuple(ds.shape[1:])
+    zeros = (0,) * len(image)
+
+    def read(start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start,) + image, np.float32)
+        for first in range(start, stop, rows_per_chunk):
+            rows = min(rows_per_chunk, stop - first)
+            try:
+                mask, raw = ds.id.read_direct_chunk((first,) + zeros)
+                data = raw if mask & 1 else inflate(raw)  # bit 0: deflate was skipped for this chunk
+                chunk = np.frombuffer(data, np.float32).reshape((rows_per_chunk,) + image)
+                out[first - start:first - start + rows] = chunk[:rows]
+            except (OSError, ValueError, KeyError, RuntimeError):
+                out[first - start:first - start + rows] = ds[first:first + rows]
+        return out
+
+    return read
+
+
 class JetStream:
     """Chunk-aligned streaming of jet images (and targets) from one or more HDF5 files.
 
@@ -222,14 +289,23 @@ class JetStream:
         block_bytes: size of one read when a file is not chunked, and the most read per
             block when it is (always whole chunks, at least one).
         check_finite: raise :class:`DataError` for a block holding NaN or infinity.
+        direct_chunks: inflate the stored chunks directly when the layout allows
+            (:func:`direct_chunk_reader`); False: always read through h5py.
+        read_threads: threads reading and inflating blocks ahead (None: a quarter of the
+            CPU cores, at most 4; one on a small machine, where training needs the cores).
 
     The first :class:`DataError` raised while streaming is kept in :attr:`error`;
     :func:`surface_errors` re-raises it when ``tf.data`` has wrapped it.
     """
 
     def __init__(self, sources, targets: dict | None = None, key: str = JET_KEY, image_shape=JET_SHAPE,
-                 block_bytes: int = DEFAULT_BLOCK_BYTES, check_finite: bool = True):
+                 block_bytes: int = DEFAULT_BLOCK_BYTES, check_finite: bool = True, direct_chunks: bool = True,
+                 read_threads: int | None = None):
+        import os
+
         self.key = key
+        self.direct_chunks = direct_chunks
+        self.read_threads = int(read_threads) if read_threads else max(1, min(4, (os.cpu_count() or 1) // 4))
         self.image_shape = tuple(image_shape)
         self.check_finite = check_finite
         self.error = None
@@ -266,39 +342,77 @@ class JetStream:
 
     # ------------------------------------------------------------------ blocks
     def iter_blocks(self, shuffle: bool = False, seed: int = 0):
-        """Yield ``(jets, positions)`` block by block (blocks in a seeded random order if ``shuffle``)."""
+        """Yield ``(jets, positions)`` block by block (blocks in a seeded random order if ``shuffle``).
+
+        With ``read_threads > 1`` the next blocks are read and inflated ahead in a small
+        thread pool (zlib releases the GIL), at most ``2 * read_threads`` blocks in flight.
+        """
         import h5py
 
         order = np.arange(len(self.plans))
         if shuffle:
             order = np.random.default_rng(seed).permutation(len(self.plans))
-        files = {}
+        files, readers = {}, {}
+        for src, (info, _) in enumerate(self.sources):
+            if any(self.plans[i][0] == src for i in order):
+                files[src] = h5py.File(info.path, "r")
+                ds = files[src][self.key]
+                direct = direct_chunk_reader(ds) if self.direct_chunks else None
+                readers[src] = direct or (lambda a, b, ds=ds: ds[a:b])
+        pool = None
         try:
-            for i in order:
-                src, start, stop, pos, off = self.plans[i]
-                info = self.sources[src][0]
-                if src not in files:
-                    files[src] = h5py.File(info.path, "r")
-                try:
-                    block = files[src][self.key][start:stop]
-                except OSError as exc:
-                    raise DataError(info.path, f"readable rows {start}-{stop - 1} of {self.key!r}",
-                                    f"a read error ({exc})") from None
-                jets = block if (len(off) == stop - start) else block[off]
-                if self.check_finite:
-                    # a jet's sum is NaN or infinite exactly when one of its pixels is (finite
-                    # float32 deposits of a physical size cannot overflow); half the cost of isfinite
-                    good = np.isfinite(jets.sum(axis=tuple(range(1, jets.ndim))))
-                    if not good.all():
-                        row = start + int(off[np.flatnonzero(~good)[0]])
-                        raise DataError(info.path, f"finite values in {self.key!r}", f"NaN or infinity in jet {row}")
-                yield jets.astype(np.float32, copy=False), pos
+            if self.read_threads > 1 and len(order) > 1:
+                from collections import deque
+                from concurrent.futures import ThreadPoolExecutor
+
+                pool = ThreadPoolExecutor(self.read_threads, thread_name_prefix="jet-reader")
+                pending = deque()
+                todo = iter(order)
+                for i in todo:
+                    pending.append(pool.submit(self._load, readers, int(i)))
+                    if len(pending) >= 2 * self.read_threads:
+                        break
+                while pending:
+                    jets, pos = pending.popleft().result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending.append(pool.submit(self._load, readers, int(nxt)))
+                    yield jets, pos
+            else:
+                for i in order:
+                    yield self._load(readers, int(i))
         except DataError as exc:
             self.error = exc
             raise
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             for f in files.values():
                 f.close()
+
+    def _load(self, readers, i: int):
+        """Read, select and check the block of plan ``i``: ``(jets, positions)``."""
+        src, start, stop, pos, off = self.plans[i]
+        info = self.sources[src][0]
+        try:
+            block = self._read(readers[src], start, stop)
+        except OSError as exc:
+            raise DataError(info.path, f"readable rows {start}-{stop - 1} of {self.key!r}",
+                            f"a read error ({exc})") from None
+        jets = block if (len(off) == stop - start) else block[off]
+        if self.check_finite:
+            # a jet's sum is NaN or infinite exactly when one of its pixels is (finite
+            # float32 deposits of a physical size cannot overflow); half the cost of isfinite
+            good = np.isfinite(jets.sum(axis=tuple(range(1, jets.ndim))))
+            if not good.all():
+                row = start + int(off[np.flatnonzero(~good)[0]])
+                raise DataError(info.path, f"finite values in {self.key!r}", f"NaN or infinity in jet {row}")
+        return jets.astype(np.float32, copy=False), pos
+
+    @staticmethod
+    def _read(reader, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (chunk-aligned) of the image dataset through ``reader``."""
+        return reader(start, stop)
 
     def read_all(self, limit: int | None = None) -> np.ndarray:
         """The selected jets in position order as one array (for small selections only)."""
