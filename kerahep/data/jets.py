@@ -16,10 +16,10 @@ file size. Every block is checked for NaN and infinities as it is read.
 Decompression is the reader's main cost (about 0.5 ms of CPU per jet through h5py, which
 competes with training on a small machine). For the usual layout (float32, whole images
 per chunk, gzip as the only filter) the stream reads the compressed chunks themselves
-(``read_direct_chunk``) and inflates them with the fastest zlib at hand: ``zlib_ng`` or
-``isal`` when installed (seven and three times the standard library's speed on these
-sparse images), else :mod:`zlib` (still about 1.7 times h5py's path). Any other layout
-goes through h5py as usual.
+(``read_direct_chunk``) and inflates them with the fastest zlib at hand: ``zlib_ng`` (a
+dependency; about seven times the standard zlib's speed on these sparse images, a third
+of h5py's reader CPU in all), else ``isal``, else :mod:`zlib` (then about h5py's cost).
+Any other layout goes through h5py as usual.
 
 The channels are, in order: track pT, dz, d0 (pT-weighted), ECAL, HCAL, pixel layers 1-3.
 
