@@ -246,6 +246,34 @@ class JetSSL(Task):
                                       weight_decay=1e-4, schedule="onecycle", loss="nt_xent")
         return Config(task=self.name, preset=name, data=data, model=model, training=training, run=RunSettings())
 
+    def examples(self) -> dict:
+        """Tiny ResNet-18 and hybrid encoders (with a class head) and SimCLR, on 125x125x8 jets."""
+        import keras
+        import numpy as np
+
+        from ..models.encoders import build_encoder, jet_augmenter
+        from ..models.simclr import SimCLR
+        from .base import ModelExample
+
+        rng = np.random.default_rng(0)
+        x = (rng.random((4, 125, 125, 8)) < 0.02) * rng.exponential(5.0, (4, 125, 125, 8))
+        x = x.astype("float32")
+        y = np.array([0, 1, 0, 1], "float32")
+        tiny = {"resnet18": {"widths": (4, 4, 8, 8), "blocks": (1, 1, 1, 1)},
+                "hybrid": {"stem_filters": (4, 8), "dim": 8, "depth": 1, "num_heads": 2}}
+
+        def classifier(kind):
+            enc = build_encoder(kind, **tiny[kind])
+            out = keras.layers.Dense(1, activation="sigmoid", dtype="float32")(enc.output)
+            return keras.Model(enc.input, out)
+
+        out = {f"{k}_classifier": ModelExample(build=lambda k=k: classifier(k), x=x, y=y) for k in tiny}
+        out["simclr_resnet18"] = ModelExample(
+            build=lambda: SimCLR(build_encoder("resnet18", **tiny["resnet18"]), jet_augmenter(seed=0),
+                                 projection_dim=4, projection_hidden=8, temperature=0.2),
+            x=x, y=None, loss=None, outputs=lambda m, x: m.encoder.predict(x, verbose=0))
+        return out
+
     def describe_model(self, config: Config) -> str:
         return f"simclr-{config.model.name}"
 
