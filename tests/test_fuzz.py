@@ -119,6 +119,21 @@ def _read_hcal(path):
     return [runs.read(0, 0, runs.sizes[0])]
 
 
+@reader("jets_hdf5", ".h5", rows=_array_rows)
+def _valid_jets(folder):
+    from kerahep.data.synthetic.jets import write_jet_file
+
+    return write_jet_file(folder / "labelled.h5", 6, seed=0, labelled=True, chunk_rows=2)
+
+
+@_valid_jets
+def _read_jets(path):
+    from kerahep.data.jets import JetStream, read_targets
+
+    targets = read_targets(path)
+    return [JetStream([(path, None)], read_threads=1).read_all()] + [targets[k] for k in sorted(targets)]
+
+
 # ------------------------------------------------------------------ the properties
 def _valid(name):
     """(bytes, rows) of the intact file of reader ``name``."""

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .h5 import hdf5_errors
 
 JET_KEY = "jet"
 TARGET_KEYS = ("Y", "m", "pT")
@@ -100,7 +101,7 @@ def inspect_jet_file(path, labelled: bool | None = None, key: str = JET_KEY, ima
             dtype, an empty file, targets of the wrong shape or length, NaN in the first chunk.
     """
     path = Path(path)
-    with _open(path) as f:
+    with _open(path) as f, hdf5_errors(path, "a readable HDF5 file of jet images"):
         keys = tuple(sorted(f.keys()))
         if key not in f:
             raise DataError(path, f"a dataset {key!r} of jet images {tuple(image_shape)}",
@@ -159,7 +160,7 @@ def read_targets(path, key: str = JET_KEY) -> dict:
             differs from ``jet``'s, NaN or infinity, or labels other than 0 and 1.
     """
     path = Path(path)
-    with _open(path) as f:
+    with _open(path) as f, hdf5_errors(path, "a readable HDF5 file of labelled jets"):
         if key not in f:
             raise DataError(path, f"a dataset {key!r} beside the targets", f"keys {sorted(f.keys())}")
         n = f[key].shape[0]
@@ -394,11 +395,8 @@ class JetStream:
         """Read, select and check the block of plan ``i``: ``(jets, positions)``."""
         src, start, stop, pos, off = self.plans[i]
         info = self.sources[src][0]
-        try:
+        with hdf5_errors(info.path, f"readable rows {start}-{stop - 1} of {self.key!r}"):
             block = self._read(readers[src], start, stop)
-        except OSError as exc:
-            raise DataError(info.path, f"readable rows {start}-{stop - 1} of {self.key!r}",
-                            f"a read error ({exc})") from None
         jets = block if (len(off) == stop - start) else block[off]
         if self.check_finite:
             # a jet's sum is NaN or infinite exactly when one of its pixels is (finite
