@@ -343,7 +343,7 @@ class RunContext:
     def callbacks(self, stage: str, monitor: str | None, mode: str, has_val: bool) -> list:
         import keras
 
-        cb = [keras.callbacks.TerminateOnNaN(), _LearningRateToLogs()]
+        cb = [keras.callbacks.TerminateOnNaN(), _learning_rate_callback()]
         cb.append(keras.callbacks.BackupAndRestore(str(self.run_dir / "backup" / stage), double_checkpoint=True))
         cb.append(keras.callbacks.CSVLogger(str(self.run_dir / _stage_file(stage, "history", ".csv")), append=True))
         cb.append(keras.callbacks.TensorBoard(log_dir=str(self.run_dir / "tensorboard" / stage), write_graph=False,
@@ -424,15 +424,12 @@ class RunContext:
             model.save_weights(str(tmp))
         self.histories[stage] = history.history
         self.timing["fit_seconds"] += dt
-        n = self.task_train_size()
+        n = self.data.info.get("n_train")
         if n and cfg.training.steps_per_epoch:  # a capped epoch sees at most steps x batch samples
             n = min(n, cfg.training.steps_per_epoch * cfg.training.batch_size)
         if n:
             self.timing["train_samples_seen"] += n * len(losses)
         return history
-
-    def task_train_size(self) -> int | None:
-        return self.data.info.get("n_train")
 
 
 def _learning_rate_callback():
@@ -448,8 +445,6 @@ def _learning_rate_callback():
 
     return LearningRateToLogs()
 
-
-_LearningRateToLogs = _learning_rate_callback
 
 
 def _finite(v) -> bool:

@@ -10,12 +10,7 @@ writes ``results/benchmark.json``.
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from dataclasses import asdict, dataclass, field
-
-import psutil
 
 
 @dataclass
@@ -50,41 +45,3 @@ def ratio_row(task, name, baseline, candidate, unit, target: float | None = None
         passed = bool(r >= target) if higher_is_better else bool(r <= target)
         tgt = f"{'>=' if higher_is_better else '<='} {target:g}"
     return Row(task, name, float(baseline), float(candidate), unit, float(r), tgt, passed, notes, extra)
-
-
-class PeakRSS:
-    """Context manager sampling this process's resident memory; ``.peak`` (bytes) and ``.delta``."""
-
-    def __init__(self, interval: float = 0.01):
-        self.interval = interval
-        self.proc = psutil.Process(os.getpid())
-
-    def __enter__(self):
-        self.start = self.proc.memory_info().rss
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._sample, daemon=True)
-        self._t.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
-        self.delta = self.peak - self.start
-        return False
-
-
-def timed(fn, *args, repeat: int = 1, **kwargs):
-    """Best wall time of ``repeat`` calls and the last result."""
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn(*args, **kwargs)
-        best = min(best, time.perf_counter() - t0)
-    return best, out

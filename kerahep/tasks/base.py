@@ -19,7 +19,6 @@ and the run directory.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,12 +180,3 @@ class Task:
 
     def describe_model(self, config: Config) -> str:
         return config.model.name or self.name
-
-
-def section(cls, base: Config, **values):
-    """Build a task-specific section from ``cls`` with ``values`` (helper for presets)."""
-    return cls(**values)
-
-
-def replace_section(cfg: Config, name: str, **values) -> Config:
-    return dataclasses.replace(cfg, **{name: dataclasses.replace(getattr(cfg, name), **values)})
