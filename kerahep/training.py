@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
+import functools
 import logging
 import os
 import secrets
@@ -268,6 +269,35 @@ def make_run_dir(config: Config) -> tuple[Path, bool]:
     return run, False
 
 
+def resume_config(config: Config, run_dir: Path) -> Config:
+    """The configuration a resumed run continues with: the run's own ``config.json``.
+
+    Data, model and training settings (and the seed) come from the saved file, so
+    ``--resume`` needs none of the original ``--set`` options; the ``run`` settings given
+    now (output folder, verbosity, strategy) are kept. Given values that differ from the
+    saved ones are listed in a warning, never applied half-way.
+    """
+    import dataclasses
+
+    saved_path = Path(run_dir) / "config.json"
+    if not saved_path.exists():
+        return config
+    try:
+        saved = Config.from_dict(io.read_json(saved_path))
+    except (ValueError, KerahepError) as exc:
+        raise ConfigError(f"{saved_path}: cannot resume from this configuration: {exc}") from None
+    if saved.task != config.task:
+        raise ConfigError(f"{saved_path}: expected a {config.task} run, found one of task {saved.task!r}")
+    given, kept = config.to_dict(), saved.to_dict()
+    diffs = [f"{sec}.{k}={given[sec][k]!r} (saved: {kept[sec][k]!r})"
+             for sec in ("data", "model", "training") for k in kept[sec] if given[sec].get(k) != kept[sec][k]]
+    if config.run.seed != saved.run.seed:
+        diffs.append(f"run.seed={config.run.seed!r} (saved: {saved.run.seed!r})")
+    if diffs:
+        log.warning("--resume continues %s with its saved configuration; ignoring %s", run_dir, "; ".join(diffs))
+    return dataclasses.replace(saved, run=dataclasses.replace(config.run, seed=saved.run.seed))
+
+
 def _stage_file(stage: str, stem: str, ext: str) -> str:
     return f"{stem}{ext}" if stage == "main" else f"{stem}_{stage}{ext}"
 
@@ -353,7 +383,7 @@ class RunContext:
             # after the restart never replaces the best checkpoint.
             best = _best_in_history(self.run_dir / _stage_file(stage, "history", ".csv"), monitor, mode) \
                 if self.resumed else None
-            cb.append(keras.callbacks.ModelCheckpoint(
+            cb.append(_FiniteCheckpoint()(
                 str(self.run_dir / "checkpoints" / f"{stage}.best.weights.h5"), monitor=monitor, mode=mode,
                 save_best_only=True, save_weights_only=True, verbose=0, initial_value_threshold=best))
             if self.config.training.early_stopping:
@@ -432,6 +462,25 @@ class RunContext:
         return history
 
 
+@functools.cache
+def _FiniteCheckpoint():  # noqa: N802 - returns a class (Keras is imported lazily)
+    import keras
+
+    class FiniteCheckpoint(keras.callbacks.ModelCheckpoint):
+        """ModelCheckpoint that never saves an epoch whose training loss is not finite.
+
+        A diverged epoch can still score a "better" monitored value (an AUC from NaN
+        scores, say); its weights must never replace the best checkpoint.
+        """
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None and "loss" in logs and not _finite(logs["loss"]):
+                return
+            super().on_epoch_end(epoch, logs)
+
+    return FiniteCheckpoint
+
+
 def _learning_rate_callback():
     import keras
 
@@ -476,6 +525,8 @@ def train(config: Config) -> RunResult:
 
         config = config.set("run.output_dir", tempfile.mkdtemp(prefix="kerahep-worker-"))
     run_dir, resumed = make_run_dir(config)
+    if resumed:
+        config = resume_config(config, run_dir)
     set_seed(config.run.seed)
     precision = resolve_precision(config.training.precision)
     previous_policy = keras.config.dtype_policy()

@@ -160,3 +160,34 @@ def test_auto_precision_float32_on_cpu_mixed_on_gpu():
     expected = ("mixed_float16", "mixed_bfloat16") if accelerator_present() else ("float32",)
     assert resolve_precision("auto") in expected
     assert resolve_precision("mixed_float16") == "mixed_float16"
+
+
+def test_diverged_epoch_never_replaces_best_checkpoint(toy, workdir):
+    """The best-checkpoint callback the driver installs skips epochs with a non-finite loss,
+    even when their monitored value looks better (an AUC computed from NaN scores)."""
+    import keras
+
+    from kerahep.training import RunContext
+
+    cfg = toy.preset()
+    data = toy.load_data(cfg)
+    ctx = RunContext(cfg, toy, data, Path("run"))
+    (ckpt,) = [c for c in ctx.callbacks("main", "val_auc", "max", has_val=True)
+               if isinstance(c, keras.callbacks.ModelCheckpoint)]
+    model = toy.build_model(cfg, data)
+    ckpt.set_model(model)
+    path = Path("run") / "checkpoints" / "main.best.weights.h5"
+    ckpt.on_epoch_end(0, {"loss": 0.6, "val_auc": 0.70})
+    saved = path.read_bytes()
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    ckpt.on_epoch_end(1, {"loss": float("nan"), "val_auc": 0.95})
+    assert path.read_bytes() == saved
+    ckpt.on_epoch_end(2, {"loss": float("inf"), "val_auc": 0.99})
+    assert path.read_bytes() == saved
+    # a finite epoch that beats the best still replaces it
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    ckpt.on_epoch_end(3, {"loss": 0.5, "val_auc": 0.80})
+    assert path.read_bytes() != saved
+    restored = toy.build_model(cfg, data)
+    restored.load_weights(str(path))
+    assert all(np.isfinite(w).all() for w in restored.get_weights())
