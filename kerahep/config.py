@@ -100,7 +100,9 @@ class TrainingConfig:
         early_stopping: patience in epochs on the monitored value (0: off).
         precision: ``auto`` (mixed on GPU, float32 on CPU) or an explicit Keras policy.
         steps_per_epoch: cap on steps per epoch (None: a full pass).
-        jit_compile: XLA compilation (off by default; it halves speed on small CPUs).
+        jit_compile: compile the train step (XLA on TensorFlow and JAX). None (default): on
+            for JAX, whose steps are slow uncompiled; off for TensorFlow, where XLA halves the
+            speed on small CPUs, and for torch. :attr:`jit` gives the resolved value.
     """
 
     epochs: int = 10
@@ -116,7 +118,16 @@ class TrainingConfig:
     early_stopping: int = 0
     precision: str = "auto"
     steps_per_epoch: int | None = None
-    jit_compile: bool = False
+    jit_compile: bool | None = None
+
+    @property
+    def jit(self) -> bool:
+        """``jit_compile`` resolved for the active Keras backend."""
+        if self.jit_compile is not None:
+            return bool(self.jit_compile)
+        import keras
+
+        return keras.backend.backend() == "jax"
 
     def __post_init__(self):
         _check(self.epochs >= 0, f"training.epochs must be >= 0, got {self.epochs}")

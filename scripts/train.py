@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     if args.list:
         for name in list_tasks():
             t = get_task(name)
-            print(f"{name:16s} presets: {', '.join(t.presets):24s} {t.description}")
+            print(f"{name:16s} presets: {', '.join(t.preset_names()):30s} {t.description}")
         return 0
     if not args.task:
         parser().error("--task is required (see --list)")

@@ -353,9 +353,10 @@ class MaskedAutoencoder(keras.Model):
         return ops.maximum(ops.sqrt(var), keras.config.epsilon()), mean
 
     def reconstruct(self, x, noise=None):
-        """Reconstruct raw features: ``(reconstructed (batch, n_features) raw units, masked (batch, n_features))``."""
+        """Reconstruct raw features as NumPy arrays (on every backend):
+        ``(reconstructed (batch, n_features) raw units, masked (batch, n_features))``."""
         out = self(x, training=False, noise=noise)
-        return self._raw(out)
+        return tuple(ops.convert_to_numpy(t) for t in self._raw(out))
 
     def _raw(self, out):
         std, mean = self._std_mean()

@@ -41,7 +41,9 @@ def nt_xent_loss(z1, z2, temperature: float = 0.1, return_accuracy: bool = False
     z2 = ops.cast(z2, "float32")
     n = ops.shape(z1)[0]
     z = ops.concatenate([z1, z2], axis=0)
-    z = z / ops.maximum(ops.sqrt(ops.sum(ops.square(z), axis=1, keepdims=True)), 1e-12)
+    # x * rsqrt(max(|x|^2, eps)) as tf.math.l2_normalize: finite gradients for an all-zero
+    # row too (sqrt's gradient at 0 is NaN on the torch backend)
+    z = z * ops.rsqrt(ops.maximum(ops.sum(ops.square(z), axis=1, keepdims=True), 1e-12))
     sim = ops.matmul(z, ops.transpose(z)) / float(temperature)
     eye = ops.eye(2 * n, dtype="float32")
     sim = sim - 1e9 * eye  # a view is never its own negative

@@ -87,9 +87,31 @@ class Task:
     #: models this task saves, by artifact name (``model`` -> ``model.keras``)
     artifacts: tuple = ("model",)
 
+    #: overrides that turn the default preset into the ``smoke`` preset: every stage of the
+    #: task on tiny data with a tiny model, in seconds, to check an installation or a backend
+    #: (``python -m scripts.train --task NAME --preset smoke --backend jax``)
+    smoke: tuple = ()
+
     # ----------------------------------------------------------- configuration
     def preset(self, name: str | None = None) -> Config:
-        """Return the preset configuration ``name`` (default: the task's default)."""
+        """Return the preset configuration ``name`` (default: the task's default).
+
+        ``smoke`` is accepted by every task that defines :attr:`smoke`.
+        """
+        name = self._check_preset(name)
+        if name == "smoke":
+            import dataclasses
+
+            cfg = self._preset(self.presets[0]).override(list(self.smoke))
+            return dataclasses.replace(cfg, preset="smoke")
+        return self._preset(name)
+
+    def preset_names(self) -> tuple:
+        """Every preset name accepted by :meth:`preset`."""
+        return self.presets + (("smoke",) if self.smoke else ())
+
+    def _preset(self, name: str) -> Config:
+        """Build the configuration of the preset ``name`` (one of :attr:`presets`)."""
         raise NotImplementedError
 
     def _check_preset(self, name: str | None) -> str:
@@ -99,10 +121,11 @@ class Task:
         name = name or self.presets[0]
         if name == "default":
             name = self.presets[0]
-        if name not in self.presets:
-            hint = difflib.get_close_matches(name, self.presets, n=1)
+        known = self.preset_names()
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
             raise ConfigError(
-                f"unknown preset {name!r} for task {self.name!r}; presets: {', '.join(self.presets)}"
+                f"unknown preset {name!r} for task {self.name!r}; presets: {', '.join(known)}"
                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
             )
         return name
@@ -143,7 +166,7 @@ class Task:
             optimizer=make_optimizer(config.training, steps_per_epoch),
             loss=loss,
             metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
-            jit_compile=config.training.jit_compile,
+            jit_compile=config.training.jit,
         )
         return model
 

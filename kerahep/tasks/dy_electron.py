@@ -100,10 +100,12 @@ class DyElectron(Task):
     name = "dy_electron"
     description = "Drell-Yan electron events against ttbar, single top and dibosons (CMS NanoAOD, dense NN)"
     presets = ("physics", "seed")
+    smoke = ("data.data_dir='data/smoke'", "data.synthetic_events=300", "model.widths=(16,)", "training.epochs=1",
+             "training.batch_size=64")
     monitor = "val_auc"
     monitor_mode = "max"
 
-    def preset(self, name: str | None = None) -> Config:
+    def _preset(self, name: str) -> Config:
         name = self._check_preset(name)
         return Config(
             task=self.name,

@@ -179,11 +179,14 @@ class ElectronPhoton(Task):
     name = "electron_photon"
     description = "Electrons against photons from 32x32 ECAL crops (energy, time) with the ResNet-15 family"
     presets = ("default", "full")
+    smoke = ("data.data_dir='data/smoke'", "data.synthetic_events=60", "data.explain_samples=4",
+             "data.tsne_samples=30", "model.widths=(4, 8)", "model.blocks=(1, 1)", "model.embedding_dim=8",
+             "training.epochs=1", "training.steps_per_epoch=2", "training.batch_size=16")
     monitor = "val_auc"
     monitor_mode = "max"
 
     # --------------------------------------------------------------- presets
-    def preset(self, name: str | None = None) -> Config:
+    def _preset(self, name: str) -> Config:
         name = self._check_preset(name)
         if name == "full":
             return Config(

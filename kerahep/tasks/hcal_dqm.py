@@ -168,12 +168,15 @@ class HcalDqm(Task):
     name = "hcal_dqm"
     description = "HCAL DigiOccupancy per lumisection: which run (ViT, MoE-ViT), attention and routing maps, monitoring"
     presets = ("default", "moe_vit", "hard", "full")
+    smoke = ("data.data_dir='data/smoke'", "data.synthetic_events=200", "data.anomaly_fraction=0.1",
+             "data.adapt_samples=200", "model.dim=16", "model.depth=2", "model.num_heads=2", "model.ae_hidden=64",
+             "model.ae_latent=8", "model.ae_epochs=1", "training.epochs=1", "training.batch_size=32")
     monitor = "val_auc"
     monitor_mode = "max"
     artifacts = ("model", "autoencoder")
 
     # ---------------------------------------------------------------- presets
-    def preset(self, name: str | None = None) -> Config:
+    def _preset(self, name: str) -> Config:
         name = self._check_preset(name)
         data = HcalData()
         model = HcalModel()
@@ -331,7 +334,7 @@ class HcalDqm(Task):
                 else keras.losses.CategoricalCrossentropy())
         model.compile(optimizer=make_optimizer(config.training, steps_per_epoch), loss=loss,
                       metrics=[keras.metrics.AUC(name="auc"), keras.metrics.CategoricalAccuracy(name="accuracy")],
-                      jit_compile=config.training.jit_compile)
+                      jit_compile=config.training.jit)
         return model
 
     def fit(self, ctx) -> dict:
@@ -348,7 +351,7 @@ class HcalDqm(Task):
 
             def compile_ae(m, steps):
                 m.compile(optimizer=make_optimizer(cfg.training, steps, epochs=epochs), loss="mse",
-                          jit_compile=cfg.training.jit_compile)
+                          jit_compile=cfg.training.jit)
 
             ctx.fit(ae, train=zero_targets(data.train), val=zero_targets(data.val) if data.val is not None else None,
                     stage="autoencoder", epochs=epochs, class_weight=None, monitor="val_loss", mode="min",

@@ -199,12 +199,16 @@ class HiggsMae(Task):
     name = "higgs_mae"
     description = "HIGGS signal vs ttbar: masked Transformer autoencoder pre-training, classifier on its encoder"
     presets = ("default", "realdata_small", "seed")
+    smoke = ("data.data_dir='data/smoke'", "data.synthetic_events=60", "data.oracle_events=0", "model.dim=8",
+             "model.depth=1", "model.num_heads=2", "model.decoder_dim=8", "model.head_units=(8,)",
+             "model.recon_events=40", "model.gbt_max_iter=20", "model.pretrain_epochs=1", "model.finetune_epochs=1",
+             "training.epochs=1", "training.batch_size=32")
     monitor = "val_auc"
     monitor_mode = "max"
     artifacts = ("model", "encoder", "pretrainer")
 
     # ---------------------------------------------------------------- presets
-    def preset(self, name: str | None = None) -> Config:
+    def _preset(self, name: str) -> Config:
         name = self._check_preset(name)
         run = RunSettings()
         if name == "default":
@@ -439,7 +443,7 @@ class HiggsMae(Task):
             loss = keras.losses.BinaryCrossentropy()
         model.compile(optimizer=make_optimizer(config.training, steps, epochs=epochs, learning_rate=learning_rate),
                       loss=loss, metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
-                      jit_compile=config.training.jit_compile)
+                      jit_compile=config.training.jit)
 
     # ---------------------------------------------------------------- training
     def fit(self, ctx) -> dict:
@@ -460,7 +464,7 @@ class HiggsMae(Task):
             ctx.fit(mae, stage="pretrain", epochs=m.pretrain_epochs, class_weight=None, monitor="val_loss", mode="min",
                     compile_fn=lambda model, steps: model.compile(
                         optimizer=make_optimizer(t, steps, epochs=m.pretrain_epochs, learning_rate=pre_lr),
-                        jit_compile=t.jit_compile))
+                        jit_compile=t.jit))
         # the saved autoencoder and encoder keep the pre-trained weights, whatever fine-tuning does later
         pretrainer = ctx.build(lambda: copy_autoencoder(mae))
         encoder_artifact = pretrainer.encoder_model(name="encoder")

@@ -223,12 +223,17 @@ class JetSSL(Task):
     description = ("SimCLR pre-training of a ResNet-18 or CNN-Transformer on unlabelled 8-channel jet images, "
                    "then few-label heads for top/QCD class, jet mass and pT")
     presets = ("default", "hybrid", "full")
+    smoke = ("data.data_dir='data/smoke'", "data.synthetic_events=24", "data.synthetic_labelled=40",
+             "data.label_fractions=(1.0,)", "data.split=(0.5, 0.25, 0.25)", "data.tsne_points=12",
+             "model.widths=(4, 8)", "model.blocks=(1, 1)", "model.head_hidden=(4,)", "model.projection_dim=4",
+             "model.projection_hidden=8", "model.head_epochs=1", "model.downstream_steps=1",
+             "model.downstream_max_epochs=1", "training.epochs=1", "training.batch_size=8")
     monitor = "val_auc"
     monitor_mode = "max"
     artifacts = ("model", "encoder")
 
     # ------------------------------------------------------------ configuration
-    def preset(self, name: str | None = None) -> Config:
+    def _preset(self, name: str) -> Config:
         name = self._check_preset(name)
         data = JetSSLData()
         model = JetSSLModel()
@@ -477,7 +482,7 @@ class JetSSL(Task):
             ctx.fit(simclr, train=ex["pretrain_train"], val=pre_val, stage="pretrain", class_weight=None,
                     monitor="val_loss" if pre_val is not None else "loss", mode="min",
                     compile_fn=lambda model, steps: model.compile(
-                        optimizer=make_optimizer(cfg.training, steps), jit_compile=cfg.training.jit_compile))
+                        optimizer=make_optimizer(cfg.training, steps), jit_compile=cfg.training.jit))
         encoder = simclr.encoder
 
         # 2. latents of the labelled jets from the frozen encoder
@@ -502,7 +507,7 @@ class JetSSL(Task):
         def heads_compile(lr, epochs):
             def fn(model, steps):
                 compile_heads(model, make_optimizer(cfg.training, steps, epochs=epochs, learning_rate=lr), stats,
-                              regression_weight=m.regression_weight, jit_compile=cfg.training.jit_compile)
+                              regression_weight=m.regression_weight, jit_compile=cfg.training.jit)
             return fn
 
         val_latent = arrays_ds(z["val"], t["val"], 256, False)
@@ -670,10 +675,12 @@ def _predict_dataset(model, dataset) -> dict:
     """Predictions and truth of a model with outputs y, m, pt over a dataset of (jet, targets)."""
     preds = {"y": [], "m": [], "pt": []}
     truth = {"y": [], "m": [], "pt": []}
+    import keras
+
     for x, t in dataset:
         p = model(x, training=False)
         for k in preds:
-            preds[k].append(np.asarray(p[k], np.float64).reshape(-1))
+            preds[k].append(np.asarray(keras.ops.convert_to_numpy(p[k]), np.float64).reshape(-1))
             truth[k].append(np.asarray(t[k], np.float64).reshape(-1))
     cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in preds.items()}
     tru = {k: np.concatenate(v) if v else np.zeros(0) for k, v in truth.items()}
