@@ -6,10 +6,24 @@ Each task has a module ``kerahep.benchmarks.<task>`` with::
 
 ``python -m scripts.benchmark [--task NAME] [--quick]`` runs them, prints one table and
 writes ``results/benchmark.json``.
+
+Shared plumbing for the task modules:
+
+* :func:`run_child` runs one measurement (a function of a benchmark module) in a fresh
+  Python process and returns the dict it returns, so that every peak-memory number is a
+  process of its own and frameworks do not share thread pools;
+* :func:`rss_mb` and :func:`maxrss_mb`, the resident and peak resident memory of the
+  calling process, for such a function to report;
+* :func:`time_epoch` and :func:`epoch_rates`, the speed of a ``tf.data`` pipeline alone.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 from dataclasses import asdict, dataclass, field
 
 
@@ -45,3 +59,106 @@ def ratio_row(task, name, baseline, candidate, unit, target: float | None = None
         passed = bool(r >= target) if higher_is_better else bool(r <= target)
         tgt = f"{'>=' if higher_is_better else '<='} {target:g}"
     return Row(task, name, float(baseline), float(candidate), unit, float(r), tgt, passed, notes, extra)
+
+
+# ------------------------------------------------------------------ measurements in a child process
+#: run in the child: import the module, call the function with the JSON-decoded arguments and
+#: print what it returns as JSON on the last line of stdout
+_CHILD = """\
+import importlib, json, sys
+module, name = sys.argv[1].rsplit(":", 1)
+print(json.dumps(getattr(importlib.import_module(module), name)(*json.loads(sys.argv[2]))))
+"""
+
+#: a small launcher whose only child is the measured process: its ``RUSAGE_CHILDREN`` peak is
+#: that child's, floored only by the launcher's own few MB (see :func:`run_child`)
+_LAUNCHER = """\
+import json, resource, subprocess, sys
+res = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+if res.returncode != 0:
+    sys.stderr.write(res.stderr)
+    raise SystemExit(res.returncode)
+report = json.loads(res.stdout.strip().splitlines()[-1])
+report["peak_rss"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+print(json.dumps(report))
+"""
+
+
+def run_child(function, *args, env: dict | None = None, timeout: float | None = None,
+              launcher: bool = False) -> dict:
+    """Call ``function(*args)`` in a fresh Python interpreter and return what it returns.
+
+    The child imports the function's module (by its real name, also when that module runs as
+    ``python -m``), calls the function and prints the result as JSON on its last stdout line,
+    which is parsed here.
+
+    Args:
+        function: a module-level function of an importable module; it returns a JSON-able dict.
+        *args: its positional arguments, sent as JSON (paths become strings, tuples lists).
+        env: variables added to this process's environment for the child, on top of
+            ``TF_CPP_MIN_LOG_LEVEL=3`` (TensorFlow's C++ logging silenced).
+        timeout: seconds before the child is killed (:class:`subprocess.TimeoutExpired`).
+        launcher: start the child from a small launcher process, which adds ``peak_rss`` to the
+            result: the child's peak resident memory in bytes, read by the launcher as
+            ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` once its only child has ended.
+
+    Peak memory: a process's ``ru_maxrss`` starts at the peak resident memory of the process
+    that spawned it (Linux carries the old address space's high-water mark across ``exec``).
+    A child that reports its own :func:`maxrss_mb` is therefore floored by this process's
+    peak; with ``launcher=True`` only by the launcher's few MB.
+
+    Raises:
+        RuntimeError: the child (or its launcher) failed; the message ends with its stderr.
+    """
+    module = function.__module__
+    if module == "__main__":  # ``python -m kerahep.benchmarks.<task>``: import it by name in the child
+        module = sys.modules["__main__"].__spec__.name
+    cmd = [sys.executable, "-c", _CHILD, f"{module}:{function.__qualname__}", json.dumps(list(args), default=str)]
+    if launcher:
+        cmd = [sys.executable, "-c", _LAUNCHER, *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})))
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child {function.__qualname__}{tuple(args)!r} failed "
+                           f"({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MB (2**20 bytes)."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2 ** 20
+
+
+def maxrss_mb() -> float:
+    """This process's peak resident memory so far (``ru_maxrss``, KiB on Linux), in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ------------------------------------------------------------------------------ tf.data speed
+def time_epoch(ds) -> tuple[int, float]:
+    """Iterate ``ds`` (batches of ``(x, y)``) once; return the samples seen and the seconds it took."""
+    t0 = time.perf_counter()
+    n = 0
+    for xb, _ in ds:
+        n += int(xb.shape[0])
+    return n, time.perf_counter() - t0
+
+
+def epoch_rates(datasets: dict, repeats: int) -> dict:
+    """Samples per second of one epoch of each of ``datasets`` (name -> ``tf.data`` dataset).
+
+    One warm-up epoch each (tracing, first reads), then the best of ``repeats`` epochs, the
+    datasets alternating so that load changes on the machine hit them alike.
+    """
+    for ds in datasets.values():
+        time_epoch(ds)
+    best, seen = {k: float("inf") for k in datasets}, {}
+    for _ in range(repeats):
+        for k, ds in datasets.items():
+            seen[k], dt = time_epoch(ds)
+            best[k] = min(best[k], dt)
+    return {k: seen[k] / best[k] for k in datasets}

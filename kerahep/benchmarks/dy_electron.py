@@ -24,15 +24,11 @@ Run: ``python -m scripts.benchmark --task dy_electron`` or
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import ratio_row
+from . import ratio_row, run_child
 
 TASK = "dy_electron"
 
@@ -81,7 +77,7 @@ def plain_prepare(signal: list, background: list, out, spec=None) -> int:
 
 # ------------------------------------------------------------------ subprocess plumbing
 def _worker(method: str, twin: str, out: str) -> dict:
-    """Run one preparation in this process and return its numbers (called in a child)."""
+    """Run one preparation in this process and return its numbers (runs in a child)."""
     import awkward  # noqa: F401 - both methods' imports are paid before the clock starts
     import pandas  # noqa: F401
     import pyarrow.csv  # noqa: F401
@@ -108,25 +104,7 @@ def _worker(method: str, twin: str, out: str) -> dict:
 
 def _measure(method: str, twin: Path, out: Path) -> dict:
     """Run ``method`` in a fresh launcher whose only child is the worker; peak RSS in bytes."""
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    cmd = [sys.executable, "-m", "kerahep.benchmarks.dy_electron", "--launch", method, str(twin), str(out)]
-    res = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=1800)
-    if res.returncode != 0:
-        raise RuntimeError(f"benchmark worker {method} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def _launch(method: str, twin: str, out: str) -> None:
-    import resource
-
-    cmd = [sys.executable, "-m", "kerahep.benchmarks.dy_electron", "--worker", method, twin, out]
-    res = subprocess.run(cmd, check=False, capture_output=True, text=True)
-    if res.returncode != 0:
-        sys.stderr.write(res.stderr)
-        raise SystemExit(res.returncode)
-    d = json.loads(res.stdout.strip().splitlines()[-1])
-    d["peak_rss"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
-    print(json.dumps(d))
+    return run_child(_worker, method, twin, out, env={"PYTHONHASHSEED": "0"}, timeout=1800, launcher=True)
 
 
 def run(quick: bool = False, workdir=None) -> list:
@@ -199,15 +177,7 @@ def _main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--workdir")
-    ap.add_argument("--launch", nargs=3, metavar=("METHOD", "TWIN", "OUT"), help=argparse.SUPPRESS)
-    ap.add_argument("--worker", nargs=3, metavar=("METHOD", "TWIN", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.launch:
-        _launch(*args.launch)
-        return
-    if args.worker:
-        print(json.dumps(_worker(*args.worker)))
-        return
     for r in run(quick=args.quick, workdir=args.workdir):
         print(f"{r.name:55s} {r.baseline:12.1f} {r.candidate:12.1f} {r.unit:9s} ratio {r.ratio:6.2f} "
               f"{r.target:8s} {'' if r.passed is None else ('PASS' if r.passed else 'FAIL')}")

@@ -29,16 +29,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import Row, ratio_row
+from . import Row, epoch_rates, maxrss_mb, ratio_row, rss_mb, run_child, time_epoch
 
 TASK = "electron_photon"
 BATCH = 128
@@ -57,14 +54,6 @@ def _reader(paths):
     from ..data.calo import CaloReader
 
     return CaloReader(paths, split=(0.7, 0.15, 0.15), seed=0)
-
-
-def _epoch(ds) -> tuple[int, float]:
-    t0 = time.perf_counter()
-    n = 0
-    for xb, _ in ds:
-        n += int(xb.shape[0])
-    return n, time.perf_counter() - t0
 
 
 def _keras_model(seed: int = 0, augment: bool = True):
@@ -100,15 +89,8 @@ def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
     reader = _reader(_twin(workdir, n))
     data = {"streamed": reader.dataset("train", BATCH, shuffle=True, cache=False, shuffle_buffer=SHUFFLE),
             "memory": reader.dataset("train", BATCH, shuffle=True, cache=True)}
-    for ds in data.values():
-        _epoch(ds)
     repeats = 2 if quick else 3
-    best, crops = {k: float("inf") for k in data}, {}
-    for _ in range(repeats):
-        for k, ds in data.items():
-            crops[k], dt = _epoch(ds)
-            best[k] = min(best[k], dt)
-    rate = {k: crops[k] / best[k] for k in data}
+    rate = epoch_rates(data, repeats)
     f = reader.files[0]
     layout = f"2 x {n} crops, gzip, {f.chunk_rows} rows per chunk; train split {reader.size('train')}"
     rows = [ratio_row(TASK, "input pipeline, streamed vs in-memory", rate["memory"], rate["streamed"], "crops/s",
@@ -171,7 +153,7 @@ def torch_resnet15(widths=(8, 16, 32), blocks=(2, 2, 3), stem_kernel=5, embeddin
 
 def train_in_child(framework: str, paths, steps: int, repeats: int) -> dict:
     """Crops per second of ``steps`` training steps (best of ``repeats``) of the default ResNet-15
-    in ``framework`` (``keras`` or ``torch``) on the training split held in memory."""
+    in ``framework`` (``keras`` or ``torch``) on the training split held in memory (runs in a child)."""
     x, y = _reader(paths).read("train")
     rates = []
     if framework == "keras":
@@ -230,7 +212,7 @@ def torch_rows(workdir: Path, quick: bool) -> list[Row]:
     info = {}
     for _ in range(rounds):  # each framework in its own process (no shared thread pools), alternating
         for fw in ("keras", "torch"):
-            r = _child(f"train-{fw}", [str(steps), str(repeats), *paths])
+            r = run_child(train_in_child, fw, paths, steps, repeats)
             out[fw] += r["rates"]
             info[fw] = r
     best = {k: max(v) for k, v in out.items()}
@@ -245,34 +227,22 @@ def torch_rows(workdir: Path, quick: bool) -> list[Row]:
 
 # ------------------------------------------------------------------------ memory rows
 def epoch_in_child(paths, cache: bool) -> dict:
-    """One training-split epoch (no model), streamed or cached; this process's peak RSS in MB."""
-    import resource
-
-    import psutil
+    """One training-split epoch (no model), streamed or cached; this process's peak RSS in MB
+    (runs in a child)."""
     import tensorflow as tf  # noqa: F401  (imported before the baseline is taken)
 
     reader = _reader(paths)
-    _epoch(reader.dataset("test", BATCH, cache=False).take(2))  # start the tf.data runtime first
-    before = psutil.Process().memory_info().rss / 2 ** 20
+    time_epoch(reader.dataset("test", BATCH, cache=False).take(2))  # start the tf.data runtime first
+    before = rss_mb()
     ds = reader.dataset("train", BATCH, shuffle=True, cache=cache, shuffle_buffer=SHUFFLE)
-    n, dt = _epoch(ds)
-    return {"crops": n, "seconds": dt, "rss_before_mb": before,
-            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-
-
-def _child(mode: str, paths) -> dict:
-    cmd = [sys.executable, "-m", "kerahep.benchmarks.electron_photon", f"--child-{mode}", *map(str, paths)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    n, dt = time_epoch(ds)
+    return {"crops": n, "seconds": dt, "rss_before_mb": before, "self_maxrss_mb": maxrss_mb()}
 
 
 def memory_rows(workdir: Path, quick: bool) -> list[Row]:
     n = 10000 if quick else 30000
     paths = _twin(workdir, n)
-    streamed, cached = _child("stream", paths), _child("cache", paths)
+    streamed, cached = run_child(epoch_in_child, paths, False), run_child(epoch_in_child, paths, True)
     added = {k: max(r["self_maxrss_mb"] - r["rss_before_mb"], 1.0) for k, r in
              (("streamed", streamed), ("cached", cached))}
     raw = 0.7 * 2 * n * 32 * 32 * 2 * 4 / 2 ** 20
@@ -298,19 +268,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--workdir", default=None)
-    p.add_argument("--child-stream", nargs="+")
-    p.add_argument("--child-cache", nargs="+")
-    p.add_argument("--child-train-keras", nargs="+")
-    p.add_argument("--child-train-torch", nargs="+")
     a = p.parse_args(argv)
-    for fw in ("keras", "torch"):
-        args = getattr(a, f"child_train_{fw}")
-        if args:
-            print(json.dumps(train_in_child(fw, args[2:], int(args[0]), int(args[1]))))
-            return
-    if a.child_stream or a.child_cache:
-        print(json.dumps(epoch_in_child(a.child_stream or a.child_cache, cache=bool(a.child_cache))))
-        return
     for r in run(a.quick, a.workdir):
         print(json.dumps(r.to_dict()))
 

@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import Row, ratio_row
+from . import Row, epoch_rates, maxrss_mb, ratio_row, rss_mb, run_child, time_epoch
 
 TASK = "hcal_dqm"
 BATCH = 64
@@ -58,14 +55,6 @@ def _datasets(paths):
     memory = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(SHUFFLE, seed=0, reshuffle_each_iteration=True)
               .batch(BATCH).prefetch(tf.data.AUTOTUNE))
     return runs, {"memmap": streamed, "memory": memory}, x
-
-
-def _epoch(ds) -> tuple[int, float]:
-    t0 = time.perf_counter()
-    n = 0
-    for xb, _ in ds:
-        n += int(xb.shape[0])
-    return n, time.perf_counter() - t0
 
 
 def _model(variant: str, adapt):
@@ -106,15 +95,7 @@ def _train_rate(models: dict, data: dict, steps: int, repeats: int) -> dict:
 def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
     n = 500 if quick else 2000
     runs, data, x = _datasets(_twin(workdir, n))
-    for ds in data.values():  # warm-up
-        _epoch(ds)
-    best = {k: float("inf") for k in data}
-    maps = {}
-    for _ in range(2 if quick else 3):
-        for k, ds in data.items():
-            maps[k], dt = _epoch(ds)
-            best[k] = min(best[k], dt)
-    rate = {k: maps[k] / best[k] for k in data}
+    rate = epoch_rates(data, 2 if quick else 3)
     rows = [ratio_row(TASK, "input pipeline, memmap vs in-memory", rate["memory"], rate["memmap"], "maps/s",
                       notes=f"one shuffled epoch of 2 x {n} maps (64 x 72), batch {BATCH}, shuffle buffer {SHUFFLE}, "
                             f"no model; best of {2 if quick else 3}")]
@@ -136,51 +117,35 @@ def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
 
 # ------------------------------------------------------------------------ memory rows
 def stream_epoch(paths) -> dict:
-    """One streamed training epoch over ``paths`` (no model); this process's peak RSS in MB."""
-    import resource
-
+    """One streamed training epoch over ``paths`` (no model); this process's peak RSS in MB
+    (runs in a child)."""
     from ..data import hcal
-
-    import psutil
 
     runs = hcal.open_runs(paths, validate=False)
     segments = [(r, 0, n) for r, n in enumerate(runs.sizes)]
     ds = hcal.make_dataset(runs, segments, BATCH, training=True, seed=0, cache=False, shuffle_buffer=SHUFFLE)
-    before = psutil.Process().memory_info().rss / 2 ** 20
-    n, dt = _epoch(ds)
-    return {"maps": n, "seconds": dt, "rss_before_mb": before,
-            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    before = rss_mb()
+    n, dt = time_epoch(ds)
+    return {"maps": n, "seconds": dt, "rss_before_mb": before, "self_maxrss_mb": maxrss_mb()}
 
 
 def load_all(paths) -> dict:
-    """Load ``paths`` whole into memory as float32 (what a reader without memory maps does)."""
-    import resource
-
-    import psutil
+    """Load ``paths`` whole into memory as float32 (what a reader without memory maps does;
+    runs in a child)."""
     import tensorflow as tf  # noqa: F401  (same imports as the streamed child)
 
     from ..data import hcal  # noqa: F401
 
-    before = psutil.Process().memory_info().rss / 2 ** 20
+    before = rss_mb()
     arrays = [np.load(p).astype(np.float32) for p in paths]
-    return {"maps": int(sum(len(a) for a in arrays)), "rss_before_mb": before,
-            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-
-
-def _child(mode: str, paths) -> dict:
-    cmd = [sys.executable, "-m", "kerahep.benchmarks.hcal_dqm", f"--child-{mode}", *map(str, paths)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"maps": int(sum(len(a) for a in arrays)), "rss_before_mb": before, "self_maxrss_mb": maxrss_mb()}
 
 
 def memory_rows(workdir: Path, quick: bool) -> list[Row]:
     n = 250 if quick else 1000
     small, large = _twin(workdir, n), _twin(workdir, 4 * n)
-    s, big = _child("stream", small), _child("stream", large)
-    loaded = _child("load", large)
+    s, big = run_child(stream_epoch, small), run_child(stream_epoch, large)
+    loaded = run_child(load_all, large)
     raw_large = 2 * 4 * n * 64 * 72 * 8 / 2 ** 20
     added = {k: max(r["self_maxrss_mb"] - r["rss_before_mb"], 1.0) for k, r in
              (("small", s), ("large", big), ("loaded", loaded))}
@@ -209,15 +174,7 @@ def _main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--workdir")
-    ap.add_argument("--child-stream", nargs="+", help=argparse.SUPPRESS)
-    ap.add_argument("--child-load", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.child_stream:
-        print(json.dumps(stream_epoch(args.child_stream)))
-        return
-    if args.child_load:
-        print(json.dumps(load_all(args.child_load)))
-        return
     for row in run(args.quick, args.workdir):
         print(json.dumps(row.to_dict()))
 

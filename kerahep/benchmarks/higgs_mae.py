@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Row, ratio_row
+from . import Row, ratio_row, run_child
 
 TASK = "higgs_mae"
 BATCH = 1024
@@ -133,25 +131,24 @@ def _timed(fn, path, repeat: int) -> float:
     return n / best
 
 
-_CHILD = """
-import os, resource, sys, psutil
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import numpy, pandas, tensorflow
-from kerahep.benchmarks import higgs_mae as b
-base = psutil.Process().memory_info().rss
-n = getattr(b, sys.argv[1])(sys.argv[2])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print("RESULT", n, base, peak)
-"""
+def memory_in_child(mode: str, path) -> dict:
+    """Run ``mode`` (a reader function of this module) on ``path``; the resident memory (bytes)
+    after the imports and at the peak (``ru_maxrss``) of this process (runs in a child)."""
+    import resource
+
+    import pandas  # noqa: F401  (imported before the baseline is taken)
+    import psutil
+    import tensorflow  # noqa: F401
+
+    base = psutil.Process().memory_info().rss
+    n = globals()[mode](path)
+    return {"events": n, "base": base, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
 def peak_added(mode: str, path) -> float:
     """Peak resident memory (MB) added by ``mode`` (a function of this module) in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")][-1]
-    _, n, base, peak = line.split()
-    return max(float(peak) - float(base), 0.0) / 1e6
+    r = run_child(memory_in_child, mode, path)
+    return max(float(r["peak"]) - float(r["base"]), 0.0) / 1e6
 
 
 def run(quick: bool = False, workdir=None) -> list[Row]:

@@ -5,8 +5,7 @@ Rows (ratios measured side by side in one run):
 * ``peak memory, SimCLR pre-training, 4x larger file``: peak resident memory of a
   pre-training epoch streamed from an unlabelled file with four times the jets, against
   the smaller file (target <= 1.2: the reader streams). Each epoch runs in its own
-  subprocess, and its peak comes from ``os.wait4`` (the child's own ``ru_maxrss``), so
-  every measurement starts clean.
+  subprocess, which reports its own peak (``ru_maxrss``).
 * ``pre-training throughput, HDF5 pipeline vs in-memory``: jets per second of SimCLR
   pre-training of the default preset's encoder fed by :class:`kerahep.data.jets.JetStream`
   against the same jets as one in-memory array in ``tf.data`` (target >= 0.9); the median
@@ -22,14 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import Row, ratio_row
+from . import Row, maxrss_mb, ratio_row, run_child
 
 TASK = "jet_ssl"
 #: a small encoder for the memory rows (the memory of streaming does not depend on it)
@@ -50,9 +46,8 @@ def _simclr(widths, blocks, scales=None, seed: int = 0):
 
 
 def pretrain_epoch(path, batch_size: int = 32, shuffle_buffer: int = 64, widths=(4, 8), blocks=(1, 1)) -> dict:
-    """One streamed SimCLR epoch over an unlabelled file; returns jets, seconds and own peak RSS (MB)."""
-    import resource
-
+    """One streamed SimCLR epoch over an unlabelled file; returns jets, seconds and own peak RSS (MB)
+    (runs in a child)."""
     from ..data.jets import JetStream
 
     stream = JetStream([(path, None)])
@@ -62,22 +57,7 @@ def pretrain_epoch(path, batch_size: int = 32, shuffle_buffer: int = 64, widths=
     t0 = time.perf_counter()
     model.fit(ds, epochs=1, verbose=0)
     dt = time.perf_counter() - t0
-    return {"jets": len(stream) // batch_size * batch_size, "seconds": dt,
-            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
-
-
-def _child_peak(path, batch_size, shuffle_buffer) -> tuple[float, dict]:
-    """Run :func:`pretrain_epoch` in a fresh interpreter; return its peak RSS (MB) and its report."""
-    cmd = [sys.executable, "-m", "kerahep.benchmarks.jet_ssl", "--child", str(path), "--batch-size", str(batch_size),
-           "--shuffle-buffer", str(shuffle_buffer)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    out, err = proc.communicate()
-    # RUSAGE_CHILDREN would be the maximum over every child so far: the child reports its own peak
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed ({proc.returncode}): {err[-2000:]}")
-    report = json.loads(out.strip().splitlines()[-1])
-    return report["self_maxrss_mb"], report
+    return {"jets": len(stream) // batch_size * batch_size, "seconds": dt, "self_maxrss_mb": maxrss_mb()}
 
 
 def memory_rows(workdir: Path, quick: bool) -> list[Row]:
@@ -87,8 +67,9 @@ def memory_rows(workdir: Path, quick: bool) -> list[Row]:
     batch, buffer = 16, 32
     small = write_jet_file(workdir / f"unlabelled_{n}.h5", n, seed=1)
     large = write_jet_file(workdir / f"unlabelled_{4 * n}.h5", 4 * n, seed=2)
-    rss_small, rep_small = _child_peak(small, batch, buffer)
-    rss_large, rep_large = _child_peak(large, batch, buffer)
+    rep_small, rep_large = (run_child(pretrain_epoch, path, batch, buffer, MEMORY_ENCODER["widths"],
+                                      MEMORY_ENCODER["blocks"]) for path in (small, large))
+    rss_small, rss_large = rep_small["self_maxrss_mb"], rep_large["self_maxrss_mb"]
     raw_small = n * 125 * 125 * 8 * 4 / 2 ** 20
     # what a reader that loads the file would show: the extra 3n jets on top of the small run
     full_load = (rss_small + 3 * raw_small) / rss_small
@@ -155,14 +136,7 @@ def _main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--workdir")
-    ap.add_argument("--child", help=argparse.SUPPRESS)
-    ap.add_argument("--batch-size", type=int, default=16, help=argparse.SUPPRESS)
-    ap.add_argument("--shuffle-buffer", type=int, default=32, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.child:
-        print(json.dumps(pretrain_epoch(args.child, args.batch_size, args.shuffle_buffer,
-                                        **{k: v for k, v in MEMORY_ENCODER.items()})))
-        return
     for row in run(args.quick, args.workdir):
         print(json.dumps(row.to_dict()))
 
