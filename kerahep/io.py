@@ -96,6 +96,20 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def register_custom_objects() -> None:
+    """Import every module of ``kerahep.layers`` and ``kerahep.models`` so that their
+    serialisable classes are registered before a ``.keras`` file is rebuilt (the task
+    modules import their models lazily)."""
+    import importlib
+    import pkgutil
+
+    from . import layers, models
+
+    for pkg in (layers, models):
+        for info in pkgutil.iter_modules(pkg.__path__):
+            importlib.import_module(f"{pkg.__name__}.{info.name}")
+
+
 def load_model(path, safe_mode: bool = True):
     """Load a ``.keras`` model with Keras safe mode on (the default).
 
@@ -107,11 +121,9 @@ def load_model(path, safe_mode: bool = True):
 
     import keras
 
-    from . import layers  # noqa: F401  (registers custom layers)
     from .errors import DataError, UnsafeModelError
-    from .registry import list_tasks
 
-    list_tasks()  # task modules import their models and layers
+    register_custom_objects()
     path = Path(path)
     if not path.exists():
         raise DataError(path, "a saved Keras model (.keras)", "no such file")
@@ -119,7 +131,7 @@ def load_model(path, safe_mode: bool = True):
         raise DataError(path, "a .keras zip archive", "a file that is not a zip archive")
     try:
         return keras.saving.load_model(path, safe_mode=safe_mode)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         text = str(exc)
         if "safe_mode" in text or "unsafe" in text.lower() or "lambda" in text.lower():
             raise UnsafeModelError(

@@ -431,6 +431,10 @@ class RunContext:
         if self.resumed and done.exists():
             log.info("stage %s already complete; loading its weights", stage)
             model.load_weights(str(done))
+            opt = getattr(model, "optimizer", None)
+            if opt is not None and not opt.built:  # so the saved .keras carries a complete optimizer
+                with self.strategy.scope():
+                    opt.build(model.trainable_variables)
             return None
         t0 = time.perf_counter()
         history = model.fit(

@@ -305,3 +305,19 @@ def test_copy_autoencoder_is_independent(events):
     np.testing.assert_allclose(_out(enc_b, x), _out(enc_a, x), rtol=1e-5, atol=1e-6)
     mae.embed.kernel.assign(mae.embed.kernel * 0.0)
     assert not np.allclose(_out(enc_b, x), _out(enc_a, x))
+
+
+def test_saved_autoencoder_loads_in_a_fresh_process(events, tmp_path):
+    """kerahep.io.load_model registers every kerahep model class itself: a pretrainer.keras
+    loads in a new Python process that never imported kerahep.models.mae."""
+    import subprocess
+    import sys
+
+    x, _ = events
+    path = tmp_path / "pretrainer.keras"
+    _mae(x).save(path)
+    code = ("import sys; from kerahep.io import load_model; m = load_model(sys.argv[1]); "
+            "assert 'kerahep.models.mae' in sys.modules; print(type(m).__name__)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "MaskedAutoencoder"

@@ -1,0 +1,179 @@
+"""Every task through the real command lines, on the backends other than TensorFlow:
+
+- killed with SIGKILL in the middle of an epoch on the torch backend, then continued with
+  ``python -m scripts.train --resume`` (no ``--set`` repeated: the run's config.json is
+  used): earlier stages are not trained again, every epoch of every stage is logged
+  once, and the artifacts are complete;
+- trained with ``python -m scripts.train --backend jax`` and scored by
+  ``python -m scripts.evaluate --backend torch`` with the same test AUC.
+
+Each task runs its ``smoke`` preset (every stage, tiny data). The TensorFlow path of
+each task is covered by its own test file; the kill/resume mechanics (learning rate on
+schedule, optimizer state) by tests/test_reliability.py.
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+# task -> (the stage killed in its second epoch, the settings that give that stage two
+# epochs of several batches)
+KILL = {
+    "dy_electron": ("main", ["training.epochs=2"]),
+    "electron_photon": ("main", ["training.epochs=2"]),
+    "higgs_mae": ("main", ["model.finetune_epochs=2"]),  # after pre-training and the frozen classifier
+    "jet_ssl": ("finetune_", ["model.downstream_max_epochs=2", "model.downstream_batch_size=8"]),
+    "hcal_dqm": ("autoencoder", ["model.ae_epochs=2"]),  # after the classifier
+}
+
+# Runs scripts.train with a callback that SIGKILLs the process at the start of the second
+# batch of the second epoch of the named stage (a real kill, at a known point).
+KILLER = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+import keras
+from kerahep import training
+
+STAGE = sys.argv[1]
+
+class KillMidEpoch(keras.callbacks.Callback):
+    epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == 1 and batch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+original = training.RunContext.callbacks
+
+def callbacks(self, stage, *args, **kwargs):
+    cbs = original(self, stage, *args, **kwargs)
+    return cbs + [KillMidEpoch()] if stage.startswith(STAGE) else cbs
+
+training.RunContext.callbacks = callbacks
+from scripts.train import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _need(module):
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        msg = f"{module} is not installed (pip install -e '.[{module}]')"
+        if os.environ.get("KERAHEP_REQUIRE_BACKENDS") == "1":
+            pytest.fail(msg + " and KERAHEP_REQUIRE_BACKENDS=1")
+        pytest.skip(msg)
+
+
+def _env(backend):
+    return dict(os.environ, PYTHONPATH=str(REPO), KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="")
+
+
+def _run(args, cwd, backend, code=None):
+    cmd = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", *args]
+    return subprocess.run(cmd, cwd=cwd, env=_env(backend), capture_output=True, text=True, timeout=600)
+
+
+def _ok(proc):
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
+
+
+def _epochs(path: Path) -> list[int]:
+    with open(path, newline="") as f:
+        return [int(r["epoch"]) for r in csv.DictReader(f)]
+
+
+def _histories(run: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(run.glob("history*.csv"))}
+
+
+@pytest.fixture(scope="module")
+def workroot(tmp_path_factory):
+    """One folder for the module, so each twin is written once."""
+    return tmp_path_factory.mktemp("task_runs")
+
+
+@pytest.mark.parametrize("task", sorted(KILL))
+def test_sigkill_mid_epoch_then_resume_on_torch(task, workroot):
+    _need("torch")
+    stage, extra = KILL[task]
+    sets = [a for s in extra for a in ("--set", s)]
+    run = workroot / "results" / task / "killed"
+    killed = _run([stage, "--task", task, "--preset", "smoke", "--backend", "torch", "--quiet",
+                   "--run-id", "killed", *sets], workroot, "torch", code=KILLER.format(repo=str(REPO)))
+    assert killed.returncode == -signal.SIGKILL, ("the run was not killed", killed.stderr[-4000:])
+    assert not (run / "metrics.json").exists() or json.loads((run / "metrics.json").read_text())["status"] != "complete"
+    assert not (run / "model.keras").exists()
+    before = _histories(run)
+    killed_file = next(n for n in before if n == "history.csv" and stage == "main"
+                       or n.startswith(f"history_{stage}"))
+    assert _epochs(run / killed_file) == [0]  # killed inside the second epoch of that stage
+    finished_before = {n: b for n, b in before.items() if n != killed_file}
+
+    # --resume alone: the smoke preset and the --set values come from the run's config.json
+    resumed = _run(["scripts.train", "--task", task, "--backend", "torch", "--quiet", "--resume",
+                    "--run-id", "killed"], workroot, "torch")
+    _ok(resumed)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["preset"] == "smoke"
+    assert metrics["environment"]["resumed"] is True and metrics["environment"]["backend"] == "torch"
+    after = _histories(run)
+    for name, content in finished_before.items():  # completed stages were not trained again
+        assert after[name] == content, f"{name} changed on resume"
+    assert _epochs(run / killed_file) == [0, 1]
+    for name in after:  # every epoch of every stage exactly once
+        epochs = _epochs(run / name)
+        assert epochs == list(range(len(epochs))), (name, epochs)
+    assert (run.parent / "LATEST").read_text().strip() == "killed"
+    assert not (run / "backup").exists() and not (run / "stages").exists()
+
+    from kerahep.io import load_model
+    from kerahep.registry import get_task
+
+    for name in get_task(task).artifacts:
+        path = run / f"{name}.keras"
+        if name == "model" or path.exists():
+            load_model(path)  # complete, and loads in safe mode on TensorFlow
+
+
+@pytest.mark.parametrize("task", sorted(KILL))
+def test_train_on_jax_then_evaluate_on_torch(task, workroot):
+    _need("jax")
+    _need("torch")
+    out = workroot / "jax_results"
+    _ok(_run(["scripts.train", "--task", task, "--preset", "smoke", "--backend", "jax", "--quiet",
+              "--output-dir", str(out)], workroot, "jax"))
+    run = out / task / (out / task / "LATEST").read_text().strip()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["environment"]["backend"] == "jax"
+
+    _ok(_run(["scripts.evaluate", "--run", str(run), "--backend", "torch"], workroot, "torch"))
+    scored = json.loads((run / "evaluation.json").read_text())["test"]
+    auc = _auc(metrics["test"])
+    assert auc is not None, sorted(metrics["test"])
+    assert _auc(scored) == pytest.approx(auc, abs=1e-4)  # same model, same test events, other backend
+
+
+def _auc(test: dict):
+    """The task's headline test AUC (jet_ssl reports it per method and label fraction)."""
+    if "roc_auc" in test:
+        return test["roc_auc"]
+    for key, value in test.items():
+        if isinstance(value, dict):
+            found = _auc(value)
+            if found is not None:
+                return found
+    return None
