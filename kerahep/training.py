@@ -144,10 +144,11 @@ def make_optimizer(tcfg: TrainingConfig, steps_per_epoch: int | None = None, epo
 class _Strategy:
     """A uniform face over tf.distribute strategies and Keras (JAX) distribution."""
 
-    def __init__(self, name: str, tf_strategy=None, replicas: int = 1):
+    def __init__(self, name: str, tf_strategy=None, replicas: int = 1, processes: int = 1):
         self.name = name
         self.tf_strategy = tf_strategy
         self.num_replicas = replicas
+        self.num_processes = processes
 
     def scope(self):
         return self.tf_strategy.scope() if self.tf_strategy is not None else contextlib.nullcontext()
@@ -156,8 +157,15 @@ class _Strategy:
 def make_strategy(name: str) -> _Strategy:
     """Return the distribution strategy called ``name`` for the active backend.
 
-    ``auto``: MultiWorkerMirrored when ``TF_CONFIG`` is set, Mirrored over several GPUs,
-    otherwise none (TensorFlow); DataParallel over several devices (JAX).
+    ``auto``: Mirrored over several GPUs, otherwise none (TensorFlow); DataParallel over
+    several devices (JAX).
+
+    On JAX with ``KERAS_DISTRIBUTION_NUM_PROCESSES`` set (one process per host, plus
+    ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID``), the process
+    first joins the others (``keras.distribution.initialize()``; CPU-only hosts exchange
+    gradients through gloo over TCP), and DataParallel spans the devices of every process.
+    Keras then gives each process its share of every global batch; :meth:`RunContext.fit`
+    drops a partial last batch, which would leave the processes a step apart.
     """
     import keras
 
@@ -187,26 +195,73 @@ def make_strategy(name: str) -> _Strategy:
             raise ConfigError(f"run.strategy={name!r} needs the JAX backend; with TensorFlow use mirrored or multi_worker")
         return _Strategy(name, s, s.num_replicas_in_sync)
     if backend == "jax":
-        if os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") and name != "none":
-            # multi-host JAX: one process per host, addresses from the environment
-            keras.distribution.initialize()
+        _join_processes(name)
         devices = keras.distribution.list_devices()
         if name == "auto" and len(devices) < 2:
             return _Strategy("none")
         if name in ("auto", "data_parallel", "mirrored"):
+            import jax
+
             keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-            return _Strategy("data_parallel", None, len(devices))
+            return _Strategy("data_parallel", None, len(devices), jax.process_count())
         raise ConfigError(f"run.strategy={name!r} is not available on the JAX backend; use data_parallel")
     if name == "auto":
         return _Strategy("none")
     raise ConfigError(f"run.strategy={name!r} is not available on the {backend} backend; use none")
 
 
+_JOINED = False
+
+
+def _join_processes(name: str) -> None:
+    """Multi-process JAX: join the other processes named by ``KERAS_DISTRIBUTION_*`` (once).
+
+    Must run before anything initialises the JAX backend (even ``jax.devices()``), so
+    :func:`train` calls it first. Cross-process collectives between CPU devices go
+    through gloo over TCP, the default of ``jax_cpu_collectives_implementation`` in
+    current JAX; an older JAX without that default gets it set here.
+    """
+    global _JOINED
+    import keras
+
+    if name == "none" or keras.backend.backend() != "jax" or not _num_processes_configured():
+        return
+    import jax
+
+    is_initialized = getattr(jax.distributed, "is_initialized", lambda: False)
+    if _JOINED or is_initialized():
+        return
+    with contextlib.suppress(AttributeError, KeyError, ValueError):
+        if not getattr(jax.config, "jax_cpu_collectives_implementation", "gloo"):
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize()
+    _JOINED = True
+
+
+def _num_processes_configured() -> int:
+    """``KERAS_DISTRIBUTION_NUM_PROCESSES`` (0 when unset)."""
+    try:
+        return int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES") or 0)
+    except ValueError:
+        raise ConfigError("KERAS_DISTRIBUTION_NUM_PROCESSES must be an integer, got "
+                          f"{os.environ['KERAS_DISTRIBUTION_NUM_PROCESSES']!r}") from None
+
+
 # ----------------------------------------------------------------------- run dirs
 def is_chief() -> bool:
-    """False on the non-chief workers of a multi-worker run (they write to scratch space)."""
+    """False on the non-chief workers of a multi-worker run (they write to scratch space).
+
+    The chief is process 0 of a multi-process JAX run (``KERAS_DISTRIBUTION_PROCESS_ID``
+    with ``KERAS_DISTRIBUTION_NUM_PROCESSES``), or the chief (else worker 0) of ``TF_CONFIG``.
+    """
     import json
 
+    if _num_processes_configured() and os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID"):
+        try:
+            return int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"]) == 0
+        except ValueError:
+            raise ConfigError("KERAS_DISTRIBUTION_PROCESS_ID must be an integer, got "
+                              f"{os.environ['KERAS_DISTRIBUTION_PROCESS_ID']!r}") from None
     tf_config = os.environ.get("TF_CONFIG")
     if not tf_config:
         return True
@@ -421,6 +476,8 @@ class RunContext:
             monitor = monitor[4:]
         class_weight = self.data.class_weight if isinstance(class_weight, str) else class_weight
         steps = cfg.training.steps_per_epoch or self.cardinality(train)
+        if self.strategy.num_processes > 1:
+            train, val = _full_batches(train), _full_batches(val)
         if not model.compiled:
             with self.strategy.scope():
                 if compile_fn is not None:
@@ -464,6 +521,23 @@ class RunContext:
         if n:
             self.timing["train_samples_seen"] += n * len(losses)
         return history
+
+
+def _full_batches(ds):
+    """``ds`` without a partial last batch (multi-process runs; None stays None).
+
+    Keras splits each global batch between the processes; a short last batch would give
+    one process a step the others never take, and the collective would wait forever.
+    """
+    if ds is None:
+        return None
+    try:
+        from tensorflow.python.data.experimental.ops.distribute import compute_batch_size
+
+        batch = int(compute_batch_size(ds))
+    except Exception:  # not a batched tf.data dataset: Keras reports what it needs
+        return ds
+    return ds.rebatch(batch, drop_remainder=True) if batch > 0 else ds
 
 
 @functools.cache
@@ -524,6 +598,7 @@ def train(config: Config) -> RunResult:
     from .registry import get_task
 
     task = get_task(config.task)
+    _join_processes(config.run.strategy)  # before anything touches the JAX backend
     if not is_chief():  # other workers of a multi-worker run: same work, artifacts in scratch space
         import tempfile
 
@@ -577,6 +652,7 @@ def train(config: Config) -> RunResult:
             "timing": timing,
             "environment": {"backend": keras.backend.backend(), "precision": precision,
                             "strategy": strategy.name, "replicas": strategy.num_replicas,
+                            "processes": strategy.num_processes,
                             "keras": keras.__version__, "seed": config.run.seed, "resumed": resumed},
         }
         io.write_json(run_dir / "metrics.json", metrics)
