@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("dask_awkward")
 distributed = pytest.importorskip("distributed")
 
-from kerahep.data.nanoaod import FeatureSpec, load_prepared, prepare_dataset
-from kerahep.data.synthetic.nanoaod import make_twin
+from kerahep.data.nanoaod import FeatureSpec, load_prepared, prepare_dataset  # noqa: E402 (after the importorskip)
+from kerahep.data.synthetic.nanoaod import make_twin  # noqa: E402
 
 
 def _rows(df):

@@ -171,7 +171,7 @@ def _auc(test: dict):
     """The task's headline test AUC (jet_ssl reports it per method and label fraction)."""
     if "roc_auc" in test:
         return test["roc_auc"]
-    for key, value in test.items():
+    for value in test.values():
         if isinstance(value, dict):
             found = _auc(value)
             if found is not None:
