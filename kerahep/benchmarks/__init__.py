@@ -11,9 +11,11 @@ Shared plumbing for the task modules:
 
 * :func:`run_child` runs one measurement (a function of a benchmark module) in a fresh
   Python process and returns the dict it returns, so that every peak-memory number is a
-  process of its own and frameworks do not share thread pools;
+  process of its own and frameworks do not share thread pools; every peak-memory number
+  comes from ``run_child(..., launcher=True)`` (its ``peak_rss``), never from the child's own
+  ``ru_maxrss``, which starts at the peak of the process that started it (see there);
 * :func:`rss_mb` and :func:`maxrss_mb`, the resident and peak resident memory of the
-  calling process, for such a function to report;
+  calling process (``maxrss_mb`` from ``VmHWM``, right in a child as well);
 * :func:`time_epoch` and :func:`epoch_rates`, the speed of a ``tf.data`` pipeline alone.
 """
 
@@ -102,10 +104,26 @@ def run_child(function, *args, env: dict | None = None, timeout: float | None = 
             result: the child's peak resident memory in bytes, read by the launcher as
             ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` once its only child has ended.
 
-    Peak memory: a process's ``ru_maxrss`` starts at the peak resident memory of the process
-    that spawned it (Linux carries the old address space's high-water mark across ``exec``).
-    A child that reports its own :func:`maxrss_mb` is therefore floored by this process's
-    peak; with ``launcher=True`` only by the launcher's few MB.
+    Peak memory -- the pitfall: a child must not report its own ``ru_maxrss``
+    (``getrusage(RUSAGE_SELF)``) as its peak. ``subprocess`` starts it with ``vfork`` + ``exec``,
+    and at ``exec`` Linux keeps the high-water mark of the address space being replaced --
+    after ``vfork`` the parent's, i.e. this process's peak so far -- as the floor of the child's
+    ``ru_maxrss`` (after a plain ``fork`` it would be this process's resident memory at the
+    fork: not the child's either). Measured: a child started from a process that had peaked at
+    411 MB reports 411 MB while it never held more than 11 MB. In ``scripts.benchmark`` such a
+    row sits at the peak of whatever ran before it in the same process (seen: "peak memory,
+    streamed vs in-memory 1349 vs 1349 MB, ratio 1.000"), and "peak minus resident memory
+    before" is inflated by the same amount. So every memory number uses ``launcher=True``: the
+    launcher is a fresh interpreter (about 11 MB) whose only child is the measured process, so
+    the ``RUSAGE_CHILDREN`` peak it reads after the child ends is the child's peak over its
+    whole life (imports, work, exit), floored only by the launcher's own ~11 MB. (This
+    process's ``RUSAGE_CHILDREN`` would not do: it is the largest of every child it ever
+    waited for.) Also correct, but not used here: ``VmHWM`` in the child's
+    ``/proc/self/status`` (:func:`maxrss_mb`), the high-water mark of its own address space,
+    which starts afresh at ``exec`` (the same 11 MB above); it only covers what happened
+    before the child reads it, and is Linux-only, whereas the launcher also sees the end.
+    (Checked on the benchmarks' children: the launcher's ``peak_rss`` and the child's final
+    ``VmHWM`` agree to 0.1 MB.)
 
     Raises:
         RuntimeError: the child (or its launcher) failed; the message ends with its stderr.
@@ -132,10 +150,25 @@ def rss_mb() -> float:
 
 
 def maxrss_mb() -> float:
-    """This process's peak resident memory so far (``ru_maxrss``, KiB on Linux), in MB."""
+    """This process's peak resident memory so far, in MB: ``VmHWM`` of ``/proc/self/status``.
+
+    ``VmHWM`` is the high-water mark of this process's own address space, reset at ``exec``,
+    so it is right in a child too. Not ``getrusage(RUSAGE_SELF).ru_maxrss``: in a process
+    started by ``subprocess`` that starts at the peak of the parent (see :func:`run_child`,
+    whose ``launcher=True`` gives the peak that the benchmark rows use). Without ``/proc``
+    (not Linux) it falls back to ``ru_maxrss``, with that caveat.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, KiB elsewhere
 
 
 # ------------------------------------------------------------------------------ tf.data speed

@@ -12,8 +12,8 @@ the synthetic twin):
   lines (batches of 4096 lines, parallel map): the measurement behind the reader's choice.
 * ``peak memory added, chunked pass, 4x larger file``: memory added by one streamed pass
   over a file four times larger (target <= 1.3: the reader streams); every measurement
-  runs in its own process, which reports its peak resident memory (``ru_maxrss``) minus
-  its resident memory after the imports.
+  runs in its own process: its peak resident memory, read by its launcher
+  (``run_child(..., launcher=True)``), minus its resident memory after the imports.
 * ``peak memory added, chunked pass vs whole-file read``: on the larger file, the streamed
   pass against ``pandas.read_csv`` of the whole file (target <= 0.5).
 
@@ -133,22 +133,24 @@ def _timed(fn, path, repeat: int) -> float:
 
 def memory_in_child(mode: str, path) -> dict:
     """Run ``mode`` (a reader function of this module) on ``path``; the resident memory (bytes)
-    after the imports and at the peak (``ru_maxrss``) of this process (runs in a child)."""
-    import resource
-
+    of this process after the imports (runs in a child under a launcher, which adds the peak,
+    ``peak_rss``)."""
     import pandas  # noqa: F401  (imported before the baseline is taken)
     import psutil
     import tensorflow  # noqa: F401
 
     base = psutil.Process().memory_info().rss
     n = globals()[mode](path)
-    return {"events": n, "base": base, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    return {"events": n, "base": base}
 
 
 def peak_added(mode: str, path) -> float:
-    """Peak resident memory (MB) added by ``mode`` (a function of this module) in a fresh process."""
-    r = run_child(memory_in_child, mode, path)
-    return max(float(r["peak"]) - float(r["base"]), 0.0) / 1e6
+    """Peak resident memory (MB) added by ``mode`` (a function of this module) in a fresh process.
+
+    The peak is the child's own, read by its launcher: the child's ``ru_maxrss`` would start at
+    the peak of this process (see :func:`kerahep.benchmarks.run_child`)."""
+    r = run_child(memory_in_child, mode, path, launcher=True)
+    return max(float(r["peak_rss"]) - float(r["base"]), 0.0) / 1e6
 
 
 def run(quick: bool = False, workdir=None) -> list[Row]:

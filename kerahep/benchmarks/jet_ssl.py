@@ -5,7 +5,7 @@ Rows (ratios measured side by side in one run):
 * ``peak memory, SimCLR pre-training, 4x larger file``: peak resident memory of a
   pre-training epoch streamed from an unlabelled file with four times the jets, against
   the smaller file (target <= 1.2: the reader streams). Each epoch runs in its own
-  subprocess, which reports its own peak (``ru_maxrss``).
+  subprocess, whose peak its launcher reads (``run_child(..., launcher=True)``).
 * ``pre-training throughput, HDF5 pipeline vs in-memory``: jets per second of SimCLR
   pre-training of the default preset's encoder fed by :class:`kerahep.data.jets.JetStream`
   against the same jets as one in-memory array in ``tf.data`` (target >= 0.9); the median
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import Row, maxrss_mb, ratio_row, run_child
+from . import Row, ratio_row, run_child
 
 TASK = "jet_ssl"
 #: a small encoder for the memory rows (the memory of streaming does not depend on it)
@@ -46,8 +46,8 @@ def _simclr(widths, blocks, scales=None, seed: int = 0):
 
 
 def pretrain_epoch(path, batch_size: int = 32, shuffle_buffer: int = 64, widths=(4, 8), blocks=(1, 1)) -> dict:
-    """One streamed SimCLR epoch over an unlabelled file; returns jets, seconds and own peak RSS (MB)
-    (runs in a child)."""
+    """One streamed SimCLR epoch over an unlabelled file; returns jets and seconds (runs in a child
+    under a launcher, which adds the child's peak, ``peak_rss``)."""
     from ..data.jets import JetStream
 
     stream = JetStream([(path, None)])
@@ -57,7 +57,7 @@ def pretrain_epoch(path, batch_size: int = 32, shuffle_buffer: int = 64, widths=
     t0 = time.perf_counter()
     model.fit(ds, epochs=1, verbose=0)
     dt = time.perf_counter() - t0
-    return {"jets": len(stream) // batch_size * batch_size, "seconds": dt, "self_maxrss_mb": maxrss_mb()}
+    return {"jets": len(stream) // batch_size * batch_size, "seconds": dt}
 
 
 def memory_rows(workdir: Path, quick: bool) -> list[Row]:
@@ -67,9 +67,10 @@ def memory_rows(workdir: Path, quick: bool) -> list[Row]:
     batch, buffer = 16, 32
     small = write_jet_file(workdir / f"unlabelled_{n}.h5", n, seed=1)
     large = write_jet_file(workdir / f"unlabelled_{4 * n}.h5", 4 * n, seed=2)
+    # the launcher gives each child's own peak (its own ru_maxrss would start at this process's)
     rep_small, rep_large = (run_child(pretrain_epoch, path, batch, buffer, MEMORY_ENCODER["widths"],
-                                      MEMORY_ENCODER["blocks"]) for path in (small, large))
-    rss_small, rss_large = rep_small["self_maxrss_mb"], rep_large["self_maxrss_mb"]
+                                      MEMORY_ENCODER["blocks"], launcher=True) for path in (small, large))
+    rss_small, rss_large = rep_small["peak_rss"] / 2 ** 20, rep_large["peak_rss"] / 2 ** 20
     raw_small = n * 125 * 125 * 8 * 4 / 2 ** 20
     # what a reader that loads the file would show: the extra 3n jets on top of the small run
     full_load = (rss_small + 3 * raw_small) / rss_small
