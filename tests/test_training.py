@@ -179,7 +179,7 @@ def test_diverged_epoch_never_replaces_best_checkpoint(toy, workdir):
     path = Path("run") / "checkpoints" / "main.best.weights.h5"
     ckpt.on_epoch_end(0, {"loss": 0.6, "val_auc": 0.70})
     saved = path.read_bytes()
-    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    model.set_weights([np.full_like(w, np.nan) if w.dtype.kind == "f" else w for w in model.get_weights()])
     ckpt.on_epoch_end(1, {"loss": float("nan"), "val_auc": 0.95})
     assert path.read_bytes() == saved
     ckpt.on_epoch_end(2, {"loss": float("inf"), "val_auc": 0.99})
