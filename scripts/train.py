@@ -78,9 +78,10 @@ def main(argv=None) -> int:
     from kerahep.registry import get_task, list_tasks
 
     if args.list:
-        for name in list_tasks():
-            t = get_task(name)
-            print(f"{name:16s} presets: {', '.join(t.preset_names()):30s} {t.description}")
+        rows = [(name, ", ".join(get_task(name).preset_names()), get_task(name).description) for name in list_tasks()]
+        width = max(len(r[1]) for r in rows)
+        for name, presets, description in rows:
+            print(f"{name:16s} presets: {presets:{width}s}  {description}")
         return 0
     if not args.task:
         parser().error("--task is required (see --list)")

@@ -103,3 +103,16 @@ def test_every_command_has_help(tmp_path):
     for mod in ("scripts.train", "scripts.evaluate", "scripts.prepare_dataset", "scripts.benchmark"):
         out = _cli(mod, "--help", cwd=tmp_path)
         assert out.returncode == 0 and "usage:" in out.stdout, mod
+
+
+def test_list_shows_every_task_with_its_presets_and_smoke(capsys):
+    from kerahep.registry import get_task, list_tasks
+
+    assert train_cli.main(["--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in list_tasks():
+        (line,) = [ln for ln in lines if ln.startswith(name + " ")]
+        task = get_task(name)
+        assert f"presets: {', '.join(task.presets)}, smoke " in line
+        smoke = task.preset("smoke")
+        assert smoke.preset == "smoke" and smoke.data.data_dir == "data/smoke"  # never overwrites the default twin
