@@ -90,8 +90,7 @@ def run_child(function, *args, env: dict | None = None, timeout: float | None = 
               launcher: bool = False) -> dict:
     """Call ``function(*args)`` in a fresh Python interpreter and return what it returns.
 
-    The child imports the function's module (by its real name, also when that module runs as
-    ``python -m``), calls the function and prints the result as JSON on its last stdout line,
+    The child imports the function's module, calls the function and prints the result as JSON on its last stdout line,
     which is parsed here.
 
     Args:
@@ -128,10 +127,7 @@ def run_child(function, *args, env: dict | None = None, timeout: float | None = 
     Raises:
         RuntimeError: the child (or its launcher) failed; the message ends with its stderr.
     """
-    module = function.__module__
-    if module == "__main__":  # ``python -m kerahep.benchmarks.<task>``: import it by name in the child
-        module = sys.modules["__main__"].__spec__.name
-    cmd = [sys.executable, "-c", _CHILD, f"{module}:{function.__qualname__}", json.dumps(list(args), default=str)]
+    cmd = [sys.executable, "-c", _CHILD, f"{function.__module__}:{function.__qualname__}", json.dumps(list(args), default=str)]
     if launcher:
         cmd = [sys.executable, "-c", _LAUNCHER, *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,

@@ -18,8 +18,11 @@ def _measure(backend: str, workdir: Path) -> dict:
     out = workdir / backend
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-    subprocess.run([sys.executable, "-m", "kerahep.backend_check", "--save", str(out), "--bench",
-                    "--json", str(out / "report.json")], env=env, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run([sys.executable, "-m", "kerahep.backend_check", "--save", str(out), "--bench",
+                           "--json", str(out / "report.json")], env=env, capture_output=True, text=True, timeout=3600)
+    if not (out / "report.json").exists():
+        raise RuntimeError(f"kerahep.backend_check on {backend} wrote no report ({proc.returncode}):\n"
+                           f"{proc.stderr[-3000:]}")
     rep = json.loads((out / "report.json").read_text())
     return {k: v["samples_per_second"] for k, v in rep["results"].items() if "samples_per_second" in v}
 

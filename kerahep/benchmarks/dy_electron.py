@@ -18,8 +18,7 @@ Rows: throughput ratio (target >= 1.5) at the base size and at ten times the eve
 peak memory of each method when the events grow tenfold (kerahep target: at most 1.25x,
 i.e. flat); peak memory of kerahep against the plain method at ten times the events.
 
-Run: ``python -m scripts.benchmark --task dy_electron`` or
-``python -m kerahep.benchmarks.dy_electron [--quick]``.
+Run with ``python -m scripts.benchmark --task dy_electron [--quick]``.
 """
 
 from __future__ import annotations
@@ -169,19 +168,3 @@ def run(quick: bool = False, workdir=None) -> list:
         higher_is_better=False, notes=f"imports alone {floor / mb:.0f} MB",
         above_imports_plain_mb=(p["peak_rss"] - floor) / mb, above_imports_kerahep_mb=(k["peak_rss"] - floor) / mb))
     return rows
-
-
-def _main(argv=None):
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--workdir")
-    args = ap.parse_args(argv)
-    for r in run(quick=args.quick, workdir=args.workdir):
-        print(f"{r.name:55s} {r.baseline:12.1f} {r.candidate:12.1f} {r.unit:9s} ratio {r.ratio:6.2f} "
-              f"{r.target:8s} {'' if r.passed is None else ('PASS' if r.passed else 'FAIL')}")
-
-
-if __name__ == "__main__":
-    _main()

@@ -21,15 +21,12 @@ chunked files, which have the real files' layout):
   its own process, whose peak its launcher reads: ``run_child(..., launcher=True)``); the
   memory the epoch adds (peak minus the process's resident memory before it) is in ``extra``.
 
-Run with ``python -m scripts.benchmark --task electron_photon [--quick]`` or
-``python -m kerahep.benchmarks.electron_photon [--quick]``.
+Run with ``python -m scripts.benchmark --task electron_photon [--quick]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -264,16 +261,3 @@ def run(quick: bool = False, workdir=None) -> list[Row]:
             return run(quick, Path(tmp))
     workdir = Path(workdir)
     return pipeline_rows(workdir, quick) + torch_rows(workdir, quick) + memory_rows(workdir, quick)
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--workdir", default=None)
-    a = p.parse_args(argv)
-    for r in run(a.quick, a.workdir):
-        print(json.dumps(r.to_dict()))
-
-
-if __name__ == "__main__":
-    main()

@@ -17,14 +17,11 @@ Rows (ratios measured side by side in one run, on the synthetic twin's files):
 * ``training throughput, moe_vit vs vit``: maps per second of the default MoE-ViT
   against the default ViT (same width and depth), the price of routing on this machine.
 
-Run with ``python -m scripts.benchmark --task hcal_dqm [--quick]`` or
-``python -m kerahep.benchmarks.hcal_dqm [--quick]``.
+Run with ``python -m scripts.benchmark --task hcal_dqm [--quick]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -172,16 +169,3 @@ def run(quick: bool = False, workdir=None) -> list[Row]:
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="kerahep-bench-hcal_dqm-"))
     workdir.mkdir(parents=True, exist_ok=True)
     return memory_rows(workdir, quick) + pipeline_rows(workdir, quick)
-
-
-def _main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--workdir")
-    args = ap.parse_args(argv)
-    for row in run(args.quick, args.workdir):
-        print(json.dumps(row.to_dict()))
-
-
-if __name__ == "__main__":
-    _main()

@@ -17,16 +17,12 @@ the synthetic twin):
 * ``peak memory added, chunked pass vs whole-file read``: on the larger file, the streamed
   pass against ``pandas.read_csv`` of the whole file (target <= 0.5).
 
-Run with ``python -m scripts.benchmark --task higgs_mae [--quick]`` or
-``python -m kerahep.benchmarks.higgs_mae [--quick]``.
+Run with ``python -m scripts.benchmark --task higgs_mae [--quick]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -192,16 +188,3 @@ def run(quick: bool = False, workdir=None) -> list[Row]:
     if workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     return rows
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args(argv)
-    for r in run(quick=args.quick):
-        print(json.dumps(r.to_dict()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

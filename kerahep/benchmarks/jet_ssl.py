@@ -13,14 +13,11 @@ Rows (ratios measured side by side in one run):
   reader's cost is mostly inflating gzip chunks: installing ``zlib-ng`` (or ``isal``) cuts
   it about three-fold (see :mod:`kerahep.data.jets`).
 
-Run with ``python -m scripts.benchmark --task jet_ssl [--quick]`` or
-``python -m kerahep.benchmarks.jet_ssl [--quick]``.
+Run with ``python -m scripts.benchmark --task jet_ssl [--quick]``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -131,16 +128,3 @@ def run(quick: bool = False, workdir=None) -> list[Row]:
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="kerahep-bench-jet_ssl-"))
     workdir.mkdir(parents=True, exist_ok=True)
     return memory_rows(workdir, quick) + throughput_rows(workdir, quick)
-
-
-def _main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--workdir")
-    args = ap.parse_args(argv)
-    for row in run(args.quick, args.workdir):
-        print(json.dumps(row.to_dict()))
-
-
-if __name__ == "__main__":
-    _main()
