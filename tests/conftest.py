@@ -1,5 +1,6 @@
 """Shared fixtures: the real-data folder (skip without it, fail with
-KERAHEP_REQUIRE_REALDATA=1), quiet Keras, and a temporary results/data folder."""
+KERAHEP_REQUIRE_REALDATA=1), the optional Keras backends (skip without them, fail with
+KERAHEP_REQUIRE_BACKENDS=1), quiet Keras, and a temporary results/data folder."""
 
 from __future__ import annotations
 
@@ -32,6 +33,24 @@ def realdata_path(*parts) -> Path:
 @pytest.fixture
 def realdata():
     return realdata_path
+
+
+def require_backend(*modules: str) -> None:
+    """Skip (or fail when ``KERAHEP_REQUIRE_BACKENDS=1``) unless ``jax``/``torch`` are installed."""
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            msg = f"{module} is not installed (pip install -e '.[{module}]')"
+            if os.environ.get("KERAHEP_REQUIRE_BACKENDS") == "1":
+                pytest.fail(msg + " and KERAHEP_REQUIRE_BACKENDS=1")
+            pytest.skip(msg)
+
+
+@pytest.fixture
+def backends():
+    """``backends("jax", "torch")`` skips the test unless both are installed (see :func:`require_backend`)."""
+    return require_backend
 
 
 @pytest.fixture

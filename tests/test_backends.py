@@ -1,7 +1,6 @@
 """Every model builder on TensorFlow, JAX and PyTorch (each in its own process), and a
 .keras file trained on one backend scoring the same on the others."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,14 +9,6 @@ import sys
 import pytest
 
 pytestmark = pytest.mark.slow
-
-
-def _need(module):
-    if importlib.util.find_spec(module) is None:
-        msg = f"{module} is not installed (pip install -e '.[{'torch' if module == 'torch' else 'jax'}]')"
-        if os.environ.get("KERAHEP_REQUIRE_BACKENDS") == "1":
-            pytest.fail(msg + " and KERAHEP_REQUIRE_BACKENDS=1")
-        pytest.skip(msg)
 
 
 def _check(backend, save, compare=None):
@@ -49,8 +40,8 @@ def test_tensorflow_builds_trains_and_round_trips_every_model(tensorflow_models)
 
 
 @pytest.mark.parametrize("backend,module", [("jax", "jax"), ("torch", "torch")])
-def test_other_backends_and_cross_backend_scores(backend, module, tensorflow_models, tmp_path):
-    _need(module)
+def test_other_backends_and_cross_backend_scores(backend, module, tensorflow_models, tmp_path, backends):
+    backends(module)
     src, tf_report = tensorflow_models
     report = _check(backend, tmp_path, compare=src)
     assert set(report["results"]) == set(tf_report["results"])

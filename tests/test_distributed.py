@@ -2,7 +2,6 @@
 devices) and Keras distribution on JAX (two devices in one process, and two processes
 over loopback)."""
 
-import importlib.util
 import json
 import os
 import socket
@@ -47,15 +46,8 @@ def test_multi_worker_refused_clearly_until_keras_supports_it():
         make_strategy("multi_worker")
 
 
-def _require_jax():
-    if importlib.util.find_spec("jax") is None:
-        if os.environ.get("KERAHEP_REQUIRE_BACKENDS") == "1":
-            pytest.fail("jax is not installed and KERAHEP_REQUIRE_BACKENDS=1")
-        pytest.skip("jax is not installed (pip install -e '.[jax]')")
-
-
-def test_jax_data_parallel_over_two_host_devices(tmp_path):
-    _require_jax()
+def test_jax_data_parallel_over_two_host_devices(tmp_path, backends):
+    backends("jax")
     env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
     code = MIRRORED.format(tests=str(TESTS)).replace("run.strategy=mirrored", "run.strategy=data_parallel")
     code = "\n".join(ln for ln in code.splitlines() if "tf.config" not in ln and "cpu =" not in ln)
@@ -102,11 +94,11 @@ print("RESULT", json.dumps({{"run_dir": str(res.run_dir), "replicas": env["repli
 """
 
 
-def test_jax_two_processes_over_loopback_end_with_identical_weights(tmp_path):
+def test_jax_two_processes_over_loopback_end_with_identical_weights(tmp_path, backends):
     # The multi-host path of README "Scaling out" on one host: two processes, one CPU
     # device each, joined by KERAS_DISTRIBUTION_* over 127.0.0.1; gradients are all-reduced
     # through gloo. The toy's default 600 rows leave partial last batches (dropped).
-    _require_jax()
+    backends("jax")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

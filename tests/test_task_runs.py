@@ -68,16 +68,6 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def _need(module):
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        msg = f"{module} is not installed (pip install -e '.[{module}]')"
-        if os.environ.get("KERAHEP_REQUIRE_BACKENDS") == "1":
-            pytest.fail(msg + " and KERAHEP_REQUIRE_BACKENDS=1")
-        pytest.skip(msg)
-
-
 def _env(backend):
     return dict(os.environ, PYTHONPATH=str(REPO), KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="")
 
@@ -107,8 +97,8 @@ def workroot(tmp_path_factory):
 
 
 @pytest.mark.parametrize("task", sorted(KILL))
-def test_sigkill_mid_epoch_then_resume_on_torch(task, workroot):
-    _need("torch")
+def test_sigkill_mid_epoch_then_resume_on_torch(task, workroot, backends):
+    backends("torch")
     stage, extra = KILL[task]
     sets = [a for s in extra for a in ("--set", s)]
     run = workroot / "results" / task / "killed"
@@ -150,9 +140,8 @@ def test_sigkill_mid_epoch_then_resume_on_torch(task, workroot):
 
 
 @pytest.mark.parametrize("task", sorted(KILL))
-def test_train_on_jax_then_evaluate_on_torch(task, workroot):
-    _need("jax")
-    _need("torch")
+def test_train_on_jax_then_evaluate_on_torch(task, workroot, backends):
+    backends("jax", "torch")
     out = workroot / "jax_results"
     _ok(_run(["scripts.train", "--task", task, "--preset", "smoke", "--backend", "jax", "--quiet",
               "--output-dir", str(out)], workroot, "jax"))
