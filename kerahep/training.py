@@ -535,9 +535,15 @@ def _full_batches(ds):
         from tensorflow.python.data.experimental.ops.distribute import compute_batch_size
 
         batch = int(compute_batch_size(ds))
-    except Exception:  # not a batched tf.data dataset: Keras reports what it needs
+    except Exception as exc:  # not a batched tf.data dataset: Keras reports what it needs
+        batch, reason = -1, f"{type(exc).__name__}: {exc}"
+    else:
+        reason = "its batch size is unknown"
+    if batch <= 0:
+        log.warning("multi-process run: cannot drop the partial last batch of %s (%s); a short last batch "
+                    "would leave the processes a step apart", ds, reason)
         return ds
-    return ds.rebatch(batch, drop_remainder=True) if batch > 0 else ds
+    return ds.rebatch(batch, drop_remainder=True)
 
 
 @functools.cache

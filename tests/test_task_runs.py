@@ -108,8 +108,7 @@ def test_sigkill_mid_epoch_then_resume_on_torch(task, workroot, backends):
     assert not (run / "metrics.json").exists() or json.loads((run / "metrics.json").read_text())["status"] != "complete"
     assert not (run / "model.keras").exists()
     before = _histories(run)
-    killed_file = next(n for n in before if n == "history.csv" and stage == "main"
-                       or n.startswith(f"history_{stage}"))
+    killed_file = "history.csv" if stage == "main" else next(n for n in before if n.startswith(f"history_{stage}"))
     assert _epochs(run / killed_file) == [0]  # killed inside the second epoch of that stage
     finished_before = {n: b for n, b in before.items() if n != killed_file}
 
