@@ -56,6 +56,8 @@ def test_end_to_end_moe_vit_on_the_twin(moe_run):
     test = m["test"]
     assert test["roc_auc"] > 0.9 and test["accuracy"] > 0.8  # separation 0.15: the runs differ clearly
     assert test["baseline_logreg_band_means"]["roc_auc"] > 0.9
+    lo, hi = test["auc_minus_baseline_ci"]
+    assert lo <= hi and test["reaches_baseline"] is (hi >= 0)
     assert test["oracle_auc_test"] == pytest.approx(1.0)
     # routing per patch and expert load per run
     for layer in ("block_0_moe", "block_1_moe"):
