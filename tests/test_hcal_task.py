@@ -108,6 +108,37 @@ def test_scoring_files_as_an_independent_sample(moe_run, tmp_path):
         task.load_data(cfg, paths=files + [str(third)], for_evaluation=True)
 
 
+def _labels(data):
+    return np.concatenate([np.asarray(y) for _, y in data.test])
+
+
+@pytest.mark.slow
+def test_scored_files_keep_the_classes_the_model_learnt(moe_run, tmp_path):
+    """Files given in another order, or one run alone, are labelled by run name, not position."""
+    result, root = moe_run
+    task = get_task("hcal_dqm")
+    files = result.metrics["data"]["paths"]  # [Run355456, Run357479]: classes 0 and 1
+    cfg = result.config.set("data.max_events", 80)
+    forward = task.evaluate(RunContext(cfg, task, d := task.load_data(cfg, paths=files, for_evaluation=True),
+                                       tmp_path / "fwd"), result.models, d)
+    reverse = task.load_data(cfg, paths=files[::-1], for_evaluation=True)
+    np.testing.assert_array_equal(_labels(reverse), np.repeat([1.0, 0.0], 80))  # Run357479 first, still class 1
+    out = task.evaluate(RunContext(cfg, task, reverse, tmp_path / "rev"), result.models, reverse)
+    assert out["roc_auc"] == pytest.approx(forward["roc_auc"]) and out["roc_auc"] > 0.9
+    assert out["monitoring"]["classifier"]["misassigned"] == forward["monitoring"]["classifier"]["misassigned"]
+    assert list(out["classification_report"])[:2] == ["Run355456", "Run357479"]
+    alone = task.load_data(cfg, paths=[files[1]], for_evaluation=True)
+    np.testing.assert_array_equal(_labels(alone), np.ones(80))
+    # runs the model never saw are labelled by position; a mix of known and unknown runs is refused
+    new = [tmp_path / "Run901_Dataset.npy", tmp_path / "Run902_Dataset.npy"]
+    for src, dst in zip(files, new):
+        dst.write_bytes(open(src, "rb").read())
+    np.testing.assert_array_equal(_labels(task.load_data(cfg, paths=[str(p) for p in new], for_evaluation=True)),
+                                  np.repeat([0.0, 1.0], 80))
+    with pytest.raises(DataError, match=r"Run901_Dataset\.npy.*trained on \(Run355456, Run357479\)"):
+        task.load_data(cfg, paths=[files[0], str(new[0])], for_evaluation=True)
+
+
 def test_three_runs_train_a_softmax_classifier(tmp_path):
     task = get_task("hcal_dqm")
     cfg = _config(tmp_path, "default", ["data.n_runs=3", "data.synthetic_events=40", "data.n_blocks=4",
@@ -137,6 +168,14 @@ def test_robust_threshold_ignores_anomalies_in_the_reference():
     thr = robust_threshold(reference, 0.01)
     assert 0.005 < (good[2000:] > thr).mean() < 0.02  # about 1% false alarms on fresh good maps
     assert thr < np.quantile(reference, 0.99)  # a plain quantile would sit on the anomalies
+
+
+def test_robust_threshold_without_spread_falls_back_to_the_quantile():
+    from kerahep.tasks.hcal_dqm import robust_threshold
+
+    scores = np.concatenate([np.full(900, 2.0), np.linspace(3.0, 12.0, 100)])  # MAD of 0
+    thr = robust_threshold(scores, 0.05)
+    assert thr == pytest.approx(np.quantile(scores, 0.95)) and (scores > thr).mean() <= 0.05
 
 
 def test_paired_auc_difference_interval():

@@ -74,9 +74,18 @@ class RunFile:
 
 @dataclass
 class HcalRuns:
-    """The runs of one data set (one class each, in order)."""
+    """The runs of one data set, one class each: by default the run's position in ``runs``.
+
+    ``classes`` overrides that (scoring files with a trained model labels each run with
+    the class the model learnt for it, whatever order the files come in).
+    """
 
     runs: list = field(default_factory=list)
+    classes: list | None = None
+
+    def class_of(self, run: int) -> int:
+        """The class (label) of the run at position ``run``."""
+        return int(self.classes[run]) if self.classes is not None else int(run)
 
     @property
     def names(self) -> list[str]:
@@ -297,7 +306,7 @@ def iterate(runs: HcalRuns, segments, chunk_size: int = 512):
 # ---------------------------------------------------------------------------- tf.data
 def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = False, seed: int = 0,
                  chunk_size: int = 256, cache: bool = False, shuffle_buffer: int = 10000,
-                 label_mode: str | None = None):
+                 label_mode: str | None = None, num_classes: int | None = None):
     """A batched ``tf.data.Dataset`` of ``(maps float32 (B, iEta, iPhi), labels)`` over ``segments``.
 
     Args:
@@ -311,7 +320,9 @@ def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = Fal
             per-chunk datasets, and mixes as well once the buffer spans several chunks.)
         cache: keep the decoded maps in memory after the first pass (when they fit).
         label_mode: ``binary`` (float 0/1, two runs) or ``categorical`` (one-hot); default
-            by the number of runs.
+            by the number of classes.
+        num_classes: classes of the labels (default: the number of runs); the label of a
+            run is :meth:`HcalRuns.class_of`.
 
     Returns:
         The dataset, or None when ``segments`` is empty.
@@ -321,7 +332,7 @@ def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = Fal
     n = count(segments)
     if n == 0:
         return None
-    k = runs.n_classes
+    k = int(num_classes or runs.n_classes)
     label_mode = label_mode or ("binary" if k == 2 else "categorical")
     if label_mode not in ("binary", "categorical"):
         raise ConfigError(f"label_mode must be binary or categorical, got {label_mode!r}")
@@ -331,7 +342,7 @@ def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = Fal
     def read(c):
         r, s, e = (int(v) for v in c)
         x = runs.read(r, s, e)
-        return x, np.full(len(x), r, np.int64)
+        return x, np.full(len(x), runs.class_of(r), np.int64)
 
     def load(c):
         x, r = tf.numpy_function(read, [c], (tf.float32, tf.int64), stateful=False)

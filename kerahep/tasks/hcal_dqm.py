@@ -99,7 +99,7 @@ class HcalModel(ModelConfig):
         patch_size: ``(iEta, iPhi)`` cells per patch (8x8: 8 x 9 patches over 64 x 72).
         dim, depth, num_heads, mlp_ratio: Transformer width, blocks, heads and MLP ratio.
         dropout: dropout in embeddings, blocks and head.
-        log_scale: factor after ``log(1 + counts)``.
+        log_scale: factor after ``log(1 + counts)`` (classifier and autoencoder).
         normalize: per-cell standardisation after the logarithm.
         num_experts, top_k, capacity_factor, aux_loss_weight, moe_every: the
             mixture-of-experts blocks of ``moe_vit``.
@@ -232,6 +232,8 @@ class HcalDqm(Task):
         if runs.n_classes > classes or (not for_evaluation and runs.n_classes != classes):
             raise DataError(files[-1], f"{classes} run files (one per class of the model)", f"{runs.n_classes}")
         if for_evaluation:
+            runs.classes = self._classes_of(config, runs, files)
+        if for_evaluation:
             segments = [[], [], [(r, 0, n) for r, n in enumerate(runs.sizes)]]
         else:
             segments = hcal.split_segments(runs.sizes, d.split, n_blocks=d.n_blocks, seed=config.run.seed)
@@ -239,7 +241,8 @@ class HcalDqm(Task):
         label_mode = "binary" if classes == 2 else "categorical"
         n_maps = sum(runs.sizes)
         cache = bool(d.cache) and hcal.fits_in_memory(n_maps, runs.shape)
-        common = {"chunk_size": d.chunk_size, "label_mode": label_mode, "shuffle_buffer": d.shuffle_buffer}
+        common = {"chunk_size": d.chunk_size, "label_mode": label_mode, "shuffle_buffer": d.shuffle_buffer,
+                  "num_classes": classes}
         train = hcal.make_dataset(runs, segments[0], bs, training=True, seed=config.run.seed, cache=cache, **common)
         val = hcal.make_dataset(runs, segments[1], bs, cache=cache, **common)
         test = hcal.make_dataset(runs, segments[2], bs, **common)
@@ -275,6 +278,35 @@ class HcalDqm(Task):
                     "n_classes": classes, "label_mode": label_mode},
         )
 
+    def training_runs(self, config: Config) -> list[str]:
+        """The run names the model of ``config`` was trained on, in class order."""
+        from ..data import hcal
+
+        d = config.data
+        if d.paths and not d.synthetic:
+            return [hcal.run_name(p) for p in d.paths]
+        from ..data.synthetic.hcal import run_numbers
+
+        return [f"Run{n}" for n in run_numbers(d.n_runs)]
+
+    def _classes_of(self, config: Config, runs, files) -> list[int]:
+        """Class of each scored file: that of the training run with the same name, so files
+        given in another order (or one run alone) keep the labels the model learnt; files of
+        runs the model never saw are labelled by position, as when training."""
+        trained = self.training_runs(config)
+        known = [n in trained for n in runs.names]
+        if all(known):
+            classes = [trained.index(n) for n in runs.names]
+            if classes != list(range(len(classes))):
+                log.info("hcal_dqm: scoring %s with the classes the model learnt for them: %s", runs.names,
+                         dict(zip(runs.names, classes)))
+            return classes
+        if any(known):
+            i = known.index(False)
+            raise DataError(files[i], f"a run the model was trained on ({', '.join(trained)}) like the other files "
+                                      f"given, or only new runs (labelled by position)", f"run {runs.names[i]}")
+        return list(range(runs.n_classes))
+
     # ------------------------------------------------------------------ model
     def _adapt_data(self, config: Config, data: TaskData):
         from ..data import hcal
@@ -301,7 +333,7 @@ class HcalDqm(Task):
 
         m = config.model
         return build_autoencoder(data.extras["runs"].shape, latent_dim=m.ae_latent, hidden=m.ae_hidden,
-                                 normalize=m.normalize,
+                                 log_scale=m.log_scale, normalize=m.normalize,
                                  adapt_data=self._adapt_data(config, data) if m.normalize else None)
 
     def examples(self) -> dict:
@@ -370,7 +402,9 @@ class HcalDqm(Task):
         runs, names = data.extras["runs"], data.extras["names"]
         segments = data.extras["segments"]
         k = data.extras["n_classes"]
-        class_names = list(names) + [f"class {i}" for i in range(len(names), k)]
+        trained = self.training_runs(cfg)
+        by_class = {runs.class_of(i): n for i, n in enumerate(names)}
+        class_names = [by_class.get(c, trained[c] if c < len(trained) else f"class {c}") for c in range(k)]
         model = models["model"]
         plots = ctx.plots_dir
         y, p = evaluation.predict_dataset(model, data.test)
@@ -427,8 +461,8 @@ class HcalDqm(Task):
 
         # --- monitoring view
         confidence = proba[np.arange(len(labels)), labels]
-        report["monitoring"] = self._monitoring(ctx, models.get("autoencoder"), data, run_idx, ls, confidence,
-                                                proba.argmax(axis=1), names, plots)
+        report["monitoring"] = self._monitoring(ctx, models.get("autoencoder"), data, run_idx, ls, labels,
+                                                confidence, proba.argmax(axis=1), names, plots)
         return report
 
     # .................................................................. helpers
@@ -598,7 +632,7 @@ class HcalDqm(Task):
                           plots / "expert_load.png")
         return out
 
-    def _monitoring(self, ctx, ae, data, run_idx, ls, confidence, predicted, names, plots) -> dict:
+    def _monitoring(self, ctx, ae, data, run_idx, ls, labels, confidence, predicted, names, plots) -> dict:
         from sklearn.metrics import roc_auc_score
 
         from ..models.ae import anomaly_scores
@@ -606,9 +640,9 @@ class HcalDqm(Task):
         cfg = ctx.config
         far = cfg.model.false_alarm_rate
         how = cfg.model.anomaly_score
-        out = {"classifier": {"misassigned": int((predicted != run_idx).sum()),
-                              "misassigned_fraction": float((predicted != run_idx).mean()),
-                              "flag": "lumisections assigned to another run (confidence in the true run < 1/n_runs)"}}
+        wrong = predicted != labels
+        out = {"classifier": {"misassigned": int(wrong.sum()), "misassigned_fraction": float(wrong.mean()),
+                              "flag": "lumisections whose most probable class is not their run's"}}
         truth = None
         anomalies = data.extras.get("anomalies")
         if anomalies is not None:
@@ -651,7 +685,7 @@ class HcalDqm(Task):
             residuals = dict(zip(worst.tolist(), keras.ops.convert_to_numpy(ae(maps, training=False))))
             _residual_plot(residuals, worst, run_idx, ls, names, anomalies, score, runs.shape,
                            plots / "anomaly_residuals.png")
-        _monitoring_plot(run_idx, ls, names, confidence, score, threshold, truth, plots / "monitoring.png")
+        _monitoring_plot(run_idx, ls, names, confidence, wrong, score, threshold, truth, plots / "monitoring.png")
         return out
 
 
@@ -694,6 +728,8 @@ def robust_threshold(scores, false_alarm_rate: float = 0.01) -> float:
     s = np.log(np.clip(np.asarray(scores, dtype=np.float64), 1e-300, None))
     med = float(np.median(s))
     mad = 1.4826 * float(np.median(np.abs(s - med)))
+    if not mad > 0:  # half the scores or more are equal: no width to fit; the plain quantile then
+        return float(np.quantile(np.asarray(scores, dtype=np.float64), 1.0 - false_alarm_rate))
     return float(np.exp(med + norm.ppf(1.0 - false_alarm_rate) * mad))
 
 
@@ -769,7 +805,7 @@ def _expert_load_plot(load_rows: dict, class_names, path):
     return save_figure(fig, path)
 
 
-def _monitoring_plot(run_idx, ls, names, confidence, score, threshold, truth, path):
+def _monitoring_plot(run_idx, ls, names, confidence, wrong, score, threshold, truth, path):
     import matplotlib.pyplot as plt
 
     from ..io import save_figure
@@ -785,7 +821,7 @@ def _monitoring_plot(run_idx, ls, names, confidence, score, threshold, truth, pa
         x = ls[sel]
         ax = axes[0, j]
         c = confidence[sel]
-        bad = c < 1.0 / max(len(names), 2)
+        bad = wrong[sel]
         ax.scatter(x[~bad], c[~bad], s=6, color="tab:blue", label="lumisection")
         if bad.any():
             ax.scatter(x[bad], c[bad], s=18, color="red", marker="x", label=f"other run ({int(bad.sum())})")
