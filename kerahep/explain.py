@@ -27,11 +27,33 @@ def embeddings(model, layer_name: str, x, batch_size: int = 256) -> np.ndarray:
     return out.reshape(len(out), -1)
 
 
+def sample_rows(n: int, k: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``min(k, n)`` of ``n`` rows drawn at random without replacement (seeded).
+
+    For plots of a subset (t-SNE): the first ``k`` rows of a file ordered by class or pT
+    would be a biased subset. Index the features and their labels with the same rows.
+
+    Example:
+        >>> rows = sample_rows(10, 4, seed=1)
+        >>> len(rows), bool((np.diff(rows) > 0).all())
+        (4, True)
+    """
+    n = int(n)
+    return np.sort(np.random.default_rng(seed).choice(n, min(int(k), n), replace=False))
+
+
 def tsne(features, seed: int = 0, perplexity: float = 30.0, max_points: int = 3000):
-    """2-D t-SNE (scikit-learn) of ``features`` (at most ``max_points`` rows, taken in order)."""
+    """2-D t-SNE (scikit-learn) of ``features``.
+
+    With more than ``max_points`` rows it embeds the rows ``sample_rows(len(features),
+    max_points, seed)`` (a seeded random subset, in order), not the first ones: select the
+    rows first with :func:`sample_rows` to colour the points by their labels.
+    """
     from sklearn.manifold import TSNE
 
-    f = np.asarray(features, dtype=np.float32)[:max_points]
+    f = np.asarray(features, dtype=np.float32)
+    if len(f) > max_points:
+        f = f[sample_rows(len(f), max_points, seed)]
     perplexity = min(perplexity, max(2.0, (len(f) - 1) / 3))
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(f)
 

@@ -95,6 +95,132 @@ def test_train_end_to_end_on_tiny_twin_then_evaluate_new_file(workdir):
     assert (workdir / "eval_run" / "plots" / "tsne_mass.png").exists()
 
 
+@pytest.fixture(scope="module")
+def two_fraction_run(tmp_path_factory):
+    """A tiny run at 50% and 100% of the labels, recording the target statistics each head was
+    built and compiled with, the t-SNE inputs and the task's data."""
+    import os
+
+    from kerahep import explain, plotting
+    from kerahep.models import jet_heads
+    from kerahep.tasks.jet_ssl import JetSSL
+    from kerahep.training import train
+
+    seen = {"heads": [], "compile": [], "tsne": [], "scatter": [], "data": []}
+    heads_fn, compile_fn, tsne_fn = jet_heads.latent_heads, jet_heads.compile_heads, explain.tsne
+    load_fn = JetSSL.load_data
+
+    def heads(latent_dim, stats, **kw):
+        seen["heads"].append((kw.get("name"), stats))
+        return heads_fn(latent_dim, stats, **kw)
+
+    def compile_heads(model, optimizer, stats, **kw):
+        seen["compile"].append((model.name, stats))
+        return compile_fn(model, optimizer, stats, **kw)
+
+    def tsne(features, **kw):
+        seen["tsne"].append(np.array(features))
+        return tsne_fn(features, **kw)
+
+    def load_data(self, *a, **kw):
+        seen["data"].append(load_fn(self, *a, **kw))
+        return seen["data"][-1]
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("two_fractions"))
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(jet_heads, "latent_heads", heads)
+            mp.setattr(jet_heads, "compile_heads", compile_heads)
+            mp.setattr(explain, "tsne", tsne)
+            mp.setattr(plotting, "embedding_scatter", lambda pts, c, path, **kw: seen["scatter"].append(np.array(c)))
+            mp.setattr(JetSSL, "load_data", load_data)
+            cfg = get_task("jet_ssl").preset().override(TINY + [
+                "data.label_fractions=(0.5, 1.0)", "data.tsne_points=6",
+                "model.export='frozen'", "model.methods=('linear', 'frozen')"])
+            seen["seed"] = cfg.run.seed
+            train(cfg)
+    finally:
+        os.chdir(cwd)
+    return seen
+
+
+def _stats(v):
+    return float(np.mean(v)), float(np.std(v))
+
+
+@pytest.mark.slow
+def test_heads_at_each_label_fraction_use_that_fractions_target_statistics(two_fraction_run):
+    seen = two_fraction_run
+    ex = seen["data"][0].extras
+    train_t = ex["train_targets"]
+    expected = {}
+    for f, sub in ex["subsets"].items():
+        expected[f] = {"m": _stats(train_t["m"][sub]), "pt": _stats(train_t["pT"][sub])}
+    half, full = expected[0.5], expected[1.0]
+    assert half != full  # the test means something: 50% of the jets have other statistics
+    # linear then frozen heads at 50%, then at 100%: built and compiled with their subset's statistics
+    assert [n for n, _ in seen["heads"]] == ["linear_heads", "frozen_heads"] * 2
+    for (name, stats), (cname, cstats), f in zip(seen["heads"], seen["compile"], (0.5, 0.5, 1.0, 1.0)):
+        assert cname == name
+        for key in ("m", "pt"):
+            np.testing.assert_allclose(stats[key], expected[f][key], rtol=1e-6, err_msg=f"{name} at {f}: {key}")
+            np.testing.assert_allclose(cstats[key], expected[f][key], rtol=1e-6, err_msg=f"{name} at {f}: {key}")
+    assert seen["data"][0].info["target_stats"]["50pct"]["m"]["mean"] == pytest.approx(half["m"][0])
+
+
+def test_target_stats_fall_back_to_the_values_scale_for_tiny_subsets():
+    from kerahep.tasks.jet_ssl import target_stats
+
+    assert target_stats([100.0, 200.0], [400.0, 600.0]) == {"m": (150.0, 50.0), "pt": (500.0, 100.0)}
+    one = target_stats([150.0], [-520.0])  # one jet: no spread, scale of the value itself
+    assert one == {"m": (150.0, 150.0), "pt": (-520.0, 520.0)}
+    assert target_stats([0.5, 0.5], [0.0, 0.0]) == {"m": (0.5, 1.0), "pt": (0.0, 1.0)}  # at least 1 GeV
+    assert target_stats([], []) == {"m": (0.0, 1.0), "pt": (0.0, 1.0)}
+
+
+@pytest.mark.slow
+def test_tsne_embeds_a_seeded_random_subset_of_test_jets_with_matching_labels(two_fraction_run):
+    seen = two_fraction_run
+    ex = seen["data"][0].extras
+    z, truth = ex["latents"]["test"], ex["latent_targets"]["test"]
+    n = len(z)
+    assert n > 6  # tsne_points=6: a strict subset of the test jets
+    rows = np.sort(np.random.default_rng(seen["seed"]).choice(n, 6, replace=False))
+    assert list(rows) != list(range(6)) and list(rows) == sorted(rows)
+    (features,) = seen["tsne"]
+    np.testing.assert_array_equal(features, z[rows].astype(np.float32))
+    classes, masses = seen["scatter"]
+    assert list(classes) == list(np.where(truth["y"][rows] > 0.5, "top", "QCD"))
+    np.testing.assert_array_equal(masses, truth["m"][rows])
+
+
+def test_explain_tsne_subsamples_at_random_not_the_first_rows():
+    from kerahep import explain
+
+    f = np.repeat(np.arange(40.0)[:, None], 3, axis=1)  # row i holds the value i
+    rows = np.sort(np.random.default_rng(2).choice(40, 12, replace=False))
+    assert rows.max() >= 12  # not the first 12
+    captured = []
+
+    class FakeTSNE:
+        def __init__(self, **kw):
+            pass
+
+        def fit_transform(self, x):
+            captured.append(x)
+            return x[:, :2]
+
+    import sklearn.manifold
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sklearn.manifold, "TSNE", FakeTSNE)
+        explain.tsne(f, seed=2, max_points=12)
+    np.testing.assert_array_equal(captured[0][:, 0], rows.astype(np.float32))
+    assert list(explain.sample_rows(40, 12, seed=2)) == list(rows)  # the rows to index labels with
+    assert list(explain.sample_rows(5, 12, seed=2)) == [0, 1, 2, 3, 4]
+
+
 def test_load_data_rejects_inputs_without_a_labelled_file(workdir):
     task = get_task("jet_ssl")
     unl = workdir / "unl.h5"

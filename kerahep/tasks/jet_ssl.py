@@ -201,6 +201,35 @@ def _tag(f: float) -> str:
     return (f"{pct:g}".replace(".", "p")) + "pct"
 
 
+def target_stats(m, pt) -> dict:
+    """``{"m": (mean, std), "pt": (mean, std)}`` in GeV of the labelled jets ``m``, ``pt``.
+
+    The downstream heads of a label fraction get the statistics of that fraction's jets
+    only (their ``Rescaling`` and ``1/std^2`` loss weights), so a run with 1% of the
+    labels uses no other regression labels. A subset too small for a spread (one jet, or
+    all values equal: std 0) falls back to ``max(|mean|, 1)`` GeV as the scale, the size
+    of the values themselves, which keeps the standardised outputs and the loss weight of
+    order one (a 1 GeV scale would weight a mass error a thousand-fold); an empty one to
+    ``(0, 1)``. A warning says when that happens.
+
+    Example:
+        >>> target_stats([100.0, 200.0], [500.0, 500.0])
+        {'m': (150.0, 50.0), 'pt': (500.0, 500.0)}
+    """
+    out = {}
+    for key, v in (("m", m), ("pt", pt)):
+        v = np.asarray(v, np.float64).reshape(-1)
+        mean = float(v.mean()) if v.size else 0.0
+        std = float(v.std()) if v.size > 1 else 0.0
+        if not std > 0:
+            fallback = max(abs(mean), 1.0)
+            log.warning("jet_ssl: %d labelled jet(s) give no spread of %s; scaling its head by %.4g GeV instead",
+                        v.size, key, fallback)
+            std = fallback
+        out[key] = (mean, std)
+    return out
+
+
 def nested_subsets(labels, fractions, seed: int = 0) -> dict:
     """Nested, stratified subsets of ``range(len(labels))`` for each fraction (sorted indices).
 
@@ -398,16 +427,18 @@ class JetSSL(Task):
         pre_val = unl_stream(pre_va_sel) if len(pre_va_sel) >= 2 else None
         scales = channel_scales(pre_train, max_jets=d.scale_jets)
         y_tr = y[tr]
-        stats = {"m": (float(np.mean(targets["m"][tr])), float(np.std(targets["m"][tr]) or 1.0)),
-                 "pt": (float(np.mean(targets["pT"][tr])), float(np.std(targets["pT"][tr]) or 1.0))}
         subsets = nested_subsets(y_tr, d.label_fractions, seed=seed)
+        # the heads' Rescaling and 1/std^2 loss weights at a label fraction come from that
+        # fraction's jets only: a 1% run must not see the regression labels of the other 99%
+        stats = {f: target_stats(targets["m"][tr][s], targets["pT"][tr][s]) for f, s in subsets.items()}
         info.update({
             "n_train": len(tr), "n_val": len(va), "n_test": len(te),
             "n_unlabelled_train": len(pre_tr_sel), "n_unlabelled_val": len(pre_va_sel),
             "class_counts": {"train": _counts(y[tr]), "val": _counts(y[va]), "test": _counts(y[te])},
             "label_fractions": {_tag(f): int(len(s)) for f, s in subsets.items()},
             "channel_scales": [round(s, 6) for s in scales],
-            "target_stats_train": {k: {"mean": v[0], "std": v[1]} for k, v in stats.items()},
+            "target_stats": {_tag(f): {k: {"mean": v[0], "std": v[1]} for k, v in st.items()}
+                             for f, st in stats.items()},
         })
         pre_val_ds = None
         if pre_val is not None:
@@ -473,7 +504,6 @@ class JetSSL(Task):
         m = cfg.model
         ex = data.extras
         streams = ex["streams"]
-        stats = ex["target_stats"]
 
         # 1. SimCLR pre-training
         simclr = ctx.build(lambda: self.build_model(cfg, data))
@@ -504,7 +534,7 @@ class JetSSL(Task):
                 d = d.shuffle(len(zz), seed=cfg.run.seed, reshuffle_each_iteration=True)
             return d.batch(batch)
 
-        def heads_compile(lr, epochs):
+        def heads_compile(lr, epochs, stats):
             def fn(model, steps):
                 compile_heads(model, make_optimizer(cfg.training, steps, epochs=epochs, learning_rate=lr), stats,
                               regression_weight=m.regression_weight, jit_compile=cfg.training.jit)
@@ -515,6 +545,7 @@ class JetSSL(Task):
         latent_dim = z["train"].shape[1]
         for f, sub in ex["subsets"].items():
             tag = _tag(f)
+            stats = ex["target_stats"][f]  # of this subset's m and pT only
             z_sub = z["train"][sub]
             t_sub = {k: v[sub] for k, v in t["train"].items()}
             train_latent = arrays_ds(z_sub, t_sub, m.head_batch_size, True)
@@ -522,12 +553,12 @@ class JetSSL(Task):
             for method in ("linear", "frozen"):
                 if method not in m.methods and not (method == "frozen" and "finetune" in m.methods):
                     continue
-                heads = ctx.build(lambda method=method: latent_heads(
+                heads = ctx.build(lambda method=method, stats=stats: latent_heads(
                     latent_dim, stats, hidden=m.head_hidden, dropout=m.dropout, linear=method == "linear",
                     latent_mean=z_mean, latent_var=z_var, name=f"{method}_heads"))
                 ctx.fit(heads, train=train_latent, val=val_latent, stage=f"{method}_{tag}", epochs=m.head_epochs,
                         class_weight=None, monitor="val_loss", mode="min",
-                        compile_fn=heads_compile(m.head_learning_rate, m.head_epochs))
+                        compile_fn=heads_compile(m.head_learning_rate, m.head_epochs, stats))
                 if method in m.methods:
                     predictions[(method, f)] = _predict_arrays(heads, z["test"])
                 if method == "frozen":
@@ -553,12 +584,13 @@ class JetSSL(Task):
                 with surface_errors(*streams):
                     ctx.fit(ft, train=sub_ds, val=val_ds, stage=f"finetune_{tag}", epochs=epochs, class_weight=None,
                             monitor="val_loss", mode="min",
-                            compile_fn=heads_compile(cfg.training.learning_rate * m.finetune_lr_scale, epochs))
+                            compile_fn=heads_compile(cfg.training.learning_rate * m.finetune_lr_scale, epochs,
+                                                             stats))
                     predictions[("finetune", f)] = _predict_dataset(ft, data.test)
                 if f == max(ex["subsets"]):
                     exported[("finetune", f)] = ft
             if "scratch" in m.methods:
-                def build_scratch():
+                def build_scratch(stats=stats):
                     enc = self.build_encoder(cfg, ex["channel_scales"])
                     hd = latent_heads(int(enc.output.shape[-1]), stats, hidden=m.head_hidden, dropout=m.dropout,
                                       name="scratch_heads")
@@ -567,7 +599,8 @@ class JetSSL(Task):
                 sc = ctx.build(build_scratch)
                 with surface_errors(*streams):
                     ctx.fit(sc, train=sub_ds, val=val_ds, stage=f"scratch_{tag}", epochs=epochs, class_weight=None,
-                            monitor="val_loss", mode="min", compile_fn=heads_compile(cfg.training.learning_rate, epochs))
+                            monitor="val_loss", mode="min",
+                            compile_fn=heads_compile(cfg.training.learning_rate, epochs, stats))
                     predictions[("scratch", f)] = _predict_dataset(sc, data.test)
             if frozen_heads is not None:
                 exported[("frozen", f)] = frozen_heads
@@ -651,10 +684,13 @@ class JetSSL(Task):
                 truth = pred["true"]
             k = min(n_tsne, len(z_test))
             if k >= 5:  # t-SNE needs a few points more than its perplexity
-                pts = explain.tsne(z_test[:k], seed=cfg.run.seed, max_points=k)
-                plotting.embedding_scatter(pts, np.where(truth["y"][:k] > 0.5, "top", "QCD"), plots / "tsne_class.png",
+                # a seeded random subset: the first k jets of a file sorted by class or pT would be biased
+                rows = explain.sample_rows(len(z_test), k, seed=cfg.run.seed)
+                pts = explain.tsne(z_test[rows], seed=cfg.run.seed, max_points=k)
+                plotting.embedding_scatter(pts, np.where(truth["y"][rows] > 0.5, "top", "QCD"),
+                                           plots / "tsne_class.png",
                                            title="t-SNE of encoder latents (test jets)", label="")
-                plotting.embedding_scatter(pts, truth["m"][:k], plots / "tsne_mass.png",
+                plotting.embedding_scatter(pts, truth["m"][rows], plots / "tsne_mass.png",
                                            title="t-SNE of encoder latents (test jets)", label="jet mass [GeV]",
                                            categorical=False)
         return out
