@@ -232,3 +232,24 @@ def test_load_data_rejects_inputs_without_a_labelled_file(workdir):
     assert str(unl) in str(err.value)
     with pytest.raises(DataError, match="no such file"):
         task.load_data(task.preset().override([f"data.paths=('{workdir / 'absent.h5'}',)"]))
+
+
+def test_comparison_and_fraction_plot_docstrings_say_what_they_compute(tmp_path):
+    from kerahep import io
+    from kerahep.tasks import jet_ssl
+
+    rows = [{"label_fraction": 1.0, "method": m, "roc_auc": a, "m_mse": 9.0, "pt_mse": 4.0}
+            for m, a in (("frozen", 0.8), ("scratch", 0.7))]
+    comp = jet_ssl._comparison(rows)["100pct"]
+    assert set(comp) == {"frozen_minus_scratch_auc", "frozen_beats_scratch_auc"}  # AUC only
+    doc = jet_ssl._comparison.__doc__
+    assert "AUC" in doc and "MSE" not in doc.replace("the regression metrics", "")
+    figures = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "save_figure", lambda fig, path: figures.append(fig))
+        jet_ssl._fraction_plot(rows, tmp_path / "fractions.png")
+    labels = [ax.get_ylabel() for ax in figures[0].axes]
+    assert labels == ["test ROC AUC", "mass MSE [GeV$^2$]", "pT MSE [GeV$^2$]"]
+    doc = " ".join(jet_ssl._fraction_plot.__doc__.split())
+    for named in ("ROC AUC", "mass MSE", "pT MSE"):
+        assert named in doc, named

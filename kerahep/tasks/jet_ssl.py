@@ -724,7 +724,9 @@ def _predict_dataset(model, dataset) -> dict:
 
 
 def _comparison(rows) -> dict:
-    """Per label fraction: frozen (and fine-tuned) minus from-scratch AUC and mass MSE."""
+    """Per label fraction: test ROC AUC of each pre-trained method (frozen, fine-tuned, linear
+    probe) minus that of the from-scratch baseline, and whether it beats it (AUC only; the
+    regression metrics are in the table)."""
     by = {}
     for r in rows:
         by.setdefault(r["label_fraction"], {})[r["method"]] = r
@@ -742,7 +744,8 @@ def _comparison(rows) -> dict:
 
 
 def _fraction_plot(rows, path):
-    """AUC and mass MSE against the label fraction, one line per method."""
+    """Three panels against the label fraction, one line per method: test ROC AUC, mass MSE
+    and pT MSE (GeV^2)."""
     import matplotlib.pyplot as plt
 
     from ..io import save_figure
