@@ -139,3 +139,22 @@ def test_jet_model_scores_raw_jets_and_round_trips(jets, tmp_path):
     for k in out:
         np.testing.assert_allclose(keras.ops.convert_to_numpy(again[k]), keras.ops.convert_to_numpy(out[k]),
                                    rtol=1e-5, atol=1e-4)
+
+
+def test_compiled_heads_report_mse_and_mae_in_gev(tmp_path):
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(64, 4)).astype("float32")
+    t = {"y": (z[:, :1] > 0).astype("float32"), "m": (140 + 50 * z[:, 1:2]).astype("float32"),
+         "pt": (520 + 100 * z[:, 2:3]).astype("float32")}
+    stats = {"m": (140.0, 50.0), "pt": (520.0, 100.0)}
+    heads = compile_heads(latent_heads(4, stats, hidden=(4,)), keras.optimizers.SGD(0.0), stats)
+    hist = heads.fit(z, t, epochs=1, batch_size=64, verbose=0).history
+    p = heads.predict(z, verbose=0)
+    for key in ("m", "pt"):  # unweighted, in GeV^2 and GeV (learning rate 0: the predictions above)
+        assert hist[f"{key}_mse"][0] == pytest.approx(float(np.mean((p[key] - t[key]) ** 2)), rel=1e-4)
+        assert hist[f"{key}_mae"][0] == pytest.approx(float(np.mean(np.abs(p[key] - t[key]))), rel=1e-4)
+    path = tmp_path / "heads.keras"
+    heads.save(path)
+    loaded = keras.saving.load_model(path)
+    again = loaded.evaluate(z, t, batch_size=64, verbose=0, return_dict=True)
+    assert again["m_mse"] == pytest.approx(hist["m_mse"][0], rel=1e-4)

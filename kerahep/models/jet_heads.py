@@ -81,8 +81,9 @@ def compile_heads(model: keras.Model, optimizer, target_stats: dict, regression_
     """Compile a model with outputs ``y``, ``m``, ``pt``: cross entropy plus standardised MSE.
 
     The regression losses are the mean squared errors in GeV^2 weighted by
-    ``regression_weight / std^2``: the standardised MSE, while ``val_m_mse`` style
-    numbers stay readable. Metrics: AUC and accuracy of ``y``, MAE (GeV) of ``m`` and ``pt``.
+    ``regression_weight / std^2``: the standardised MSE. Metrics: AUC and accuracy of
+    ``y``; MSE (GeV^2, unweighted: ``m_mse``, ``val_pt_mse``, ...) and MAE (GeV) of ``m``
+    and ``pt``, so the logs read in physical units.
     """
     w_m = regression_weight / float(target_stats["m"][1]) ** 2
     w_pt = regression_weight / float(target_stats["pt"][1]) ** 2
@@ -92,8 +93,8 @@ def compile_heads(model: keras.Model, optimizer, target_stats: dict, regression_
               "pt": keras.losses.MeanSquaredError()},
         loss_weights={"y": 1.0, "m": w_m, "pt": w_pt},
         metrics={"y": [keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
-                 "m": [keras.metrics.MeanAbsoluteError(name="mae")],
-                 "pt": [keras.metrics.MeanAbsoluteError(name="mae")]},
+                 "m": [keras.metrics.MeanSquaredError(name="mse"), keras.metrics.MeanAbsoluteError(name="mae")],
+                 "pt": [keras.metrics.MeanSquaredError(name="mse"), keras.metrics.MeanAbsoluteError(name="mae")]},
         jit_compile=jit_compile,
     )
     return model
