@@ -10,7 +10,7 @@ from kerahep.models.jet_heads import compile_heads, jet_model, latent_heads
 from kerahep.models.simclr import SimCLR, nt_xent_loss
 
 TINY = {"resnet18": dict(widths=(4, 8), blocks=(1, 1)),
-        "hybrid": dict(stem_filters=(4,), patch_size=8, dim=8, depth=1, num_heads=2)}
+        "hybrid": dict(stem_filters=(4,), patch_size=9, dim=8, depth=1, num_heads=2)}
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +97,23 @@ def test_hybrid_uses_transformer_blocks_with_learned_positions():
     enc = build_encoder("hybrid", **TINY["hybrid"])
     kinds = {type(layer).__name__ for layer in enc.layers}
     assert {"TransformerBlock", "PositionEmbedding", "GlobalAveragePooling1D"} <= kinds
-    # one stride-2 stem convolution: 125 -> 63 pixels; patches of 8: 7 x 7 = 49 tokens of width 8
+    # one stride-2 stem convolution: 125 -> 63 pixels; patches of 9: 7 x 7 = 49 tokens of width 8
     assert tuple(enc.get_layer("position_embedding").positions.shape) == (49, 8)
+
+
+def test_hybrid_refuses_patches_that_leave_stem_output_borders_out():
+    # two stem convolutions: 125 -> 63 -> 32 pixels; patches of 5 would cover 30 of them
+    with pytest.raises(ValueError, match=r"patch_size 5 does not divide the stem output 32x32.*cover 30x30"):
+        build_encoder("hybrid", stem_filters=(4, 4), patch_size=5, dim=8, depth=1, num_heads=2)
+    enc = build_encoder("hybrid", stem_filters=(4, 4), patch_size=4, dim=8, depth=1, num_heads=2)  # the presets' 4
+    assert tuple(enc.get_layer("position_embedding").positions.shape) == (64, 8)
+    from kerahep.registry import get_task
+
+    task = get_task("jet_ssl")
+    for preset in task.presets:  # every preset's encoder builds
+        cfg = task.preset(preset).override(["model.widths=(4, 8)", "model.blocks=(1, 1)",
+                                            "model.stem_filters=(4, 4)", "model.dim=8"])
+        assert task.build_encoder(cfg).output.shape[-1] in (8,)
 
 
 def test_heads_train_and_answer_in_gev(tmp_path):

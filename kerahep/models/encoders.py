@@ -97,6 +97,8 @@ def hybrid_encoder(input_shape=JET_SHAPE, stem_filters=(32, 64), patch_size: int
     ``patch_size`` x ``patch_size`` convolution with the same stride cuts the feature map
     into tokens of width ``dim`` (32 / 4 = 8, so 64 tokens), a learned position embedding is
     added, ``depth`` pre-norm Transformer blocks follow, and the tokens are averaged.
+    ``patch_size`` must divide the stem's output (32 after two stem convolutions, 63 after
+    one), else the patches would leave its borders out: a ``ValueError`` at build time.
 
     Args:
         input_shape: image shape ``(height, width, channels)``.
@@ -117,7 +119,7 @@ def hybrid_encoder(input_shape=JET_SHAPE, stem_filters=(32, 64), patch_size: int
         ``dim`` numbers).
 
     Example:
-        >>> enc = hybrid_encoder(stem_filters=(8,), patch_size=8, dim=16, depth=1, num_heads=2)
+        >>> enc = hybrid_encoder(stem_filters=(8,), patch_size=9, dim=16, depth=1, num_heads=2)
         >>> enc.output.shape
         (None, 16)
     """
@@ -127,6 +129,13 @@ def hybrid_encoder(input_shape=JET_SHAPE, stem_filters=(32, 64), patch_size: int
         x = _conv_bn(x, int(f), 3, 2, f"stem{i + 1}", momentum=bn_momentum)
     if x.shape[1] < patch_size or x.shape[2] < patch_size:
         raise ValueError(f"patch_size {patch_size} is larger than the stem output {tuple(x.shape[1:3])}")
+    if x.shape[1] % patch_size or x.shape[2] % patch_size:
+        # a 'valid' patch convolution would silently drop the feature map's last rows and columns
+        h, w = int(x.shape[1]), int(x.shape[2])
+        raise ValueError(f"patch_size {patch_size} does not divide the stem output {h}x{w} (stem_filters "
+                         f"{tuple(stem_filters)} on {input_shape[0]}x{input_shape[1]} images): {h // patch_size}x"
+                         f"{w // patch_size} patches would cover {h // patch_size * patch_size}x"
+                         f"{w // patch_size * patch_size} of its {h}x{w} pixels; choose a divisor of {h} and {w}")
     x = layers.Conv2D(int(dim), patch_size, strides=patch_size, padding="valid", name="patch_embed")(x)
     h, w = int(x.shape[1]), int(x.shape[2])
     x = layers.Reshape((h * w, int(dim)), name="tokens")(x)
