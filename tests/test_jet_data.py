@@ -250,3 +250,32 @@ def test_nan_in_a_later_chunk_surfaces_as_data_error_from_tf_data(tmp_path, thre
             for _ in ds:
                 pass
     assert str(p) in str(err.value)
+
+
+def test_stream_rejects_targets_of_the_wrong_length_naming_the_file(tmp_path):
+    p = _write(tmp_path / "lab.h5", jet=_jets(), **_labels())
+    with pytest.raises(DataError, match=r"one 'Y' target per selected jet \(4\).*3 entries") as err:
+        jets.JetStream([(p, None)], targets={"Y": np.zeros(3, np.float32)})
+    assert str(p) in str(err.value)
+
+
+@pytest.mark.parametrize("change, expect", [("moved", "no such file"), ("corrupted", "unreadable file"),
+                                            ("key_gone", "a readable dataset 'jet'")])
+@pytest.mark.parametrize("via_tf_data", [False, True])
+def test_file_moved_or_damaged_after_inspection_raises_data_error(tmp_path, change, expect, via_tf_data):
+    p = _write(tmp_path / "jets.h5", jet=_jets())
+    stream = jets.JetStream([(p, None)], read_threads=1)  # inspected now
+    if change == "moved":
+        p.rename(tmp_path / "elsewhere.h5")
+    elif change == "corrupted":
+        p.write_bytes(b"not an hdf5 file any more")
+    else:
+        _write(p, images=_jets())
+    with pytest.raises(DataError, match=expect) as err:
+        if via_tf_data:
+            with jets.surface_errors(stream):
+                for _ in stream.dataset(batch_size=2):
+                    pass
+        else:
+            list(stream.iter_blocks())
+    assert str(p) in str(err.value)

@@ -329,7 +329,8 @@ class JetStream:
         if targets is not None:
             for k, v in targets.items():
                 if len(v) != self.n:
-                    raise ValueError(f"target {k!r} has {len(v)} entries for {self.n} selected jets")
+                    where = ", ".join(str(info.path) for info, _ in self.sources) or "(no files)"
+                    raise DataError(where, f"one {k!r} target per selected jet ({self.n})", f"{len(v)} entries")
             self.targets = {k: np.asarray(v, np.float32) for k, v in targets.items()}
         else:
             self.targets = None
@@ -348,20 +349,21 @@ class JetStream:
         With ``read_threads > 1`` the next blocks are read and inflated ahead in a small
         thread pool (zlib releases the GIL), at most ``2 * read_threads`` blocks in flight.
         """
-        import h5py
-
         order = np.arange(len(self.plans))
         if shuffle:
             order = np.random.default_rng(seed).permutation(len(self.plans))
         files, readers = {}, {}
-        for src, (info, _) in enumerate(self.sources):
-            if any(self.plans[i][0] == src for i in order):
-                files[src] = h5py.File(info.path, "r")
-                ds = files[src][self.key]
-                direct = direct_chunk_reader(ds) if self.direct_chunks else None
-                readers[src] = direct or (lambda a, b, ds=ds: ds[a:b])
         pool = None
         try:
+            # a file moved, replaced or damaged since inspection: DataError naming it (kept in
+            # self.error for surface_errors), not a bare OSError from h5py
+            for src, (info, _) in enumerate(self.sources):
+                if any(self.plans[i][0] == src for i in order):
+                    files[src] = _open(info.path)
+                    with hdf5_errors(info.path, f"a readable dataset {self.key!r} of jet images"):
+                        ds = files[src][self.key]
+                        direct = direct_chunk_reader(ds) if self.direct_chunks else None
+                    readers[src] = direct or (lambda a, b, ds=ds: ds[a:b])
             if self.read_threads > 1 and len(order) > 1:
                 from collections import deque
                 from concurrent.futures import ThreadPoolExecutor
