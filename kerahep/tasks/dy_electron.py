@@ -162,6 +162,11 @@ class DyElectron(Task):
         from ..data.nanoaod import load_prepared
 
         frames = [load_prepared(p) for p in paths]
+        for p, f in zip(paths[1:], frames[1:]):
+            if list(f.columns) != list(frames[0].columns):
+                diff = sorted(set(f.columns) ^ set(frames[0].columns))
+                raise DataError(p, f"the columns of {paths[0]} (files prepared with the same settings)",
+                                f"columns differing in {diff[:8]}" if diff else "the same columns in another order")
         df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         for col in ("target", "sample"):
             if col not in df.columns:
@@ -202,14 +207,24 @@ class DyElectron(Task):
         bs = config.training.batch_size
 
         def make(idx, shuffle):
+            """Batches of the events ``idx``; training reshuffles all of them every epoch.
+
+            The prepared file holds one sample after another and the split keeps file order,
+            so a shuffle buffer smaller than the split (``data.shuffle_buffer``) left most
+            batches of one class; shuffling the event indices (cheap) mixes them all.
+            """
             if len(idx) == 0:
                 return None
-            xs = {f: X[idx, i:i + 1] for i, f in enumerate(feats)}
-            ds = tf.data.Dataset.from_tensor_slices((xs, y[idx].astype(np.float32)))
+            xs, ys = tf.constant(X[idx]), tf.constant(y[idx].astype(np.float32))
+
+            def take(i):
+                xb = tf.gather(xs, i)
+                return {f: xb[:, k:k + 1] for k, f in enumerate(feats)}, tf.gather(ys, i)
+
+            ds = tf.data.Dataset.range(len(idx))
             if shuffle:
-                ds = ds.shuffle(min(len(idx), config.data.shuffle_buffer), seed=config.run.seed,
-                                reshuffle_each_iteration=True)
-            return ds.batch(bs).prefetch(tf.data.AUTOTUNE)
+                ds = ds.shuffle(len(idx), seed=config.run.seed, reshuffle_each_iteration=True)
+            return ds.batch(bs).map(take, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
         tr, va, te = parts
         info = {
@@ -259,6 +274,14 @@ class DyElectron(Task):
         from .. import evaluation, plotting
 
         model = models["model"]
+        inputs = [str(getattr(t, "name", "")).split(":")[0] for t in model.inputs]
+        feats = list(data.extras["features"])
+        if sorted(inputs) != sorted(feats):
+            missing, extra = sorted(set(inputs) - set(feats)), sorted(set(feats) - set(inputs))
+            raise DataError(data.paths[0], f"the {len(inputs)} feature columns the model was trained on"
+                                           + (f" (missing here: {missing[:8]})" if missing else ""),
+                            f"{len(feats)} feature columns" + (f", {extra[:8]} not among the model's" if extra else "")
+                            + " (prepared with other settings? prepare it with the run's preset)")
         te = data.extras["split"][2]
         y, score = evaluation.predict_dataset(model, data.test)
         wp = ctx.config.data.working_point
@@ -292,18 +315,20 @@ def _report_dict(report) -> dict:
 
 
 def _dataset_meta(files) -> dict:
-    """The preparation report written beside a prepared dataset, if any."""
+    """What is known of each prepared dataset: the twin's stamp (``.json``) and the preparation
+    report (``.report.json``) written beside it, merged."""
     from ..io import read_json
 
     out = {}
     for f in files:
-        side = Path(str(f) + ".report.json")
-        stamp = Path(f).with_suffix(".json")
-        for cand in (side, stamp):
+        meta = {}
+        # the twin's stamp (source, oracle AUC) and prepare_dataset's report: both, report last
+        for cand in (Path(f).with_suffix(".json"), Path(str(f) + ".report.json")):
             if cand.exists():
                 try:
-                    out[str(f)] = read_json(cand)
+                    meta.update(read_json(cand))
                 except ValueError:
                     pass
-                break
+        if meta:
+            out[str(f)] = meta
     return out

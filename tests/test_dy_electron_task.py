@@ -1,0 +1,86 @@
+"""dy_electron task: shuffling of the grouped prepared file, what is known of the twin,
+files scored against the model's features, output formats, repeated inputs."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kerahep.data.nanoaod import _unique_files, load_prepared
+from kerahep.errors import DataError
+from kerahep.registry import get_task
+from kerahep.training import RunContext
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dy")
+    task = get_task("dy_electron")
+    cfg = task.preset("smoke").override([f"data.data_dir='{root / 'data'}'", "data.synthetic_events=300",
+                                         "training.batch_size=32", "data.shuffle_buffer=16", "run.verbose=0"])
+    return task, cfg, task.synthetic_dataset(cfg), root
+
+
+def test_training_batches_mix_the_samples_of_a_grouped_file(prepared):
+    """The prepared file holds one sample after another; every training epoch must still mix
+    them (a 16-event shuffle buffer alone left most batches of one class)."""
+    task, cfg, path, _ = prepared
+    df = pd.read_csv(path)
+    assert (np.diff(df["target"].to_numpy()) != 0).sum() == 1  # grouped: signal, then background
+    data = task.load_data(cfg)
+    tr = data.extras["split"][0]
+    for _ in range(2):  # each epoch: every training event once, in mixed batches
+        labels, pts = [], []
+        for x, y in data.train:
+            labels.append(np.asarray(y))
+            pts.append(np.asarray(x["m_ee"])[:, 0])
+        mixed = np.mean([0 < b.mean() < 1 for b in labels[:-1]])
+        assert mixed > 0.9, f"only {mixed:.0%} of the batches hold both classes"
+        np.testing.assert_array_equal(np.sort(np.concatenate(pts)), np.sort(data.extras["X"][tr, data.extras[
+            "features"].index("m_ee")]))
+        assert np.concatenate(labels).sum() == data.extras["y"][tr].sum()
+
+
+def test_the_twins_oracle_auc_is_reported(prepared):
+    task, cfg, _, _ = prepared
+    info = task.load_data(cfg).info
+    assert info["preparation"] and 0.5 < info["oracle_auc"] <= 1.0
+
+
+def test_scored_files_must_carry_the_models_features(prepared, tmp_path):
+    task, cfg, path, _ = prepared
+    data = task.load_data(cfg)
+    model = task.build_model(cfg, data)
+    df = pd.read_csv(path)
+    fewer = tmp_path / "fewer.csv"
+    df.drop(columns=["m_ee"]).to_csv(fewer, index=False)
+    with pytest.raises(DataError, match=r"fewer\.csv.*columns of .*differing in \['m_ee'\]"):
+        task.load_data(cfg, paths=[str(path), str(fewer)], for_evaluation=True)
+    other = task.load_data(cfg, paths=[str(fewer)], for_evaluation=True)
+    with pytest.raises(DataError, match=r"fewer\.csv.*feature columns the model was trained on.*m_ee"):
+        task.evaluate(RunContext(cfg, task, other, tmp_path / "run"), {"model": model}, other)
+    assert not (tmp_path / "run" / "plots" / "roc.png").exists()  # refused before anything is written
+
+
+def test_pq_output_is_parquet_like_the_reader_expects(prepared, tmp_path, monkeypatch):
+    from scripts import prepare_dataset as prepare_cli
+
+    _, cfg, _, root = prepared
+    monkeypatch.chdir(tmp_path)
+    assert prepare_cli.main(["--task", "dy_electron", "--synthetic", "--quiet", "--set",
+                             f"data.data_dir='{root / 'data'}'", "--set", "data.synthetic_events=300",
+                             "--out", "prep.pq"]) == 0
+    assert (tmp_path / "prep.pq").read_bytes()[:4] == b"PAR1"
+    assert len(load_prepared(tmp_path / "prep.pq")) > 0
+
+
+def test_one_file_under_several_spellings_is_read_once(tmp_path, monkeypatch):
+    f = tmp_path / "a.root"
+    f.write_bytes(b"")
+    os.symlink(f, tmp_path / "link.root")
+    monkeypatch.chdir(tmp_path)
+    url = "root://eos.example//store/a.root"
+    assert _unique_files([str(f), "a.root", "./a.root", "link.root", url, url]) == [str(f), url]
