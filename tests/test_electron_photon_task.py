@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+from pathlib import Path
 
 import h5py
 import keras
@@ -96,13 +98,21 @@ def test_load_data_splits_and_evaluation_mode(workdir):
     files = [str(p) for p in data.paths]
     ev = task.load_data(cfg, paths=files, for_evaluation=True)
     assert ev.train is None and ev.val is None and ev.source == "files" and ev.info["n_test"] == 120
+    # files scored as an independent sample are scored in full, whatever cap the run trained with
+    assert task.load_data(tiny("data.max_events=10"), paths=files, for_evaluation=True).info["n_test"] == 120
     # the twin given as files is recognised: its oracle on every crop
     assert ev.info["oracle_auc_test"] == pytest.approx(ev.info["oracle_auc"])
     two = task.load_data(tiny("data.split=(0.8, 0.2)"))
     assert two.val is None and two.info["n_val"] == 0 and two.info["n_test"] == 24
+    held_out = workdir / "held_out" / Path(files[0]).name  # another photon file, held out as the test set
+    held_out.parent.mkdir(exist_ok=True)
+    shutil.copyfile(files[0], held_out)
     held = task.load_data(tiny("data.split=(0.8, 0.2)", f"data.paths={tuple(files)}",
-                               f"data.test_paths=('{files[0]}',)"))
+                               f"data.test_paths=('{held_out}',)"))
     assert held.info["n_val"] == 24 and held.info["test_counts"] == {"photon": 60, "electron": 0}
+    with pytest.raises(DataError, match="both in data.paths and in data.test_paths"):  # the same file twice
+        task.load_data(tiny("data.split=(0.8, 0.2)", f"data.paths={tuple(files)}",
+                            f"data.test_paths=('{Path(files[0]).resolve()}',)"))
     x, y = next(iter(data.train))
     assert tuple(x.shape[1:]) == (32, 32, 2) and x.dtype == "float32" and set(np.unique(y)) <= {0.0, 1.0}
 

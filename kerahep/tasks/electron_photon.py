@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import io
 from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, _check
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..registry import register_task
 from .base import Task, TaskData
 
@@ -237,8 +237,8 @@ class ElectronPhoton(Task):
         config.model.check()
         files, source, _ = self.resolve_paths(config, paths)
         info: dict = {}
-        if for_evaluation:
-            reader = CaloReader(files, split=None, seed=config.run.seed, max_events=d.max_events,
+        if for_evaluation:  # an independent sample, scored in full (no data.max_events cap)
+            reader = CaloReader(files, split=None, seed=config.run.seed, max_events=None,
                                 block_rows=d.block_rows)
             test_reader, test_split = reader, "test"
             train = val = None
@@ -247,6 +247,10 @@ class ElectronPhoton(Task):
                                 block_rows=d.block_rows)
             two_way = len(reader.split_names) == 2
             if d.test_paths:
+                same = {os.path.realpath(p) for p in map(str, files)} & {os.path.realpath(str(p)) for p in d.test_paths}
+                if same:
+                    raise DataError(sorted(same)[0], "test files (data.test_paths) apart from the training files",
+                                    "a file given both in data.paths and in data.test_paths")
                 test_reader = CaloReader(list(d.test_paths), split=None, seed=config.run.seed,
                                          max_events=d.max_events, block_rows=d.block_rows)
                 test_split = "test"
@@ -258,8 +262,6 @@ class ElectronPhoton(Task):
                 val_split = None if two_way else "val"
             for c, n in reader.class_counts("train").items():
                 if n == 0:
-                    from ..errors import DataError
-
                     raise DataError(", ".join(map(str, files)), "crops of both classes (photon y=0, electron y=1)",
                                     f"no {c} crop in the training split")
             train = reader.dataset("train", t.batch_size, shuffle=True, cache=d.cache, shuffle_buffer=d.shuffle_buffer,
