@@ -76,9 +76,9 @@ def main(argv=None) -> int:
     if not signal or not background:
         raise ConfigError("dy_electron needs --signal and --background samples (or --synthetic)")
     out = Path(args.out) if args.out else Path(cfg.data.data_dir) / DEFAULT_DATASET
-    fmt = args.format or ("parquet" if out.suffix == ".parquet" else "csv")
+    # --format unset: by the suffix (.parquet or .pq: Parquet), as the reader decides
     report = prepare_dataset(signal, background, out, spec=feature_spec(cfg.data), max_events=args.max_events,
-                             fmt=fmt, progress=not args.quiet, dask=args.dask, scheduler=args.scheduler)
+                             fmt=args.format, progress=not args.quiet, dask=args.dask, scheduler=args.scheduler)
     meta = _report_dict(report)
     meta["source"] = "synthetic" if args.synthetic else "files"
     write_json(Path(str(out) + ".report.json"), meta)

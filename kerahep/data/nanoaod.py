@@ -740,6 +740,19 @@ def _infer_fmt(out: Path, fmt: str | None) -> str:
 _KEEP_OPEN_FILES = 16
 
 
+def _unique_files(paths) -> list:
+    """``paths`` without repeats of the same local file (however it is spelt: relative,
+    absolute, through a link), first spelling kept; URLs compare as given."""
+    seen, out = set(), []
+    for p in paths:
+        s = str(p)
+        key = s if "://" in s else os.path.realpath(s)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
 def _plan(signal, background, spec: FeatureSpec, max_events, keep_open: bool = True):
     """Expand the inputs, inspect every file (fail fast), and cap events per sample."""
     if max_events is not None and int(max_events) <= 0:
@@ -765,7 +778,7 @@ def _plan(signal, background, spec: FeatureSpec, max_events, keep_open: bool = T
             left = None if max_events is None else int(max_events)
             rep = {"role": g["role"], "target": g["target"], "files": [], "events_read": 0, "selected": 0,
                    "failed_preselection": 0, "files_skipped": 0}
-            for path in dict.fromkeys(g["paths"]):
+            for path in _unique_files(g["paths"]):
                 if left is not None and left <= 0:
                     rep["files_skipped"] += 1  # beyond the per-sample cap: not opened
                     continue
