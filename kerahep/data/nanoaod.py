@@ -57,7 +57,8 @@ PHYSICS_COLUMNS = ("m_ee", "pt_ee", "dphi_ee", "os_ee", "MET_pt", "n_bjets")
 META_COLUMNS = ("genWeight", "target", "sample")
 #: optional branches and the value written where a file lacks them
 OPTIONAL_DEFAULTS = {"MET_pt": 0.0, "genWeight": 1.0, "Jet_btagDeepFlavB": 0.0}
-#: DeepJet (DeepFlavB) medium working point (2016-2018 UL, about 1% light mis-tag)
+#: DeepJet (DeepFlavB) medium working point of 2018 UL (about 1% light mis-tag; other years differ
+#: slightly: give ``FeatureSpec.btag_wp`` for the data-taking period of the files)
 DEEPFLAVB_MEDIUM = 0.2783
 #: integer-valued output columns
 _INT_COLUMNS = ("Electron_charge", "nElectron", "nJet", "os_ee", "n_bjets")
