@@ -118,6 +118,23 @@ def test_row_ranges_follow_slice_rules(tmp_path, table):
         hr.read_higgs(p, rows=(5, 5))
 
 
+def test_row_ranges_resolved_against_a_counted_file_are_capped_at_its_end(tmp_path, table, monkeypatch):
+    y, raw = table
+    p = hr.write_higgs(tmp_path / "h.csv", y, raw)  # 50 lines
+    # a count (given, or made for a negative value) caps stop at the file's end, like a slice
+    assert hr.resolve_rows(p, (0, 1_000_000), total=50) == (0, 50)
+    assert hr.resolve_rows(p, (20, None), total=50) == (20, 50)
+    assert hr.resolve_rows(p, (-10, 1_000_000)) == (40, 50)
+    assert hr.resolve_rows(p, (-10, None)) == (40, 50)
+    assert hr.resolve_rows(p, None, total=50) == (0, 50)
+    with pytest.raises(DataError, match=r"h\.csv: expected more than 60 lines for the row range \(60, 70\), found 50 lines"):
+        hr.resolve_rows(p, (60, 70), total=50)
+    # without negative values nothing is counted (the real file has 11M lines)
+    monkeypatch.setattr(hr, "count_rows", lambda path: pytest.fail("counted the lines"))
+    assert hr.resolve_rows(p, (0, 1_000_000)) == (0, 1_000_000)
+    assert hr.resolve_rows(p, (-10, None), total=50) == (40, 50)
+
+
 @pytest.mark.parametrize("sep", [",", " "])  # pyarrow blocks; pandas for whitespace
 def test_blocks_parsed_on_threads_come_out_in_file_order(tmp_path, monkeypatch, sep):
     """Many small blocks in flight on several threads: every line of the range once, in order,

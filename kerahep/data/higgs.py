@@ -205,14 +205,21 @@ def count_rows(path) -> int:
     return n + (last != b"\n")
 
 
-def resolve_rows(path, rows) -> tuple[int, int | None]:
+def resolve_rows(path, rows, total: int | None = None) -> tuple[int, int | None]:
     """Turn a row range ``(start, stop)`` (Python slice rules, None open) into absolute lines.
 
     Negative values count from the end of the file (``(-100_000, None)``: the last 100k
-    lines) and need one counting pass over the file. ``stop=None`` means the end.
+    lines) and need the file's line count: ``total`` when given, else one counting pass
+    (:func:`count_rows`). Whenever the count is known, ``stop`` is capped at it (``None``
+    becomes it), as a slice would be; otherwise ``stop=None`` means the end.
+
+    Raises:
+        ConfigError: not a pair of integers/None, or a range empty as given.
+        DataError: the file is too short for the range (fewer lines than ``-start``, or,
+            with a known count, no line at or after ``start``).
     """
     if rows is None:
-        return 0, None
+        return (0, None) if total is None else (0, int(total))
     if not isinstance(rows, (tuple, list)) or len(rows) != 2:
         raise ConfigError(f"a HIGGS row range must be (start, stop), got {rows!r}")
     start, stop = rows
@@ -221,14 +228,19 @@ def resolve_rows(path, rows) -> tuple[int, int | None]:
             raise ConfigError(f"a HIGGS row range must hold integers or None, got {rows!r}")
     start = 0 if start is None else int(start)
     stop = None if stop is None else int(stop)
-    if start < 0 or (stop is not None and stop < 0):
+    if (start < 0 or (stop is not None and stop < 0)) and total is None:
         total = count_rows(path)
+    if start < 0 or (stop is not None and stop < 0):
         start = start + total if start < 0 else start
         stop = stop + total if stop is not None and stop < 0 else stop
         if start < 0:
             raise DataError(path, f"at least {-rows[0]} lines for the row range {tuple(rows)}", f"{total} lines")
     if stop is not None and stop <= start:
         raise ConfigError(f"HIGGS row range {tuple(rows)} is empty (start {start} >= stop {stop})")
+    if total is not None:
+        if start >= total:
+            raise DataError(path, f"more than {start} lines for the row range {tuple(rows)}", f"{total} lines")
+        stop = total if stop is None else min(stop, int(total))
     return start, stop
 
 
