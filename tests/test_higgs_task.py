@@ -104,7 +104,7 @@ def test_end_to_end_stages_artifacts_and_tables(task, workdir):
         assert (run / name).exists(), name
     metrics = read_json(run / "metrics.json")
     test = metrics["test"]
-    assert metrics["data"]["rows"] == {"train": [0, 80], "test": [80, None]}
+    assert metrics["data"]["rows"] == {"train": [0, 80], "test": [80, 120]}  # counted for -40: capped at the end
     assert 0.0 <= test["roc_auc"] <= 1.0 and test["n"] == 40 and "accuracy" in test
     assert set(test["comparison"]) >= {"pretrained_frozen", "pretrained_finetuned", "gbt_same_features", "gbt_all28"}
     assert test["comparison"]["pretrained_finetuned"]["roc_auc"] == pytest.approx(test["roc_auc"])
@@ -127,6 +127,95 @@ def test_end_to_end_stages_artifacts_and_tables(task, workdir):
     from kerahep.evaluation import evaluate_run
 
     again = evaluate_run(run)["test"]
+    # the training comparison (frozen and fine-tuned rows) survives; the re-evaluation's sits beside it
+    assert read_json(run / "comparison.json") == test["comparison"]
+    assert "pretrained_frozen" not in read_json(run / "comparison_evaluation.json")
     assert again["roc_auc"] == pytest.approx(test["roc_auc"], abs=1e-6)
     assert again["reconstruction"]["mean_pearson_r"] == pytest.approx(test["reconstruction"]["mean_pearson_r"],
                                                                      abs=1e-5)
+
+
+def test_row_ranges_must_be_disjoint_and_inside_the_file(task, workdir, monkeypatch):
+    from kerahep.data import higgs as hr
+
+    base = task.preset().override(TINY)
+    twin = task.make_synthetic(base)[0]  # 120 lines
+    cfg = base.override([f"data.paths=('{twin}',)", "data.chunksize=16"])
+    counts = []
+    real_count = hr.count_rows
+    monkeypatch.setattr(hr, "count_rows", lambda p: counts.append(p) or real_count(p))
+    # the seed protocol's ranges on a short file: stop capped at the end, so training would hold the test lines
+    seed_like = cfg.override(["data.rows_train=(0,1000000)", "data.rows_test=(-20,None)"])
+    with pytest.raises(DataError, match=r"HIGGS\.csv\.gz: expected disjoint row ranges.*data\.rows_train=\(0, 1000000\) "
+                                        r"and data\.rows_test=\(-20, None\), resolved on a file of 120 lines to lines "
+                                        r"\[0, 120\) and \[100, 120\).*both holding lines \[100, 120\)"):
+        task.load_data(seed_like)
+    # a training range cut by max_events still overlaps the test lines (it used to be read silently)
+    with pytest.raises(DataError, match=r"\[0, 110\) and \[100, 120\) \(training cut to data.max_events=110\)"):
+        task.load_data(seed_like.override(["data.max_events=110"]))
+    assert task.load_data(seed_like.override(["data.max_events=100"])).info["n_test"] == 20  # just disjoint
+    # a validation range past the end is empty: an error, not an empty validation set
+    with pytest.raises(DataError, match=r"HIGGS\.csv\.gz: expected more than 1000000 lines for the row range "
+                                        r"\(1000000, 1100000\) \(data\.rows_val\), found 120 lines"):
+        task.load_data(seed_like.override(["data.rows_val=(1000000,1100000)"]))
+    # ranges without negative values are not counted unless they overlap as given
+    counts.clear()
+    ok = cfg.override(["data.rows_train=(0,80)", "data.rows_val=(80,100)", "data.rows_test=(100,None)"])
+    assert ok.data.resolve_ranges(twin) == {"train": (0, 80), "val": (80, 100), "test": (100, None)} and not counts
+    with pytest.raises(DataError, match=r"data\.rows_val=\(80, 100\) and data\.rows_test=\(90, None\).*\[90, 100\)"):
+        ok.override(["data.rows_test=(90,None)"]).data.resolve_ranges(twin)
+    assert len(counts) == 1
+    with pytest.raises(ConfigError, match=r"data\.rows_val=\(50, 40\).*empty"):
+        ok.override(["data.rows_val=(50,40)"]).data.resolve_ranges(twin)
+    # the seed protocol on the 11M-line file: first 1.0M train, next 100k validation, last 100k test, one count
+    counts.clear()
+    monkeypatch.setattr(hr, "count_rows", lambda p: counts.append(p) or 11_000_000)
+    assert task.preset("seed").data.resolve_ranges(twin) == {
+        "train": (0, 1_000_000), "val": (1_000_000, 1_100_000), "test": (10_900_000, 11_000_000)}
+    assert len(counts) == 1
+
+
+def test_external_files_are_scored_in_full_whatever_max_events(task, workdir):
+    cfg = task.preset().override(TINY + ["data.max_events=50"])
+    twin = task.make_synthetic(cfg)[0]
+    ev = task.load_data(cfg, paths=[twin], for_evaluation=True)
+    assert ev.info["n_test"] == 120 and len(ev.extras["y_test"]) == 120
+    assert sum(len(b[1]) for b in ev.test) == 120
+
+
+def test_re_evaluation_keeps_the_training_comparison_and_reconstruction(task, workdir):
+    from kerahep.io import read_json, write_json
+    from kerahep.training import RunContext
+
+    cfg = task.preset().override(TINY + ["model.compare_gbt=false"])
+    data = task.load_data(cfg)
+    models = {"model": task.build_model(cfg, data), "pretrainer": task.build_autoencoder(cfg, data)}
+    run = workdir / "run"
+    run.mkdir()
+    write_json(run / "config.json", cfg.to_dict())
+    trained = {"pretrained_frozen": {"roc_auc": 0.81}, "pretrained_finetuned": {"roc_auc": 0.83},
+               "scratch": {"roc_auc": 0.79}}
+    write_json(run / "comparison.json", trained)
+    write_json(run / "reconstruction.json", {"events": 1})
+    (run / "plots").mkdir()
+    (run / "plots" / "roc.png").write_bytes(b"training roc")
+    # re-evaluation (evaluate_run without --data): no training scores on the context
+    report = task.evaluate(RunContext(cfg, task, data, run), models, data)
+    assert read_json(run / "comparison.json") == trained
+    assert read_json(run / "reconstruction.json") == {"events": 1}
+    assert (run / "plots" / "roc.png").read_bytes() == b"training roc"
+    assert set(read_json(run / "comparison_evaluation.json")) == set(report["comparison"]) == {"final_model"}
+    assert read_json(run / "reconstruction_evaluation.json")["events"] == report["reconstruction"]["events"]
+    for name in ("comparison_evaluation.csv", "reconstruction_evaluation.csv", "plots/roc_evaluation.png",
+                 "plots/comparison_evaluation.png", "plots/reconstruction_evaluation.png"):
+        assert (run / name).exists(), name
+    # external files go to their own directory (no config.json): plain names there
+    ext = workdir / "external"
+    task.evaluate(RunContext(cfg, task, data, ext), models, data)
+    assert {"comparison.json", "reconstruction.json"} <= {p.name for p in ext.iterdir()}
+    assert (ext / "plots" / "roc.png").exists() and not (ext / "comparison_evaluation.json").exists()
+    # training (scores on the context) writes the plain names in the run directory
+    ctx = RunContext(cfg, task, data, run)
+    ctx.higgs_scores = {}
+    task.evaluate(ctx, models, data)
+    assert set(read_json(run / "comparison.json")) == {"final_model"}

@@ -20,6 +20,8 @@ frozen-encoder classifier, the fine-tuned one, the Transformer from scratch and
 scikit-learn ``HistGradientBoostingClassifier`` on the same features and on all 28
 stored columns; ``reconstruction.json``/``.csv`` with per-feature MSE, MAE and Pearson
 correlation of reconstructed masked features, and true-against-reconstructed plots.
+Re-evaluating the run later writes its (shorter) versions beside these, as
+``*_evaluation`` files, and leaves training's tables as they are.
 
 Presets: ``default`` (the synthetic twin, a few minutes on 2 CPU cores),
 ``realdata_small`` (train on ``../shared/realdata/higgs/binary.train``, test on
@@ -68,8 +70,10 @@ class HiggsData(DataConfig):
         features: ``low`` (21 low-level, phi as cos and sin: 27 columns) or ``all`` (plus
             the 7 high-level masses).
         rows_train, rows_val, rows_test: line ranges ``(start, stop)`` of one large file
-            (Python slice rules; negative counts from the end, None is open). When
-            ``rows_train`` is set the file is streamed in chunks, never loaded whole.
+            (Python slice rules; negative counts from the end, None is open), disjoint and
+            non-empty (:meth:`resolve_ranges`). When ``rows_train`` is set the networks
+            stream the file in chunks; the tree baselines read at most ``gbt_max_train``
+            training lines and the whole test range into memory.
         chunksize: lines per chunk of the CSV reader (about; a few MB parse fastest).
         synthetic_events: events per class of the twin.
         twin_seed: seed of the twin (independent of ``run.seed``, so runs share one twin).
@@ -111,6 +115,73 @@ class HiggsData(DataConfig):
         _check(all(r is None for r in ranges) or (self.rows_train is not None and self.rows_test is not None),
                f"data.rows_train and data.rows_test must be given together (rows_val optional), got "
                f"rows_train={self.rows_train}, rows_val={self.rows_val}, rows_test={self.rows_test}")
+
+    def resolve_ranges(self, path) -> dict:
+        """The row ranges of ``path`` as absolute, disjoint, non-empty ``(start, stop)`` lines.
+
+        Returns ``{"train": ..., "val": ..., "test": ...}`` (``val`` only when ``rows_val``
+        is set). The file's lines are counted (one pass, seconds on the 11M-line
+        HIGGS.csv.gz) only when a range counts from the end, or when two ranges overlap as
+        given and an open end might lie beyond the file; once counted, every ``stop`` is
+        capped at the line count (an open end becomes it). The overlap check uses the lines
+        actually read: the training range cut to ``max_events`` lines when that is set.
+
+        Raises:
+            ConfigError: a range empty as given (``stop <= start``).
+            DataError: naming the file: a range with no line in the file, or two ranges
+                sharing lines (the message gives the ranges as given and as resolved).
+        """
+        import math
+
+        from ..data import higgs as hr
+        from ..errors import ConfigError
+
+        names = {"train": "data.rows_train", "val": "data.rows_val", "test": "data.rows_test"}
+        given = {k: r for k, r in zip(names, (self.rows_train, self.rows_val, self.rows_test)) if r is not None}
+
+        def resolve(total):
+            out = {}
+            for k, r in given.items():
+                try:
+                    out[k] = hr.resolve_rows(path, r, total=total)
+                except DataError as exc:
+                    raise DataError(path, f"{exc.expected} ({names[k]})", exc.found) from None
+                except ConfigError as exc:
+                    raise ConfigError(f"{names[k]}={tuple(r)}: {exc}") from None
+            return out
+
+        def read(k, rng):  # the lines a range reads, stop None: to the end
+            start, stop = rng
+            if k == "train" and self.max_events is not None:
+                stop = start + self.max_events if stop is None else min(stop, start + self.max_events)
+            return start, stop
+
+        def overlap(res):
+            keys = list(res)
+            for i, a in enumerate(keys):
+                for b in keys[i + 1:]:
+                    (s1, e1), (s2, e2) = read(a, res[a]), read(b, res[b])
+                    if s1 < (math.inf if e2 is None else e2) and s2 < (math.inf if e1 is None else e1):
+                        return a, b
+            return None
+
+        total = hr.count_rows(path) if any(v is not None and v < 0 for r in given.values() for v in r) else None
+        res = resolve(total)
+        clash = overlap(res)
+        if clash and total is None:  # an open end may lie beyond the file: count once to be sure
+            total = hr.count_rows(path)
+            res = resolve(total)
+            clash = overlap(res)
+        if clash:
+            a, b = clash
+            (s1, e1), (s2, e2) = read(a, res[a]), read(b, res[b])
+            cut = f" (training cut to data.max_events={self.max_events})" if self.max_events is not None else ""
+            raise DataError(
+                path, "disjoint row ranges for training, validation and test",
+                f"{names[a]}={tuple(given[a])} and {names[b]}={tuple(given[b])}, resolved on a file of {total} "
+                f"lines to lines [{s1}, {e1}) and [{s2}, {e2}){cut} (0-based, stop excluded), both holding lines "
+                f"[{max(s1, s2)}, {min(e1, e2)}); give ranges that do not overlap")
+        return res
 
 
 @dataclass(frozen=True)
@@ -286,7 +357,7 @@ class HiggsMae(Task):
         if for_evaluation:
             raws, ys = [], []
             for f in files:
-                x, y = hr.read_higgs(f, features="raw", max_rows=d.max_events, chunksize=d.chunksize)
+                x, y = hr.read_higgs(f, features="raw", chunksize=d.chunksize)  # scored in full: no max_events
                 raws.append(x)
                 ys.append(y)
             raw_te, y_te = np.concatenate(raws), np.concatenate(ys)
@@ -336,12 +407,8 @@ class HiggsMae(Task):
         bs = config.training.batch_size
         counts = {}
         t0 = time.perf_counter()
-        for split, rows, cap in (("train", d.rows_train, d.max_events), ("val", d.rows_val, None),
-                                 ("test", d.rows_test, None)):
-            if rows is None:
-                continue
-            resolved = hr.resolve_rows(path, rows)
-            c = hr.scan(path, resolved, max_rows=cap, chunksize=d.chunksize)
+        for split, resolved in d.resolve_ranges(path).items():  # disjoint and non-empty
+            c = hr.scan(path, resolved, max_rows=d.max_events if split == "train" else None, chunksize=d.chunksize)
             counts[split] = (resolved, c)
         log.info("checked %s row ranges in %.1f s", path, time.perf_counter() - t0)
         (tr_rows, tr), te_rows_c = counts["train"], counts["test"]
@@ -500,10 +567,29 @@ class HiggsMae(Task):
 
     # -------------------------------------------------------------- evaluation
     def evaluate(self, ctx, models: dict, data: TaskData) -> dict:
+        """Test metrics of the final model, the comparison table and the reconstruction table.
+
+        The frozen, fine-tuned and from-scratch classifiers are scored during training only
+        (``ctx.higgs_scores``, set by :meth:`fit`); a later re-evaluation
+        (:func:`kerahep.evaluation.evaluate_run`) has just the saved artifacts, so its
+        comparison holds the final model, the tree baselines and the twin's oracle. Rather
+        than overwrite the training's complete tables with that shorter one, a re-evaluation
+        in the run's own directory (it holds ``config.json``) writes its versions beside
+        them under names ending in ``_evaluation``: ``comparison_evaluation.json``/``.csv``,
+        ``reconstruction_evaluation.json``/``.csv`` and ``plots/roc_evaluation.png``,
+        ``plots/comparison_evaluation.png``, ``plots/reconstruction_evaluation.png``
+        (reading the training's rows back instead would put rows and ROC curves of
+        different provenance in one table and plot). Training, and evaluation of external
+        files into their own ``external/<id>/`` directory, use the plain names.
+        ``plots/scores.png`` and ``plots/confusion.png`` depend on the final model alone and
+        are rewritten in place, as for every task.
+        """
         from .. import evaluation, plotting
 
         cfg = ctx.config
         seed = cfg.run.seed
+        training = hasattr(ctx, "higgs_scores")
+        suffix = "" if training or not (ctx.run_dir / "config.json").exists() else "_evaluation"
         y, score = evaluation.predict_dataset(models["model"], data.test)
         report = evaluation.binary_report(y, score, seed=seed)
         plotting.score_distributions(y, score, ctx.plots_dir / "scores.png")
@@ -526,10 +612,10 @@ class HiggsMae(Task):
             rows["twin_oracle_latent"] = {"roc_auc": data.info["oracle_auc"], "roc_auc_ci": [None, None],
                                           "accuracy": None, "n": None, "features": "latent truth (see twin.json)"}
         report["comparison"] = rows
-        self._write_comparison(ctx, rows)
+        self._write_comparison(ctx, rows, suffix)
         final = ("final model: fine-tuned" if "pretrained_finetuned" in rows
                  else "final model: frozen encoder" if "pretrained_frozen" in rows else "model")
-        plotting.roc_curve(y, score, ctx.plots_dir / "roc.png", label=final,
+        plotting.roc_curve(y, score, ctx.plots_dir / f"roc{suffix}.png", label=final,
                            curves={k: v for k, v in curves.items() if k != "pretrained_finetuned"
                                    and not (k == "pretrained_frozen" and "pretrained_finetuned" not in curves)})
         if "gbt_all28" in rows:
@@ -543,7 +629,7 @@ class HiggsMae(Task):
         # reconstruction of masked features by the pre-trained autoencoder
         pre = models.get("pretrainer")
         if pre is not None:
-            report["reconstruction"] = self.reconstruction_report(ctx, pre, data)
+            report["reconstruction"] = self.reconstruction_report(ctx, pre, data, suffix)
         return report
 
     def gbt_baselines(self, cfg: Config, data: TaskData) -> dict:
@@ -583,10 +669,10 @@ class HiggsMae(Task):
         return out
 
     @staticmethod
-    def _write_comparison(ctx, rows: dict) -> None:
+    def _write_comparison(ctx, rows: dict, suffix: str = "") -> None:
         from .. import io, plotting
 
-        io.write_json(ctx.run_dir / "comparison.json", rows)
+        io.write_json(ctx.run_dir / f"comparison{suffix}.json", rows)
         cols = ["model", "roc_auc", "roc_auc_low", "roc_auc_high", "accuracy", "n", "features"]
         lines = [",".join(cols)]
         table = []
@@ -597,12 +683,13 @@ class HiggsMae(Task):
                                   for v in vals))
             table.append([name, r.get("roc_auc"), f"[{lo:.4f}, {hi:.4f}]" if lo is not None else "",
                           r.get("accuracy") if r.get("accuracy") is not None else ""])
-        io.write_text(ctx.run_dir / "comparison.csv", "\n".join(lines) + "\n")
-        plotting.table_figure(table, ["model", "ROC AUC", "68% interval", "accuracy"], ctx.plots_dir / "comparison.png",
+        io.write_text(ctx.run_dir / f"comparison{suffix}.csv", "\n".join(lines) + "\n")
+        plotting.table_figure(table, ["model", "ROC AUC", "68% interval", "accuracy"], ctx.plots_dir / f"comparison{suffix}.png",
                               title="Same test events")
 
-    def reconstruction_report(self, ctx, pretrainer, data: TaskData) -> dict:
-        """Per-feature MSE, MAE and Pearson r of masked features (raw units); table and plots."""
+    def reconstruction_report(self, ctx, pretrainer, data: TaskData, suffix: str = "") -> dict:
+        """Per-feature MSE, MAE and Pearson r of masked features (raw units); table and plots
+        (``reconstruction{suffix}.json``/``.csv``, ``plots/reconstruction{suffix}.png``)."""
         from .. import io
 
         cfg = ctx.config
@@ -633,13 +720,13 @@ class HiggsMae(Task):
             mse = float(np.mean((r - t) ** 2))
             rows.append({"feature": name, "n_masked": int(len(t)), "mse": mse, "mae": float(np.mean(np.abs(r - t))),
                          "pearson_r": pear, "mse_over_variance": mse / var if var > 0 else float("nan")})
-        io.write_json(ctx.run_dir / "reconstruction.json", {"events": int(len(true)), "mask_ratio": cfg.model.mask_ratio,
+        io.write_json(ctx.run_dir / f"reconstruction{suffix}.json", {"events": int(len(true)), "mask_ratio": cfg.model.mask_ratio,
                                                             "features": rows})
         cols = ["feature", "n_masked", "mse", "mae", "pearson_r", "mse_over_variance"]
         lines = [",".join(cols)] + [",".join("" if r.get(c) is None else (f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]))
                                              for c in cols) for r in rows]
-        io.write_text(ctx.run_dir / "reconstruction.csv", "\n".join(lines) + "\n")
-        _reconstruction_grid(true, rec, mask, names, ctx.plots_dir / "reconstruction.png")
+        io.write_text(ctx.run_dir / f"reconstruction{suffix}.csv", "\n".join(lines) + "\n")
+        _reconstruction_grid(true, rec, mask, names, ctx.plots_dir / f"reconstruction{suffix}.png")
         good = [r for r in rows if "mse" in r]
         return {"events": int(len(true)),
                 "mean_mse_over_variance": float(np.nanmean([r["mse_over_variance"] for r in good])) if good else None,
