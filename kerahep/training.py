@@ -621,6 +621,9 @@ def train(config: Config) -> RunResult:
         io.write_json(run_dir / "config.json", config.to_dict())
         strategy = make_strategy(config.run.strategy)
         data = task.load_data(config)
+        from .data.fingerprint import data_fingerprint
+
+        fingerprint = data_fingerprint(data)  # checked by evaluate_run before rebuilding the test split
         if data.source == "synthetic":
             log.warning("No input files given: training %s on its built-in SYNTHETIC twin (%s).",
                         config.task, ", ".join(str(p) for p in data.paths))
@@ -653,7 +656,7 @@ def train(config: Config) -> RunResult:
             "model": task.describe_model(config),
             "preset": config.preset,
             "status": "complete",
-            "data": data.describe(),
+            "data": {**data.describe(), "fingerprint": fingerprint},
             "test": _plain(test),
             "timing": timing,
             "environment": {"backend": keras.backend.backend(), "precision": precision,
