@@ -15,8 +15,11 @@ def select_backend(name: str | None) -> None:
     if name:
         if name not in BACKENDS:
             raise SystemExit(f"--backend must be one of {', '.join(BACKENDS)}, got {name!r}")
-        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", "tensorflow") != name:
-            raise SystemExit("--backend must be chosen before Keras is imported")
+        if "keras" in sys.modules:  # the backend is fixed once Keras is imported (env or keras.json)
+            active = sys.modules["keras"].backend.backend()
+            if active != name:
+                raise SystemExit(f"--backend {name}: Keras is already imported with the {active} backend; "
+                                 "choose the backend before Keras is imported")
         os.environ["KERAS_BACKEND"] = name
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -114,6 +114,9 @@ def make_schedule(tcfg: TrainingConfig, steps_per_epoch: int | None, epochs: int
 
     lr = float(learning_rate or tcfg.learning_rate)
     epochs = tcfg.epochs if epochs is None else epochs
+    if tcfg.schedule != "constant" and epochs and not steps_per_epoch:
+        log.warning("training.schedule=%s needs the number of steps per epoch, which this dataset does not "
+                    "know: using a constant learning rate %g (set training.steps_per_epoch)", tcfg.schedule, lr)
     if tcfg.schedule == "constant" or not steps_per_epoch or not epochs:
         return lr
     total = max(int(steps_per_epoch) * int(epochs), 1)
@@ -312,6 +315,12 @@ def make_run_dir(config: Config) -> tuple[Path, bool]:
     if config.run.resume:
         run = root / config.run.run_id if config.run.run_id else _unfinished_run(root)
         if run is not None and run.is_dir():
+            status = None
+            with contextlib.suppress(ValueError, OSError):
+                status = io.read_json(run / "metrics.json").get("status") if (run / "metrics.json").exists() else None
+            if status == "complete":  # its resume state is gone: it would train again from scratch
+                raise ConfigError(f"run directory {run} holds a complete run: nothing to resume (score it with "
+                                  f"python -m scripts.evaluate --run {run}, or start a new run)")
             return run, True
         if config.run.run_id is None:
             log.warning("--resume: no unfinished %s run under %s; starting a new one", config.task, root)
@@ -376,22 +385,28 @@ def dedupe_history(path: Path) -> None:
 
 def _best_in_history(path: Path, monitor: str, mode: str):
     """Best finite value of ``monitor`` in a history.csv, or None."""
+    return _history_progress(path, monitor, mode)[0]
+
+
+def _history_progress(path: Path, monitor: str, mode: str) -> tuple:
+    """``(best finite value of monitor, epochs since it improved)`` over a history.csv, as
+    Keras' EarlyStopping counts them (a non-finite or missing value is no improvement)."""
     import math
 
+    best, wait = None, 0
     if not path.exists():
-        return None
-    vals = []
+        return best, wait
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             try:
                 v = float(row.get(monitor, "nan"))
             except ValueError:
-                continue
-            if math.isfinite(v):
-                vals.append(v)
-    if not vals:
-        return None
-    return max(vals) if mode == "max" else min(vals)
+                v = float("nan")
+            if math.isfinite(v) and (best is None or (v > best if mode == "max" else v < best)):
+                best, wait = v, 0
+            else:
+                wait += 1
+    return best, wait
 
 
 # --------------------------------------------------------------------- run context
@@ -442,8 +457,11 @@ class RunContext:
                 str(self.run_dir / "checkpoints" / f"{stage}.best.weights.h5"), monitor=monitor, mode=mode,
                 save_best_only=True, save_weights_only=True, verbose=0, initial_value_threshold=best))
             if self.config.training.early_stopping:
-                cb.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
-                                                        patience=self.config.training.early_stopping))
+                best_so_far, wait = _history_progress(self.run_dir / _stage_file(stage, "history", ".csv"), monitor,
+                                                      mode) if self.resumed else (None, 0)
+                cb.append(_ResumableEarlyStopping()(monitor=monitor, mode=mode,
+                                                    patience=self.config.training.early_stopping,
+                                                    resume_best=best_so_far, resume_wait=wait))
         return cb
 
     def fit(self, model, train=None, val="default", stage: str = "main", epochs: int | None = None,
@@ -504,7 +522,8 @@ class RunContext:
         losses = history.history.get("loss", [])
         if getattr(model, "stop_training", False) and losses and not all(map(_finite, losses[-1:])):
             raise TrainingDiverged(f"stage {stage!r} of {cfg.task}: the loss became {losses[-1]} at epoch "
-                                   f"{len(losses)}; lower training.learning_rate or check the inputs for NaN")
+                                   f"{len(losses)}; start a new run with a lower training.learning_rate (--resume keeps "
+                                   f"the run's saved settings) or check the inputs for NaN")
         if any(not _finite(v) for v in losses):
             raise TrainingDiverged(f"stage {stage!r} of {cfg.task}: non-finite loss {losses}")
         best = self.run_dir / "checkpoints" / f"{stage}.best.weights.h5"
@@ -551,18 +570,47 @@ def _FiniteCheckpoint():  # noqa: N802 - returns a class (Keras is imported lazi
     import keras
 
     class FiniteCheckpoint(keras.callbacks.ModelCheckpoint):
-        """ModelCheckpoint that never saves an epoch whose training loss is not finite.
+        """ModelCheckpoint that never saves an epoch whose training loss is not finite, and
+        replaces the best checkpoint atomically.
 
         A diverged epoch can still score a "better" monitored value (an AUC from NaN
-        scores, say); its weights must never replace the best checkpoint.
+        scores, say); its weights must never replace the best checkpoint. Keras writes
+        the weights in place; here they go to ``<name>.partial.weights.h5`` and are renamed
+        over ``filepath`` once written, so a crash mid-write leaves the previous best intact.
         """
+
+        def __init__(self, filepath, **kwargs):
+            self.final_path = str(filepath)
+            super().__init__(self.final_path[: -len(".weights.h5")] + ".partial.weights.h5", **kwargs)
 
         def on_epoch_end(self, epoch, logs=None):
             if logs is not None and "loss" in logs and not _finite(logs["loss"]):
                 return
             super().on_epoch_end(epoch, logs)
+            if os.path.exists(self.filepath):
+                os.replace(self.filepath, self.final_path)
 
     return FiniteCheckpoint
+
+
+@functools.cache
+def _ResumableEarlyStopping():  # noqa: N802 - returns a class (Keras is imported lazily)
+    import keras
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        """EarlyStopping that continues from a resumed stage's best value and wait count
+        (``history.csv``), so a resumed run stops where an uninterrupted one would."""
+
+        def __init__(self, *args, resume_best=None, resume_wait: int = 0, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.resume_best, self.resume_wait = resume_best, int(resume_wait)
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if self.resume_best is not None:
+                self.best, self.wait = self.resume_best, self.resume_wait
+
+    return ResumableEarlyStopping
 
 
 def _learning_rate_callback():
@@ -605,6 +653,10 @@ def train(config: Config) -> RunResult:
 
     task = get_task(config.task)
     _join_processes(config.run.strategy)  # before anything touches the JAX backend
+    if config.run.resume and _num_processes_configured() > 1:
+        raise ConfigError("--resume of a multi-process run is not supported: only process 0 keeps resume state, "
+                          "so the other workers would start afresh and the processes would drift apart; start a "
+                          "new run (or resume it as a single process)")
     if not is_chief():  # other workers of a multi-worker run: same work, artifacts in scratch space
         import tempfile
 

@@ -191,3 +191,87 @@ def test_diverged_epoch_never_replaces_best_checkpoint(toy, workdir):
     restored = toy.build_model(cfg, data)
     restored.load_weights(str(path))
     assert all(np.isfinite(w).all() for w in restored.get_weights())
+
+
+def test_best_checkpoint_is_replaced_atomically(toy, workdir, monkeypatch):
+    """A crash while the new best weights are written leaves the previous best intact."""
+    import keras
+
+    from kerahep.training import RunContext
+
+    cfg = toy.preset()
+    data = toy.load_data(cfg)
+    ctx = RunContext(cfg, toy, data, Path("run"))
+    (ckpt,) = [c for c in ctx.callbacks("main", "val_auc", "max", has_val=True)
+               if isinstance(c, keras.callbacks.ModelCheckpoint)]
+    model = toy.build_model(cfg, data)
+    ckpt.set_model(model)
+    path = Path("run") / "checkpoints" / "main.best.weights.h5"
+    ckpt.on_epoch_end(0, {"loss": 0.6, "val_auc": 0.70})
+    saved = path.read_bytes()
+
+    def crash(filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model, "save_weights", crash)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.on_epoch_end(1, {"loss": 0.5, "val_auc": 0.90})
+    assert path.read_bytes() == saved
+
+
+def test_early_stopping_continues_its_count_on_resume(toy, workdir):
+    """A resumed stage stops where an uninterrupted one would: the best value and the epochs
+    without improvement so far come from history.csv."""
+    import keras
+
+    from kerahep.training import RunContext
+
+    cfg = toy.preset().override(["training.early_stopping=3"])
+    data = toy.load_data(cfg)
+    run = Path("run")
+    run.mkdir()
+    (run / "history.csv").write_text("epoch,loss,val_auc\n0,0.6,0.80\n1,0.5,0.90\n2,0.5,0.85\n3,0.5,0.86\n")
+    ctx = RunContext(cfg, toy, data, run, resumed=True)
+    (stop,) = [c for c in ctx.callbacks("main", "val_auc", "max", has_val=True)
+               if isinstance(c, keras.callbacks.EarlyStopping)]
+    model = toy.build_model(cfg, data)
+    stop.set_model(model)
+    stop.on_train_begin()
+    assert stop.best == 0.90 and stop.wait == 2
+    stop.on_epoch_end(4, {"val_auc": 0.87})  # third epoch without improvement: patience 3 reached
+    assert model.stop_training
+    fresh = RunContext(cfg, toy, data, run, resumed=False)
+    (stop,) = [c for c in fresh.callbacks("main", "val_auc", "max", has_val=True)
+               if isinstance(c, keras.callbacks.EarlyStopping)]
+    stop.set_model(toy.build_model(cfg, data))
+    stop.on_train_begin()
+    assert stop.best is None and stop.wait == 0
+
+
+def test_resuming_a_complete_run_is_refused(toy, workdir):
+    from kerahep.errors import ConfigError
+
+    res = train(toy.preset())
+    with pytest.raises(ConfigError, match="complete run: nothing to resume"):
+        train(toy.preset().override(["run.resume=true", f"run.run_id='{res.run_dir.name}'"]))
+    assert json.loads((res.run_dir / "metrics.json").read_text())["status"] == "complete"
+
+
+def test_resume_of_a_multi_process_run_is_refused(toy, workdir, monkeypatch):
+    from kerahep.errors import ConfigError
+
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    monkeypatch.setattr("kerahep.training._join_processes", lambda strategy: None)
+    with pytest.raises(ConfigError, match="multi-process run is not supported"):
+        train(toy.preset().override(["run.resume=true"]))
+
+
+def test_schedule_without_steps_warns_that_it_is_constant(caplog):
+    from kerahep.config import TrainingConfig
+    from kerahep.training import make_schedule
+
+    with caplog.at_level("WARNING", logger="kerahep"):
+        assert make_schedule(TrainingConfig(schedule="cosine", learning_rate=1e-3), None) == 1e-3
+    assert "constant learning rate" in caplog.text
