@@ -8,6 +8,7 @@ from kerahep.data.synthetic.jets import generate_jets
 from kerahep.models.encoders import build_encoder, jet_augmenter
 from kerahep.models.jet_heads import compile_heads, jet_model, latent_heads
 from kerahep.models.simclr import SimCLR, nt_xent_loss
+from kerahep.errors import ConfigError
 
 TINY = {"resnet18": dict(widths=(4, 8), blocks=(1, 1)),
         "hybrid": dict(stem_filters=(4,), patch_size=9, dim=8, depth=1, num_heads=2)}
@@ -103,7 +104,7 @@ def test_hybrid_uses_transformer_blocks_with_learned_positions():
 
 def test_hybrid_refuses_patches_that_leave_stem_output_borders_out():
     # two stem convolutions: 125 -> 63 -> 32 pixels; patches of 5 would cover 30 of them
-    with pytest.raises(ValueError, match=r"patch_size 5 does not divide the stem output 32x32.*cover 30x30"):
+    with pytest.raises(ConfigError, match=r"patch_size 5 does not divide the stem output 32x32.*cover 30x30"):
         build_encoder("hybrid", stem_filters=(4, 4), patch_size=5, dim=8, depth=1, num_heads=2)
     enc = build_encoder("hybrid", stem_filters=(4, 4), patch_size=4, dim=8, depth=1, num_heads=2)  # the presets' 4
     assert tuple(enc.get_layer("position_embedding").positions.shape) == (64, 8)

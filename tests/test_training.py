@@ -162,20 +162,27 @@ def test_auto_precision_float32_on_cpu_mixed_on_gpu():
     assert resolve_precision("mixed_float16") == "mixed_float16"
 
 
-def test_diverged_epoch_never_replaces_best_checkpoint(toy, workdir):
-    """The best-checkpoint callback the driver installs skips epochs with a non-finite loss,
-    even when their monitored value looks better (an AUC computed from NaN scores)."""
+def _installed(toy, kind: str, cfg=None, resumed: bool = False):
+    """The callback of class ``keras.callbacks.<kind>`` that the driver installs for stage
+    ``main`` of the toy task (run directory ``run``), attached to a fresh model."""
     import keras
 
     from kerahep.training import RunContext
 
-    cfg = toy.preset()
+    cfg = cfg or toy.preset()
     data = toy.load_data(cfg)
-    ctx = RunContext(cfg, toy, data, Path("run"))
-    (ckpt,) = [c for c in ctx.callbacks("main", "val_auc", "max", has_val=True)
-               if isinstance(c, keras.callbacks.ModelCheckpoint)]
+    ctx = RunContext(cfg, toy, data, Path("run"), resumed=resumed)
+    (cb,) = [c for c in ctx.callbacks("main", "val_auc", "max", has_val=True)
+             if isinstance(c, getattr(keras.callbacks, kind))]
     model = toy.build_model(cfg, data)
-    ckpt.set_model(model)
+    cb.set_model(model)
+    return cb, model, cfg, data
+
+
+def test_diverged_epoch_never_replaces_best_checkpoint(toy, workdir):
+    """The best-checkpoint callback the driver installs skips epochs with a non-finite loss,
+    even when their monitored value looks better (an AUC computed from NaN scores)."""
+    ckpt, model, cfg, data = _installed(toy, "ModelCheckpoint")
     path = Path("run") / "checkpoints" / "main.best.weights.h5"
     ckpt.on_epoch_end(0, {"loss": 0.6, "val_auc": 0.70})
     saved = path.read_bytes()
@@ -195,17 +202,7 @@ def test_diverged_epoch_never_replaces_best_checkpoint(toy, workdir):
 
 def test_best_checkpoint_is_replaced_atomically(toy, workdir, monkeypatch):
     """A crash while the new best weights are written leaves the previous best intact."""
-    import keras
-
-    from kerahep.training import RunContext
-
-    cfg = toy.preset()
-    data = toy.load_data(cfg)
-    ctx = RunContext(cfg, toy, data, Path("run"))
-    (ckpt,) = [c for c in ctx.callbacks("main", "val_auc", "max", has_val=True)
-               if isinstance(c, keras.callbacks.ModelCheckpoint)]
-    model = toy.build_model(cfg, data)
-    ckpt.set_model(model)
+    ckpt, model, _, _ = _installed(toy, "ModelCheckpoint")
     path = Path("run") / "checkpoints" / "main.best.weights.h5"
     ckpt.on_epoch_end(0, {"loss": 0.6, "val_auc": 0.70})
     saved = path.read_bytes()
@@ -224,28 +221,15 @@ def test_best_checkpoint_is_replaced_atomically(toy, workdir, monkeypatch):
 def test_early_stopping_continues_its_count_on_resume(toy, workdir):
     """A resumed stage stops where an uninterrupted one would: the best value and the epochs
     without improvement so far come from history.csv."""
-    import keras
-
-    from kerahep.training import RunContext
-
     cfg = toy.preset().override(["training.early_stopping=3"])
-    data = toy.load_data(cfg)
-    run = Path("run")
-    run.mkdir()
-    (run / "history.csv").write_text("epoch,loss,val_auc\n0,0.6,0.80\n1,0.5,0.90\n2,0.5,0.85\n3,0.5,0.86\n")
-    ctx = RunContext(cfg, toy, data, run, resumed=True)
-    (stop,) = [c for c in ctx.callbacks("main", "val_auc", "max", has_val=True)
-               if isinstance(c, keras.callbacks.EarlyStopping)]
-    model = toy.build_model(cfg, data)
-    stop.set_model(model)
+    Path("run").mkdir()
+    Path("run", "history.csv").write_text("epoch,loss,val_auc\n0,0.6,0.80\n1,0.5,0.90\n2,0.5,0.85\n3,0.5,0.86\n")
+    stop, model, _, _ = _installed(toy, "EarlyStopping", cfg, resumed=True)
     stop.on_train_begin()
     assert stop.best == 0.90 and stop.wait == 2
     stop.on_epoch_end(4, {"val_auc": 0.87})  # third epoch without improvement: patience 3 reached
     assert model.stop_training
-    fresh = RunContext(cfg, toy, data, run, resumed=False)
-    (stop,) = [c for c in fresh.callbacks("main", "val_auc", "max", has_val=True)
-               if isinstance(c, keras.callbacks.EarlyStopping)]
-    stop.set_model(toy.build_model(cfg, data))
+    stop, _, _, _ = _installed(toy, "EarlyStopping", cfg, resumed=False)  # a fresh run starts afresh
     stop.on_train_begin()
     assert stop.best is None and stop.wait == 0
 

@@ -116,6 +116,7 @@ def compare_fingerprints(recorded: dict, found: dict) -> tuple[str, str, str] | 
         return (first, f"{recorded.get('source')} data ("
                 + ", ".join(f["path"] for f in rec_files) + ")",
                 f"{found.get('source')} data (" + ", ".join(f["path"] for f in new_files) + ")")
+
     def key(f):  # a stamped twin by its name (its folder may differ), anything else by its path
         return Path(f["path"]).name if f.get("stamp") else f["path"]
 
@@ -130,8 +131,8 @@ def compare_fingerprints(recorded: dict, found: dict) -> tuple[str, str, str] | 
         keys = ("size", "stamp") if old.get("stamp") else ("size", "mtime_ns")
         if any(old.get(k) != new.get(k) for k in keys):
             return (old["path"], "the file as at training (" + _describe(old) + ")", _describe(new))
-    for key in SPLIT_KEYS:
-        if key in recorded and key in found and recorded[key] != found[key]:
-            return (first, f"{key}={recorded[key]} as at training", f"{key}={found[key]}")
+    for split in SPLIT_KEYS:
+        if split in recorded and split in found and recorded[split] != found[split]:
+            return (first, f"{split}={recorded[split]} as at training", f"{split}={found[split]}")
     return None
 

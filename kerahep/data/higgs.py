@@ -357,14 +357,13 @@ def _parse_block(fmt: FileFormat, block, lines: int | None):
 
     import pandas as pd
 
-    # pandas silently drops extra trailing fields of a block's first line (index_col=False):
-    # check that line's field count here
-    head = bytes(block[:1 << 16])
-    first = head.split(b"\n", 1)[0]
-    if len(fmt.split(first.decode("utf-8", "replace"))) != N_COLUMNS:
-        return None
     if fmt.sep != " ":  # single-character separator: pyarrow, which parses without the GIL
         return _parse_arrow(fmt, block, lines)
+    # pandas silently drops extra trailing fields of a block's first line (index_col=False):
+    # check that line's field count here
+    first = bytes(block[:1 << 16]).split(b"\n", 1)[0]
+    if len(fmt.split(first.decode("utf-8", "replace"))) != N_COLUMNS:
+        return None
     try:
         df = pd.read_csv(io.BytesIO(block), sep=fmt.pandas_sep, header=None, names=list(range(N_COLUMNS)),
                          index_col=False, skip_blank_lines=False, engine="c")

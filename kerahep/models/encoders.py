@@ -18,6 +18,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ..errors import ConfigError
 from ..layers import ChannelDropout, ChannelScale, EnergySmearing, PositionEmbedding, SparseNoise, TransformerBlock
 
 JET_SHAPE = (125, 125, 8)
@@ -98,7 +99,7 @@ def hybrid_encoder(input_shape=JET_SHAPE, stem_filters=(32, 64), patch_size: int
     into tokens of width ``dim`` (32 / 4 = 8, so 64 tokens), a learned position embedding is
     added, ``depth`` pre-norm Transformer blocks follow, and the tokens are averaged.
     ``patch_size`` must divide the stem's output (32 after two stem convolutions, 63 after
-    one), else the patches would leave its borders out: a ``ValueError`` at build time.
+    one), else the patches would leave its borders out: a ``ConfigError`` at build time.
 
     Args:
         input_shape: image shape ``(height, width, channels)``.
@@ -128,11 +129,11 @@ def hybrid_encoder(input_shape=JET_SHAPE, stem_filters=(32, 64), patch_size: int
     for i, f in enumerate(stem_filters):
         x = _conv_bn(x, int(f), 3, 2, f"stem{i + 1}", momentum=bn_momentum)
     if x.shape[1] < patch_size or x.shape[2] < patch_size:
-        raise ValueError(f"patch_size {patch_size} is larger than the stem output {tuple(x.shape[1:3])}")
+        raise ConfigError(f"patch_size {patch_size} is larger than the stem output {tuple(x.shape[1:3])}")
     if x.shape[1] % patch_size or x.shape[2] % patch_size:
         # a 'valid' patch convolution would silently drop the feature map's last rows and columns
         h, w = int(x.shape[1]), int(x.shape[2])
-        raise ValueError(f"patch_size {patch_size} does not divide the stem output {h}x{w} (stem_filters "
+        raise ConfigError(f"patch_size {patch_size} does not divide the stem output {h}x{w} (stem_filters "
                          f"{tuple(stem_filters)} on {input_shape[0]}x{input_shape[1]} images): {h // patch_size}x"
                          f"{w // patch_size} patches would cover {h // patch_size * patch_size}x"
                          f"{w // patch_size * patch_size} of its {h}x{w} pixels; choose a divisor of {h} and {w}")
