@@ -5,7 +5,7 @@ Keras backend can still be chosen (``KERAS_BACKEND``) after importing it. Entry 
 
     from kerahep.registry import get_task, list_tasks
     from kerahep.training import train
-    from kerahep.evaluation import evaluate_run
+    from kerahep.training import evaluate_run
 """
 
 import os as _os

@@ -53,7 +53,7 @@ def _load_inputs(path: Path):
 def check_example(name: str, ex, workdir: Path, atol: float = 1e-5) -> dict:
     import keras
 
-    from .io import load_model
+    from .saving import load_model
 
     model = ex.build()
     before = _predict(model, ex.x, ex.outputs)
@@ -78,7 +78,7 @@ def check_example(name: str, ex, workdir: Path, atol: float = 1e-5) -> dict:
 
 
 def compare_saved(name: str, src: Path, atol: float, outputs=None) -> dict:
-    from .io import load_model
+    from .saving import load_model
 
     model = load_model(src / f"{name}.keras")
     x = _load_inputs(src / f"{name}.inputs.npz")

@@ -166,7 +166,7 @@ class RunSettings:
     unsafe_load: bool = False
 
     def __post_init__(self):
-        from .io import check_name
+        from .artifacts import check_name
 
         _check(self.strategy in STRATEGIES, f"run.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.run_id is not None:

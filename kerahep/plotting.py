@@ -15,7 +15,7 @@ import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-from .io import save_figure  # noqa: E402
+from .artifacts import save_figure  # noqa: E402
 
 _STYLE_SET = False
 

@@ -33,7 +33,7 @@ def register_task(cls):
     name = getattr(cls, "name", None)
     if not name or not isinstance(name, str):
         raise TypeError(f"{cls.__name__} needs a string attribute 'name' to be registered")
-    from .io import check_name
+    from .artifacts import check_name
 
     check_name(name, "task name")
     if name in _TASKS and type(_TASKS[name]) is not cls:

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     for name, why in failures.items():
         print(f"[{name}] not measured: {why}", file=sys.stderr)
     out = Path(args.out)
-    from kerahep.io import write_json
+    from kerahep.artifacts import write_json
 
     write_json(out, {"quick": args.quick, "rows": [r.to_dict() for r in rows], "not_measured": failures})
     print(f"wrote {out}")

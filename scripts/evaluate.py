@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     cli.select_backend(args.backend)
     cli.setup_logging()
-    from kerahep.evaluation import evaluate_run, resolve_run
+    from kerahep.training import evaluate_run, resolve_run
 
     run_dir = resolve_run(args.run, args.task, args.output_dir)
     result = evaluate_run(run_dir, data_paths=args.data, unsafe_load=args.unsafe_load)

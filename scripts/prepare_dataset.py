@@ -61,7 +61,7 @@ def main(argv=None) -> int:
 
     from kerahep.data.nanoaod import prepare_dataset
     from kerahep.data.synthetic.nanoaod import make_twin
-    from kerahep.io import write_json
+    from kerahep.artifacts import write_json
     from kerahep.tasks.dy_electron import DEFAULT_DATASET, _report_dict, feature_spec
 
     if args.max_events is not None and args.max_events <= 0:

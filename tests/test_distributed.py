@@ -60,11 +60,11 @@ def test_jax_data_parallel_over_two_host_devices(tmp_path, backends):
 def test_multi_process_runs_drop_a_partial_last_batch():
     import tensorflow as tf
 
-    from kerahep.training import _full_batches
+    from kerahep.training import full_batches
 
     ds = tf.data.Dataset.from_tensor_slices((tf.zeros((100, 4)), tf.zeros(100))).batch(32)
-    assert [int(x.shape[0]) for x, _ in _full_batches(ds)] == [32, 32, 32]
-    assert _full_batches(None) is None
+    assert [int(x.shape[0]) for x, _ in full_batches(ds)] == [32, 32, 32]
+    assert full_batches(None) is None
 
 
 WORKER = """

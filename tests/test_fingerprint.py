@@ -13,7 +13,7 @@ import pytest
 from kerahep.config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig
 from kerahep.data.fingerprint import compare_fingerprints, file_fingerprint
 from kerahep.errors import DataError
-from kerahep.evaluation import evaluate_run
+from kerahep.training import evaluate_run
 from kerahep.registry import _TASKS, register_task
 from kerahep.training import train
 

@@ -308,7 +308,7 @@ def test_copy_autoencoder_is_independent(events):
 
 
 def test_saved_autoencoder_loads_in_a_fresh_process(events, tmp_path):
-    """kerahep.io.load_model registers every kerahep model class itself: a pretrainer.keras
+    """kerahep.saving.load_model registers every kerahep model class itself: a pretrainer.keras
     loads in a new Python process that never imported kerahep.models.mae."""
     import subprocess
     import sys

@@ -11,7 +11,7 @@ import pytest
 from kerahep.data import higgs as hr
 from kerahep.data.synthetic.higgs import generate, make_twin
 from kerahep.errors import ConfigError, DataError
-from kerahep.io import read_json
+from kerahep.artifacts import read_json
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,8 @@ def test_realdata_small_split(task, realdata):
 def test_end_to_end_stages_artifacts_and_tables(task, workdir):
     import keras
 
-    from kerahep.io import load_model, read_json
+    from kerahep.artifacts import read_json
+    from kerahep.saving import load_model
     from kerahep.training import train
 
     # the seed protocol's streaming path (row ranges of one file) on the twin; no validation range:
@@ -124,7 +125,7 @@ def test_end_to_end_stages_artifacts_and_tables(task, workdir):
     assert not np.allclose(keras.ops.convert_to_numpy(enc(x)),
                            keras.ops.convert_to_numpy(result.model.get_layer("encoder")(x)))
     # evaluate reloads the three artifacts in safe mode and reproduces the test metrics
-    from kerahep.evaluation import evaluate_run
+    from kerahep.training import evaluate_run
 
     again = evaluate_run(run)["test"]
     # the training comparison (frozen and fine-tuned rows) survives; the re-evaluation's sits beside it
@@ -184,7 +185,7 @@ def test_external_files_are_scored_in_full_whatever_max_events(task, workdir):
 
 
 def test_re_evaluation_keeps_the_training_comparison_and_reconstruction(task, workdir):
-    from kerahep.io import read_json, write_json
+    from kerahep.artifacts import read_json, write_json
     from kerahep.training import RunContext
 
     cfg = task.preset().override(TINY + ["model.compare_gbt=false"])

@@ -98,12 +98,12 @@ def test_crash_while_saving_model_keeps_previous_model(tmp_path, monkeypatch):
     import keras
     import numpy as np
 
-    from kerahep import io
+    from kerahep import artifacts
 
     inp = keras.Input((3,))
     model = keras.Model(inp, keras.layers.Dense(1)(inp))
     target = tmp_path / "model.keras"
-    io.save_model(model, target)
+    artifacts.save_model(model, target)
     before = target.read_bytes()
     real_save = keras.Model.save
 
@@ -116,7 +116,7 @@ def test_crash_while_saving_model_keeps_previous_model(tmp_path, monkeypatch):
     monkeypatch.setattr(keras.Model, "save", crashing_save)
     model.layers[1].set_weights([np.ones((3, 1)), np.ones(1)])
     with pytest.raises(KeyboardInterrupt):
-        io.save_model(model, target)
+        artifacts.save_model(model, target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no temporary left behind
 

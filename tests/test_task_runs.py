@@ -129,7 +129,7 @@ def test_sigkill_mid_epoch_then_resume_on_torch(task, workroot, backends):
     assert (run.parent / "LATEST").read_text().strip() == "killed"
     assert not (run / "backup").exists() and not (run / "stages").exists()
 
-    from kerahep.io import load_model
+    from kerahep.saving import load_model
     from kerahep.registry import get_task
 
     for name in get_task(task).artifacts:

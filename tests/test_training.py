@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kerahep import io
+from kerahep import artifacts, saving
 from kerahep.errors import UnsafeModelError
 from kerahep.training import TrainingDiverged, train
 
@@ -57,7 +57,7 @@ def test_same_seed_same_result(toy, workdir):
 def test_saved_model_scores_raw_inputs_identically(toy, workdir):
     res = train(toy.preset())
     x = np.random.default_rng(5).normal(size=(32, 4)).astype("float32")
-    loaded = io.load_model(res.run_dir / "model.keras")
+    loaded = saving.load_model(res.run_dir / "model.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), res.model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
 
 
@@ -114,9 +114,9 @@ def test_nan_loss_marks_run_failed_and_keeps_latest(toy, workdir):
 
 def test_failed_write_leaves_previous_artifact(tmp_path):
     target = tmp_path / "metrics.json"
-    io.write_json(target, {"a": 1})
+    artifacts.write_json(target, {"a": 1})
     with pytest.raises(RuntimeError):
-        with io.atomic_path(target) as tmp:
+        with artifacts.atomic_path(target) as tmp:
             tmp.write_text('{"a": 2, "trunc')
             raise RuntimeError("injected crash during write")
     assert json.loads(target.read_text()) == {"a": 1}
@@ -131,8 +131,8 @@ def test_lambda_model_refused_in_safe_mode(tmp_path):
     path = tmp_path / "lambda.keras"
     model.save(path)
     with pytest.raises(UnsafeModelError, match="--unsafe-load"):
-        io.load_model(path)
-    assert io.load_model(path, safe_mode=False) is not None
+        saving.load_model(path)
+    assert saving.load_model(path, safe_mode=False) is not None
 
 
 def test_run_ids_cannot_escape(toy, workdir):
@@ -247,7 +247,7 @@ def test_resume_of_a_multi_process_run_is_refused(toy, workdir, monkeypatch):
     from kerahep.errors import ConfigError
 
     monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
-    monkeypatch.setattr("kerahep.training._join_processes", lambda strategy: None)
+    monkeypatch.setattr("kerahep.training.trainer.join_processes", lambda strategy: None)
     with pytest.raises(ConfigError, match="multi-process run is not supported"):
         train(toy.preset().override(["run.resume=true"]))
 

@@ -83,7 +83,7 @@ def _worker(method: str, twin: str, out: str) -> dict:
     import uproot  # noqa: F401
 
     from ..data.nanoaod import FeatureSpec, prepare_dataset
-    from ..io import read_json
+    from ..artifacts import read_json
 
     if method == "imports":
         return {"seconds": 0.0, "events": 0, "rows": 0}

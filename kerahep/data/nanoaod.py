@@ -843,7 +843,7 @@ def prepare_dataset(signal, background, out, spec: FeatureSpec = FeatureSpec(), 
 
 
 def _prepare(plan, samples, out: Path, fmt: str, spec: FeatureSpec, progress, dask, scheduler, step_size, t0):
-    from ..io import atomic_path, write_json
+    from ..artifacts import atomic_path, write_json
 
     columns = spec.output_columns
     missing = {info.path: list(info.missing_optional) for _, _, info, _ in plan if info.missing_optional}

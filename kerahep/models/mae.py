@@ -69,7 +69,7 @@ def higgs_layout(features: str = "low", tokenization: str = "object", btag_level
         ``token_positions``) and ``pairs`` (the objects' columns and tokens for
         :class:`~kerahep.layers.PairInvariantMass`; None with one token per feature).
     """
-    from ..data.higgs import BTAG_LEVELS, OBJECTS, feature_names, object_of
+    from ..schema import BTAG_LEVELS, OBJECTS, feature_names, object_of
 
     if tokenization not in TOKENIZATIONS:
         from ..errors import ConfigError

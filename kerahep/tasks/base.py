@@ -156,7 +156,7 @@ class Task:
         """Compile ``model``. Default: binary cross-entropy (or focal) with AUC and accuracy."""
         import keras
 
-        from ..training import make_optimizer
+        from ..optimizers import make_optimizer
 
         if config.training.loss == "focal":
             loss = keras.losses.BinaryFocalCrossentropy(apply_class_balancing=False)

@@ -138,7 +138,7 @@ class DyElectron(Task):
         """Make (once) the NanoAOD twin under ``<data_dir>/synthetic/dy_electron`` and prepare it."""
         from ..data.nanoaod import prepare_dataset
         from ..data.synthetic.nanoaod import make_twin
-        from ..io import read_json, write_json
+        from ..artifacts import read_json, write_json
 
         d = config.data
         root = Path(d.data_dir) / "synthetic" / self.name
@@ -317,7 +317,7 @@ def _report_dict(report) -> dict:
 def _dataset_meta(files) -> dict:
     """What is known of each prepared dataset: the twin's stamp (``.json``) and the preparation
     report (``.report.json``) written beside it, merged."""
-    from ..io import read_json
+    from ..artifacts import read_json
 
     out = {}
     for f in files:

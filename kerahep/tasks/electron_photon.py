@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import io
+from .. import artifacts
 from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, _check
 from ..errors import ConfigError, DataError
 from ..registry import register_task
@@ -283,7 +283,7 @@ class ElectronPhoton(Task):
         if folder is not None:  # the synthetic twin (built in, or given as files): its oracle on these crops
             from ..data.synthetic import electron_photon as twin
 
-            info["oracle_auc"] = io.read_json(folder / "twin.json")["oracle_auc"]
+            info["oracle_auc"] = artifacts.read_json(folder / "twin.json")["oracle_auc"]
             info["twin"] = str(folder)
             rows = dict(zip([p.name for p in test_reader.paths], test_reader.rows_by_file(test_split)))
             if all(len(rows.get(f, ())) for f in twin.FILES):
@@ -468,8 +468,8 @@ def scan_test(model, dataset, keep: int = 1000):
 # ---------------------------------------------------------------- comparison
 def _row_from_run(run_dir: Path) -> dict | None:
     try:
-        metrics = io.read_json(run_dir / "metrics.json")
-        config = io.read_json(run_dir / "config.json")
+        metrics = artifacts.read_json(run_dir / "metrics.json")
+        config = artifacts.read_json(run_dir / "config.json")
     except (OSError, ValueError):
         return None
     if metrics.get("status") != "complete" or metrics.get("task") != "electron_photon":
@@ -541,7 +541,7 @@ def update_comparison(task_root, current: dict | None = None) -> list[dict]:
     w.writerow(COMPARISON_COLUMNS)
     for r in rows:
         w.writerow([r[c] for c in COMPARISON_COLUMNS])
-    io.write_text(Path(task_root) / "comparison.csv", buf.getvalue())
+    artifacts.write_text(Path(task_root) / "comparison.csv", buf.getvalue())
     plotting.table_figure([[r[c] for c in COMPARISON_COLUMNS] for r in rows], list(COMPARISON_COLUMNS),
                           Path(task_root) / "comparison.png", title="electron_photon: newest run of each variant")
     return rows

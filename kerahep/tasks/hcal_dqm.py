@@ -358,7 +358,7 @@ class HcalDqm(Task):
     def compile(self, model, config: Config, data: TaskData, steps_per_epoch: int | None = None):
         import keras
 
-        from ..training import make_optimizer
+        from ..optimizers import make_optimizer
 
         if data.extras.get("n_classes", 2) == 2:
             return super().compile(model, config, data, steps_per_epoch)
@@ -371,7 +371,7 @@ class HcalDqm(Task):
 
     def fit(self, ctx) -> dict:
         from ..models.ae import zero_targets
-        from ..training import make_optimizer
+        from ..optimizers import make_optimizer
 
         cfg, data = ctx.config, ctx.data
         model = ctx.build(lambda: self.build_model(cfg, data))
@@ -757,7 +757,7 @@ def _categorical_maps(items, path, n_experts: int, extent):
     import matplotlib.pyplot as plt
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    from ..io import save_figure
+    from ..artifacts import save_figure
     from ..plotting import _style
 
     _style()
@@ -785,7 +785,7 @@ def _categorical_maps(items, path, n_experts: int, extent):
 def _expert_load_plot(load_rows: dict, class_names, path):
     import matplotlib.pyplot as plt
 
-    from ..io import save_figure
+    from ..artifacts import save_figure
     from ..plotting import _style
 
     _style()
@@ -808,7 +808,7 @@ def _expert_load_plot(load_rows: dict, class_names, path):
 def _monitoring_plot(run_idx, ls, names, confidence, wrong, score, threshold, truth, path):
     import matplotlib.pyplot as plt
 
-    from ..io import save_figure
+    from ..artifacts import save_figure
     from ..plotting import _style
 
     _style()

@@ -346,7 +346,7 @@ class HiggsMae(Task):
         seed = config.run.seed
         info = {"features": d.features, "n_features": len(hr.feature_names(d.features))}
         if source == "synthetic":
-            from ..io import read_json
+            from ..artifacts import read_json
 
             meta = files[0].parent / "twin.json"
             if meta.exists():
@@ -502,7 +502,7 @@ class HiggsMae(Task):
     def _compile_classifier(self, model, config, steps, epochs, learning_rate):
         import keras
 
-        from ..training import make_optimizer
+        from ..optimizers import make_optimizer
 
         if config.training.loss == "focal":
             loss = keras.losses.BinaryFocalCrossentropy()
@@ -516,7 +516,7 @@ class HiggsMae(Task):
     def fit(self, ctx) -> dict:
         from ..evaluation import predict_dataset
         from ..models.mae import build_classifier, copy_autoencoder
-        from ..training import make_optimizer
+        from ..optimizers import make_optimizer
 
         cfg, data, m = ctx.config, ctx.data, ctx.config.model
         t = cfg.training
@@ -571,7 +571,7 @@ class HiggsMae(Task):
 
         The frozen, fine-tuned and from-scratch classifiers are scored during training only
         (``ctx.higgs_scores``, set by :meth:`fit`); a later re-evaluation
-        (:func:`kerahep.evaluation.evaluate_run`) has just the saved artifacts, so its
+        (:func:`kerahep.training.evaluate_run`) has just the saved artifacts, so its
         comparison holds the final model, the tree baselines and the twin's oracle. Rather
         than overwrite the training's complete tables with that shorter one, a re-evaluation
         in the run's own directory (it holds ``config.json``) writes its versions beside
@@ -670,9 +670,9 @@ class HiggsMae(Task):
 
     @staticmethod
     def _write_comparison(ctx, rows: dict, suffix: str = "") -> None:
-        from .. import io, plotting
+        from .. import artifacts, plotting
 
-        io.write_json(ctx.run_dir / f"comparison{suffix}.json", rows)
+        artifacts.write_json(ctx.run_dir / f"comparison{suffix}.json", rows)
         cols = ["model", "roc_auc", "roc_auc_low", "roc_auc_high", "accuracy", "n", "features"]
         lines = [",".join(cols)]
         table = []
@@ -683,14 +683,14 @@ class HiggsMae(Task):
                                   for v in vals))
             table.append([name, r.get("roc_auc"), f"[{lo:.4f}, {hi:.4f}]" if lo is not None else "",
                           r.get("accuracy") if r.get("accuracy") is not None else ""])
-        io.write_text(ctx.run_dir / f"comparison{suffix}.csv", "\n".join(lines) + "\n")
+        artifacts.write_text(ctx.run_dir / f"comparison{suffix}.csv", "\n".join(lines) + "\n")
         plotting.table_figure(table, ["model", "ROC AUC", "68% interval", "accuracy"], ctx.plots_dir / f"comparison{suffix}.png",
                               title="Same test events")
 
     def reconstruction_report(self, ctx, pretrainer, data: TaskData, suffix: str = "") -> dict:
         """Per-feature MSE, MAE and Pearson r of masked features (raw units); table and plots
         (``reconstruction{suffix}.json``/``.csv``, ``plots/reconstruction{suffix}.png``)."""
-        from .. import io
+        from .. import artifacts
 
         cfg = ctx.config
         names = list(self.layout(cfg)["feature_names"])
@@ -720,12 +720,12 @@ class HiggsMae(Task):
             mse = float(np.mean((r - t) ** 2))
             rows.append({"feature": name, "n_masked": int(len(t)), "mse": mse, "mae": float(np.mean(np.abs(r - t))),
                          "pearson_r": pear, "mse_over_variance": mse / var if var > 0 else float("nan")})
-        io.write_json(ctx.run_dir / f"reconstruction{suffix}.json", {"events": int(len(true)), "mask_ratio": cfg.model.mask_ratio,
+        artifacts.write_json(ctx.run_dir / f"reconstruction{suffix}.json", {"events": int(len(true)), "mask_ratio": cfg.model.mask_ratio,
                                                             "features": rows})
         cols = ["feature", "n_masked", "mse", "mae", "pearson_r", "mse_over_variance"]
         lines = [",".join(cols)] + [",".join("" if r.get(c) is None else (f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]))
                                              for c in cols) for r in rows]
-        io.write_text(ctx.run_dir / f"reconstruction{suffix}.csv", "\n".join(lines) + "\n")
+        artifacts.write_text(ctx.run_dir / f"reconstruction{suffix}.csv", "\n".join(lines) + "\n")
         _reconstruction_grid(true, rec, mask, names, ctx.plots_dir / f"reconstruction{suffix}.png")
         good = [r for r in rows if "mse" in r]
         return {"events": int(len(true)),
@@ -780,7 +780,7 @@ def _reconstruction_grid(true, rec, mask, names, path, bins=40):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..io import save_figure
+    from ..artifacts import save_figure
 
     n = len(names)
     cols = 6

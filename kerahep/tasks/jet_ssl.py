@@ -498,7 +498,7 @@ class JetSSL(Task):
 
         from ..data.jets import surface_errors
         from ..models.jet_heads import compile_heads, jet_model, latent_heads
-        from ..training import make_optimizer
+        from ..optimizers import make_optimizer
 
         cfg, data = ctx.config, ctx.data
         m = cfg.model
@@ -618,7 +618,7 @@ class JetSSL(Task):
 
     # --------------------------------------------------------------- evaluation
     def evaluate(self, ctx, models: dict, data: TaskData) -> dict:
-        from .. import evaluation, explain, io, plotting
+        from .. import evaluation, explain, artifacts, plotting
         from ..data.jets import surface_errors
 
         cfg = ctx.config
@@ -661,12 +661,12 @@ class JetSSL(Task):
         plotting.confusion_matrix(report["confusion_matrix"], plots / "confusion.png", class_names=("QCD", "top"))
         if rows:
             cols = list(rows[0])
-            io.write_json(ctx.run_dir / "downstream_table.json", rows)
+            artifacts.write_json(ctx.run_dir / "downstream_table.json", rows)
             buf = _io.StringIO()
             w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
-            io.write_text(ctx.run_dir / "downstream_table.csv", buf.getvalue())
+            artifacts.write_text(ctx.run_dir / "downstream_table.csv", buf.getvalue())
             shown = ["label_fraction", "method", "roc_auc", "accuracy", "m_mse", "pt_mse", "m_r2", "pt_r2"]
             plotting.table_figure([[r[c] for c in shown] for r in rows], shown, plots / "downstream_table.png",
                                   title="test metrics per label fraction and method")
@@ -748,7 +748,7 @@ def _fraction_plot(rows, path):
     and pT MSE (GeV^2)."""
     import matplotlib.pyplot as plt
 
-    from ..io import save_figure
+    from ..artifacts import save_figure
     from ..plotting import _style
 
     _style()

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import io
+from ... import artifacts
 from ...errors import DataError
 
 PHOTON_FILE = "SinglePhotonPt50_IMGCROPS_n249k_RHv1.hdf5"
@@ -190,7 +190,7 @@ def _write_file(path: Path, label: int, n: int, seed: int, chunk_rows: int, prog
 
     lat = np.empty(n, dtype=np.float32)
     stats_x = []
-    with io.atomic_path(path) as tmp:
+    with artifacts.atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             X = f.create_dataset("X", shape=(n, SIZE, SIZE, 2), dtype="float32",
                                  chunks=(chunk_rows, SIZE, SIZE, 2), compression="gzip", compression_opts=4,
@@ -219,7 +219,7 @@ def twin_is_current(folder, n_per_class: int, seed: int = 0, chunk_rows: int | N
     if not meta.exists() or not all((folder / f).exists() for f in FILES) or not (folder / "latents.npz").exists():
         return False
     try:
-        recorded = io.read_json(meta).get("parameters")
+        recorded = artifacts.read_json(meta).get("parameters")
     except ValueError:
         return False
     return json.loads(json.dumps(recorded)) == json.loads(json.dumps(twin_params(n_per_class, seed, chunk_rows)))
@@ -247,7 +247,7 @@ def generate(folder, n_per_class: int = 3000, seed: int = 0, chunk_rows: int | N
     if n_per_class < 1:
         raise DataError(folder, "a positive number of synthetic crops per class", str(n_per_class))
     if not force and twin_is_current(folder, n_per_class, seed, chunk_rows):
-        return io.read_json(folder / "twin.json")
+        return artifacts.read_json(folder / "twin.json")
     folder.mkdir(parents=True, exist_ok=True)
     rows = chunk_rows_for(n_per_class, chunk_rows)
     progress, task, ctx = None, None, None
@@ -264,7 +264,7 @@ def generate(folder, n_per_class: int = 3000, seed: int = 0, chunk_rows: int | N
     finally:
         if ctx is not None:
             ctx.stop()
-    with io.atomic_path(folder / "latents.npz") as tmp:
+    with artifacts.atomic_path(folder / "latents.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, photon=lat_g, electron=lat_e)
     u = np.concatenate([lat_g, lat_e])
@@ -279,7 +279,7 @@ def generate(folder, n_per_class: int = 3000, seed: int = 0, chunk_rows: int | N
         "oracle": "ROC AUC of p(u|electron)/p(u|photon) for the latent phi-spread u of every crop",
         "stats": {"photon": st_g, "electron": st_e},
     }
-    io.write_json(folder / "twin.json", info)
+    artifacts.write_json(folder / "twin.json", info)
     return info
 
 

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import io
+from ... import artifacts
 
 SHAPE = (64, 72)
 RUN_NUMBERS = (355456, 357479, 359691, 361240, 362616, 367079, 368822, 370580)
@@ -168,7 +168,7 @@ def make_twin(out_dir, n_lumisections: int = 1000, n_runs: int = 2, separation: 
         by_ls = {a["lumisection"]: a for a in anom}
         path = out / file_name(number)
         total, peak, nonzero = 0.0, 0.0, 0
-        with io.atomic_path(path, suffix=".npy") as tmp:
+        with artifacts.atomic_path(path, suffix=".npy") as tmp:
             arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(n_lumisections, *SHAPE))
             for s in range(0, n_lumisections, chunk):
                 e = min(s + chunk, n_lumisections)
@@ -194,9 +194,9 @@ def make_twin(out_dir, n_lumisections: int = 1000, n_runs: int = 2, separation: 
     lat = np.concatenate([latents[k] for k in latents])
     pairs = [float(roc_auc_score(labels[(labels == r) | (labels == r + 1)] == r + 1,
                                  lat[(labels == r) | (labels == r + 1)])) for r in range(n_runs - 1)]
-    with io.atomic_path(out / LATENTS_FILE, suffix=".npz") as tmp:
+    with artifacts.atomic_path(out / LATENTS_FILE, suffix=".npz") as tmp:
         np.savez(tmp, **latents)
-    io.write_json(out / ANOMALIES_FILE, {"description": "injected dead/hot channel groups per run; ieta and iphi "
+    artifacts.write_json(out / ANOMALIES_FILE, {"description": "injected dead/hot channel groups per run; ieta and iphi "
                                                         "are [first, last + 1) array indices", "runs": anomalies})
     info = {
         "twin": "hcal_dqm",
@@ -212,7 +212,7 @@ def make_twin(out_dir, n_lumisections: int = 1000, n_runs: int = 2, separation: 
         "anomalies_file": ANOMALIES_FILE,
         "latents_file": LATENTS_FILE,
     }
-    io.write_json(out / "twin.json", info)
+    artifacts.write_json(out / "twin.json", info)
     return {**info, "paths": [str(out / f) for f in files]}
 
 
@@ -231,7 +231,7 @@ def ensure_twin(out_dir, n_lumisections: int = 1000, n_runs: int = 2, separation
     meta = out / "twin.json"
     if meta.exists():
         try:
-            info = io.read_json(meta)
+            info = artifacts.read_json(meta)
         except ValueError:
             info = {}
         files = info.get("files") or []
@@ -243,7 +243,7 @@ def ensure_twin(out_dir, n_lumisections: int = 1000, n_runs: int = 2, separation
 
 def load_anomalies(out_dir) -> dict:
     """``{run name: {lumisection: record}}`` from ``anomalies.json`` in ``out_dir``."""
-    d = io.read_json(Path(out_dir) / ANOMALIES_FILE)
+    d = artifacts.read_json(Path(out_dir) / ANOMALIES_FILE)
     return {run: {int(a["lumisection"]): a for a in recs} for run, recs in d["runs"].items()}
 
 

@@ -355,7 +355,7 @@ def make_twin(out_dir, events_per_class: int = 10000, seed: int = 0, oracle_even
     Returns:
         the path of the table.
     """
-    from ...io import read_json, write_json
+    from ...artifacts import read_json, write_json
 
     out_dir = Path(out_dir)
     path = out_dir / filename

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...io import atomic_path, read_json, write_json
+from ...artifacts import atomic_path, read_json, write_json
 
 log = logging.getLogger("kerahep")
 

@@ -288,7 +288,7 @@ def _write_root(path: Path, arrays: dict, first_event: int):
     import uproot
 
     from ...data.nanoaod import ELECTRON_FIELDS, JET_FIELDS
-    from ...io import atomic_path
+    from ...artifacts import atomic_path
 
     etype = "var * {" + ", ".join(f"{f}: {'int32' if f == 'charge' else 'float32'}" for f in ELECTRON_FIELDS) + "}"
     jtype = "var * {" + ", ".join(f"{f}: float32" for f in JET_FIELDS) + "}"
@@ -340,7 +340,7 @@ def make_twin(out_dir, n_events_per_sample: int = 2000, seed: int = 0, overwrite
     from sklearn.metrics import roc_auc_score
 
     from ...errors import ConfigError
-    from ...io import read_json, write_json
+    from ...artifacts import read_json, write_json
 
     if int(n_events_per_sample) < 1:
         raise ConfigError(f"n_events_per_sample must be >= 1, got {n_events_per_sample!r}")

@@ -1,0 +1,192 @@
+"""``train(config) -> RunResult``: one run of one task, start to finish.
+
+Seeds, precision policy, distribution strategy, the standard callbacks (TensorBoard,
+CSVLogger, ModelCheckpoint of the best validation score, TerminateOnNaN,
+BackupAndRestore), and the run directory of DESIGN.md written atomically::
+
+    results/<task>/<run_id>/config.json, model.keras, history.csv, metrics.json,
+                             plots/*.png, tensorboard/
+    results/<task>/LATEST     (names the newest complete run)
+
+Example::
+
+    from kerahep.registry import get_task
+    from kerahep.training import train
+
+    cfg = get_task("dy_electron").preset().override(["training.epochs=2"])
+    result = train(cfg)
+    print(result.metrics["test"]["roc_auc"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import artifacts
+from ..config import Config
+from ..errors import ConfigError
+from .context import RunContext, TrainingDiverged
+from .distribution import is_chief, join_processes, make_strategy, num_processes_configured, resolve_precision
+from .rundir import make_run_dir, resume_config, stage_file
+
+log = logging.getLogger("kerahep")
+
+
+@dataclass
+class RunResult:
+    """What a run leaves behind."""
+
+    run_dir: Path
+    config: Config
+    metrics: dict
+    models: dict = field(default_factory=dict)
+
+    @property
+    def model(self):
+        return self.models.get("model")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and the backend (``keras.utils.set_random_seed``)."""
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
+def train(config: Config) -> RunResult:
+    """Run the task of ``config`` end to end and write its run directory.
+
+    Returns:
+        RunResult with the run directory, metrics and the trained models.
+
+    Raises:
+        KerahepError: for user mistakes (bad data, bad configuration) and diverged runs.
+    """
+    import keras
+
+    from ..registry import get_task
+
+    task = get_task(config.task)
+    join_processes(config.run.strategy)  # before anything touches the JAX backend
+    if config.run.resume and num_processes_configured() > 1:
+        raise ConfigError("--resume of a multi-process run is not supported: only process 0 keeps resume state, "
+                          "so the other workers would start afresh and the processes would drift apart; start a "
+                          "new run (or resume it as a single process)")
+    if not is_chief():  # other workers of a multi-worker run: same work, artifacts in scratch space
+        import tempfile
+
+        config = config.set("run.output_dir", tempfile.mkdtemp(prefix="kerahep-worker-"))
+    run_dir, resumed = make_run_dir(config)
+    if resumed:
+        config = resume_config(config, run_dir)
+    set_seed(config.run.seed)
+    precision = resolve_precision(config.training.precision)
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    status = {"status": "running"}
+    try:
+        artifacts.write_json(run_dir / "config.json", config.to_dict())
+        strategy = make_strategy(config.run.strategy)
+        data = task.load_data(config)
+        from ..data.fingerprint import data_fingerprint
+
+        fingerprint = data_fingerprint(data)  # checked by evaluate_run before rebuilding the test split
+        if data.source == "synthetic":
+            log.warning("No input files given: training %s on its built-in SYNTHETIC twin (%s).",
+                        config.task, ", ".join(str(p) for p in data.paths))
+        ctx = RunContext(config, task, data, run_dir, strategy, resumed)
+        t0 = time.perf_counter()
+        try:
+            models = task.fit(ctx)
+        except TrainingDiverged as exc:
+            status = {"status": "failed", "reason": str(exc)}
+            raise
+        wall = time.perf_counter() - t0
+        for name, model in models.items():
+            artifacts.save_model(model, run_dir / f"{name}.keras")
+        t1 = time.perf_counter()
+        test = task.evaluate(ctx, models, data)
+        eval_s = time.perf_counter() - t1
+        from .. import plotting
+
+        for stage, hist in ctx.histories.items():
+            plotting.history(hist, ctx.plots_dir / stage_file(stage, "history", ".png"))
+        timing = {
+            "train_seconds": round(wall, 3),
+            "fit_seconds": round(ctx.timing["fit_seconds"], 3),
+            "evaluate_seconds": round(eval_s, 3),
+            "train_samples_per_second": round(ctx.timing["train_samples_seen"] / ctx.timing["fit_seconds"], 2)
+            if ctx.timing["fit_seconds"] > 0 and ctx.timing["train_samples_seen"] else None,
+        }
+        metrics = {
+            "task": config.task,
+            "model": task.describe_model(config),
+            "preset": config.preset,
+            "status": "complete",
+            "data": {**data.describe(), "fingerprint": fingerprint},
+            "test": to_plain(test),
+            "timing": timing,
+            "environment": {"backend": keras.backend.backend(), "precision": precision,
+                            "strategy": strategy.name, "replicas": strategy.num_replicas,
+                            "processes": strategy.num_processes,
+                            "keras": keras.__version__, "seed": config.run.seed, "resumed": resumed},
+        }
+        artifacts.write_json(run_dir / "metrics.json", metrics)
+        log_plots_to_tensorboard(run_dir)
+        artifacts.write_text(run_dir.parent / "LATEST", run_dir.name + "\n")
+        status = {"status": "complete"}
+        for scratch in ("backup", "stages"):  # resume state, useless once the run is complete
+            shutil.rmtree(run_dir / scratch, ignore_errors=True)
+        return RunResult(run_dir=run_dir, config=config, metrics=metrics, models=models)
+    except BaseException as exc:
+        if status.get("status") != "complete":
+            failed = {"task": config.task, "status": "failed",
+                      "reason": status.get("reason") or f"{type(exc).__name__}: {exc}"}
+            with contextlib.suppress(Exception):
+                if not (run_dir / "metrics.json").exists() or artifacts.read_json(run_dir / "metrics.json").get("status") != "complete":
+                    artifacts.write_json(run_dir / "metrics.json", failed)
+        raise
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def to_plain(d):
+    """Metrics as plain JSON values (drop arrays that belong in plots)."""
+    import numpy as np
+
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out[k] = to_plain(v)
+        elif isinstance(v, np.ndarray):
+            out[k] = v.tolist()
+        elif isinstance(v, np.generic):
+            out[k] = v.item()
+        else:
+            out[k] = v
+    return out
+
+
+def log_plots_to_tensorboard(run_dir: Path) -> None:
+    """Write every plot of the run into TensorBoard as an image summary."""
+    plots = sorted((run_dir / "plots").glob("*.png"))
+    if not plots:
+        return
+    try:
+        import numpy as np
+        import tensorflow as tf
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return
+    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "evaluation"))
+    with writer.as_default():
+        for p in plots:
+            img = np.asarray(Image.open(p).convert("RGBA"))[None]
+            tf.summary.image(p.stem, img, step=0)
+    writer.flush()
+    writer.close()
