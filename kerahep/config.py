@@ -8,8 +8,13 @@ parsed literally (``ast.literal_eval``; a bare word stays a string)::
     cfg = get_task("dy_electron").preset()
     cfg = cfg.override(["training.epochs=3", "model.widths=(64, 32)"])
 
-Unknown keys are rejected with the list of valid ones; bad values are rejected in
-``__post_init__`` before any work starts.
+Unknown keys are rejected with the list of valid ones. Validation has one regime: every
+section has a ``validate()`` method (single-field and cross-field rules of that section,
+calling ``super().validate()``), and a :class:`Config` validates all four sections once,
+when it is made. Overrides of a call (``override``, ``updated``, ``from_dict``) are applied
+together before that single check, so the order of ``--set`` values never matters
+(``model.dim=90`` with ``model.num_heads=6`` is valid in either order). A section built
+on its own is not checked until it is part of a ``Config``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import difflib
 import types
 import typing
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from .errors import ConfigError
 
@@ -28,9 +34,11 @@ STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "data_parallel")
 SCHEDULES = ("constant", "cosine", "onecycle")
 
 
-def _check(cond: bool, msg: str) -> None:
+def check(cond: bool, msg: str) -> None:
+    """Raise :class:`~kerahep.errors.ConfigError` with ``msg`` unless ``cond`` holds (for ``validate``)."""
     if not cond:
         raise ConfigError(msg)
+
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,8 @@ class DataConfig:
 
     Args:
         paths: input files (task-specific meaning); empty means the built-in synthetic twin.
-        synthetic: use the synthetic twin even when ``paths`` is given.
+        force_synthetic: use the synthetic twin even when ``paths`` is given (whether a run
+            used the twin is recorded in ``metrics.json["data"]["source"]``).
         synthetic_events: size of the synthetic twin (per class where the task has classes).
         data_dir: where synthetic twins and prepared datasets are written.
         split: train/validation/test fractions, summing to one.
@@ -48,8 +57,11 @@ class DataConfig:
         shuffle_buffer: size of the tf.data shuffle buffer.
     """
 
+    #: keys that were renamed, old -> new, so an old ``config.json`` still loads
+    RENAMED: ClassVar[dict] = {"synthetic": "force_synthetic"}
+
     paths: tuple = ()
-    synthetic: bool = False
+    force_synthetic: bool = False
     synthetic_events: int = 20000
     data_dir: str = "data"
     split: tuple = (0.7, 0.15, 0.15)
@@ -57,13 +69,13 @@ class DataConfig:
     cache: bool = True
     shuffle_buffer: int = 10000
 
-    def __post_init__(self):
-        _check(self.synthetic_events > 0, f"data.synthetic_events must be positive, got {self.synthetic_events}")
-        _check(len(self.split) in (2, 3), f"data.split needs 2 or 3 fractions, got {self.split!r}")
-        _check(all(f >= 0 for f in self.split), f"data.split fractions must be >= 0, got {self.split!r}")
-        _check(abs(sum(self.split) - 1.0) < 1e-6, f"data.split must sum to 1, got {self.split!r} (sum {sum(self.split):g})")
-        _check(self.max_events is None or self.max_events > 0, f"data.max_events must be positive, got {self.max_events}")
-        _check(self.shuffle_buffer > 0, f"data.shuffle_buffer must be positive, got {self.shuffle_buffer}")
+    def validate(self) -> None:
+        check(self.synthetic_events > 0, f"data.synthetic_events must be positive, got {self.synthetic_events}")
+        check(len(self.split) in (2, 3), f"data.split needs 2 or 3 fractions, got {self.split!r}")
+        check(all(f >= 0 for f in self.split), f"data.split fractions must be >= 0, got {self.split!r}")
+        check(abs(sum(self.split) - 1.0) < 1e-6, f"data.split must sum to 1, got {self.split!r} (sum {sum(self.split):g})")
+        check(self.max_events is None or self.max_events > 0, f"data.max_events must be positive, got {self.max_events}")
+        check(self.shuffle_buffer > 0, f"data.shuffle_buffer must be positive, got {self.shuffle_buffer}")
 
 
 @dataclass(frozen=True)
@@ -78,8 +90,8 @@ class ModelConfig:
     name: str = ""
     dropout: float = 0.0
 
-    def __post_init__(self):
-        _check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
+    def validate(self) -> None:
+        check(0.0 <= self.dropout < 1.0, f"model.dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)
@@ -129,17 +141,17 @@ class TrainingConfig:
 
         return keras.backend.backend() == "jax"
 
-    def __post_init__(self):
-        _check(self.epochs >= 0, f"training.epochs must be >= 0, got {self.epochs}")
-        _check(self.batch_size > 0, f"training.batch_size must be positive, got {self.batch_size}")
-        _check(self.learning_rate > 0, f"training.learning_rate must be positive, got {self.learning_rate}")
-        _check(self.optimizer in ("adam", "adamw", "sgd"), f"training.optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
-        _check(self.schedule in SCHEDULES, f"training.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        _check(0.0 <= self.warmup_fraction < 1.0, f"training.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        _check(self.clipnorm is None or self.clipnorm > 0, f"training.clipnorm must be positive or None, got {self.clipnorm}")
-        _check(self.precision in PRECISIONS, f"training.precision must be one of {PRECISIONS}, got {self.precision!r}")
-        _check(self.steps_per_epoch is None or self.steps_per_epoch > 0, f"training.steps_per_epoch must be positive, got {self.steps_per_epoch}")
-        _check(self.early_stopping >= 0, f"training.early_stopping must be >= 0, got {self.early_stopping}")
+    def validate(self) -> None:
+        check(self.epochs >= 0, f"training.epochs must be >= 0, got {self.epochs}")
+        check(self.batch_size > 0, f"training.batch_size must be positive, got {self.batch_size}")
+        check(self.learning_rate > 0, f"training.learning_rate must be positive, got {self.learning_rate}")
+        check(self.optimizer in ("adam", "adamw", "sgd"), f"training.optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
+        check(self.schedule in SCHEDULES, f"training.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        check(0.0 <= self.warmup_fraction < 1.0, f"training.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        check(self.clipnorm is None or self.clipnorm > 0, f"training.clipnorm must be positive or None, got {self.clipnorm}")
+        check(self.precision in PRECISIONS, f"training.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check(self.steps_per_epoch is None or self.steps_per_epoch > 0, f"training.steps_per_epoch must be positive, got {self.steps_per_epoch}")
+        check(self.early_stopping >= 0, f"training.early_stopping must be >= 0, got {self.early_stopping}")
 
 
 @dataclass(frozen=True)
@@ -165,10 +177,10 @@ class RunSettings:
     verbose: int = 1
     unsafe_load: bool = False
 
-    def __post_init__(self):
+    def validate(self) -> None:
         from .artifacts import check_name
 
-        _check(self.strategy in STRATEGIES, f"run.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        check(self.strategy in STRATEGIES, f"run.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.run_id is not None:
             check_name(self.run_id, "run.run_id")
 
@@ -187,6 +199,10 @@ class Config:
     run: RunSettings = RunSettings()
     preset: str = "default"
 
+    def __post_init__(self):
+        for sec in SECTIONS:
+            getattr(self, sec).validate()
+
     # ------------------------------------------------------------------ overrides
     def replace(self, **sections) -> "Config":
         """Return a copy with whole sections or ``section__key`` values replaced."""
@@ -201,40 +217,56 @@ class Config:
 
     def set(self, key: str, value) -> "Config":
         """Return a copy with ``section.key`` set to ``value`` (already parsed)."""
-        if "." not in key:
+        return self.updated({key: value})
+
+    def updated(self, changes) -> "Config":
+        """Return a copy with every ``{"section.key": value}`` of ``changes`` applied at once.
+
+        Values are coerced to the field types; the new configuration is validated once, after
+        all of them are in place (so no intermediate combination is checked).
+        """
+        per_section: dict = {}
+        for key, value in dict(changes).items():
+            sec_name, field_name = self._field(key)
+            key = f"{sec_name}.{field_name}"
+            hints = typing.get_type_hints(type(getattr(self, sec_name)))
+            per_section.setdefault(sec_name, {})[field_name] = _coerce(key, value, hints.get(field_name))
+        sections = {}
+        for sec_name, values in per_section.items():
+            try:
+                sections[sec_name] = dataclasses.replace(getattr(self, sec_name), **values)
+            except TypeError as exc:  # pragma: no cover - defensive
+                raise ConfigError(f"bad value in section {sec_name}: {exc}") from None
+        return dataclasses.replace(self, **sections)
+
+    def _field(self, key: str) -> tuple:
+        """``(section, field)`` of a ``section.key`` string, or a ConfigError naming the valid keys."""
+        if not isinstance(key, str) or "." not in key:
             raise ConfigError(f"override key {key!r} must look like section.key with section one of {SECTIONS}")
         sec_name, field_name = key.split(".", 1)
+        if sec_name in SECTIONS:
+            field_name = getattr(getattr(self, sec_name), "RENAMED", {}).get(field_name, field_name)
         if sec_name not in SECTIONS:
             hint = difflib.get_close_matches(sec_name, SECTIONS, n=1)
             raise ConfigError(
                 f"unknown configuration section {sec_name!r} in {key!r}; valid sections: {', '.join(SECTIONS)}"
                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
             )
-        section = getattr(self, sec_name)
-        valid = {f.name: f for f in fields(section)}
+        valid = [f.name for f in fields(getattr(self, sec_name))]
         if field_name not in valid:
-            hint = difflib.get_close_matches(field_name, list(valid), n=1)
+            hint = difflib.get_close_matches(field_name, valid, n=1)
             raise ConfigError(
                 f"unknown key {key!r} for task {self.task!r}; valid {sec_name} keys: {', '.join(sorted(valid))}"
                 + (f" (did you mean {sec_name}.{hint[0]}?)" if hint else "")
             )
-        hints = typing.get_type_hints(type(section))
-        value = _coerce(key, value, hints.get(field_name))
-        try:
-            new_section = dataclasses.replace(section, **{field_name: value})
-        except TypeError as exc:  # pragma: no cover - defensive
-            raise ConfigError(f"bad value for {key}: {exc}") from None
-        return dataclasses.replace(self, **{sec_name: new_section})
+        return sec_name, field_name
 
     def override(self, assignments) -> "Config":
-        """Apply ``section.key=value`` strings (as given to ``--set``)."""
-        out = self
-        for item in assignments or ():
-            if "=" not in item:
-                raise ConfigError(f"override {item!r} must look like section.key=value")
-            key, raw = item.split("=", 1)
-            out = out.set(key.strip(), parse_value(raw.strip()))
-        return out
+        """Apply ``section.key=value`` strings (as given to ``--set``), all at once.
+
+        A key given twice takes its last value, as on a command line.
+        """
+        return self.updated(parse_assignments(assignments))
 
     # ------------------------------------------------------------ serialisation
     def to_dict(self) -> dict:
@@ -248,10 +280,57 @@ class Config:
         if not isinstance(d, dict) or "task" not in d:
             raise ConfigError(f"a configuration needs a 'task' entry, found {sorted(d) if isinstance(d, dict) else type(d).__name__}")
         cfg = get_task(d["task"]).preset(d.get("preset", "default"))
+        changes = {}
         for sec in SECTIONS:
-            for k, v in (d.get(sec) or {}).items():
-                cfg = cfg.set(f"{sec}.{k}", v)
-        return cfg
+            values = d.get(sec) or {}
+            if not isinstance(values, dict):
+                raise ConfigError(f"configuration section {sec!r} must be a mapping of keys to values, "
+                                  f"found {type(values).__name__}")
+            changes.update({f"{sec}.{k}": v for k, v in values.items()})
+        return cfg.updated(changes)
+
+    @classmethod
+    def from_file(cls, path) -> "Config":
+        """Read a configuration from a run's ``config.json`` or a YAML file of the same shape.
+
+        Raises:
+            ConfigError: naming the file, for a file that is missing, unreadable, not JSON or
+                YAML, or whose values are refused.
+        """
+        import json
+        from pathlib import Path
+
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: expected a readable configuration file (config.json or YAML), "
+                              f"found {type(exc).__name__}: {exc}") from None
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                d = yaml.safe_load(text)
+            else:
+                d = json.loads(text)
+        except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError
+            raise ConfigError(f"{path}: expected a JSON or YAML configuration, found a parse error: "
+                              f"{str(exc).splitlines()[0]}") from None
+        try:
+            return cls.from_dict(d)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_assignments(assignments) -> dict:
+    """``["section.key=value", ...]`` -> ``{"section.key": parsed value}`` (the last of a repeated key)."""
+    changes = {}
+    for item in assignments or ():
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, raw = item.split("=", 1)
+        changes[key.strip()] = parse_value(raw.strip())
+    return changes
 
 
 def parse_value(raw: str):

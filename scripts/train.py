@@ -4,6 +4,7 @@ Examples:
     python -m scripts.train --task dy_electron
     python -m scripts.train --task electron_photon --data photons.hdf5 electrons.hdf5 --epochs 20
     python -m scripts.train --task hcal_dqm --set model.name=moe_vit --set data.separation=0.05
+    python -m scripts.train --config results/dy_electron/RUN/config.json --set training.epochs=20
 """
 
 from __future__ import annotations
@@ -22,8 +23,14 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Tasks: dy_electron, electron_photon, higgs_mae, jet_ssl, hcal_dqm (--list for details).\n"
                "Overrides: --set section.key=value with section in data, model, training, run;\n"
-               "an unknown key lists the valid ones. Values are parsed literally: 3, 0.1, (64, 32), true, none.")
-    p.add_argument("--task", help="task name")
+               "an unknown key lists the valid ones. Values are parsed literally: 3, 0.1, (64, 32), true, none.\n"
+               "--config FILE starts from a saved configuration (the config.json of any run, or a YAML\n"
+               "file of the same shape) instead of a preset; the other options and --set apply on top,\n"
+               "so python -m scripts.train --config results/TASK/RUN/config.json reproduces that run\n"
+               "in a new run directory.")
+    p.add_argument("--task", help="task name (with --config: optional, must match the file's)")
+    p.add_argument("--config", metavar="FILE",
+                   help="start from a saved configuration (a run's config.json, or YAML of the same shape)")
     p.add_argument("--preset", default=None, help="task preset (default: the task's first)")
     p.add_argument("--data", nargs="+", metavar="PATH", help="input files (task-specific; see README)")
     p.add_argument("--synthetic", action="store_true", help="use the synthetic twin even if data exist")
@@ -47,15 +54,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def build_config(args):
+    from kerahep.config import Config, parse_assignments
+    from kerahep.errors import ConfigError
     from kerahep.registry import get_task
 
-    task = get_task(args.task)
-    cfg = task.preset(args.preset)
+    if args.config:
+        if args.preset:
+            raise ConfigError(f"--preset {args.preset} and --config {args.config}: the file already holds a "
+                              "complete configuration (its preset included); give one of the two")
+        cfg = Config.from_file(args.config)
+        if args.task and args.task != cfg.task:
+            raise ConfigError(f"{args.config}: expected a configuration of task {args.task!r} (--task), "
+                              f"found one of task {cfg.task!r}")
+        # a new run: the saved run's folder name and resume flag belong to that run
+        cfg = cfg.updated({"run.run_id": None, "run.resume": False})
+    else:
+        cfg = get_task(args.task).preset(args.preset)
     sets = []
     if args.data:
         sets.append(("data.paths", tuple(args.data)))
     if args.synthetic:
-        sets.append(("data.synthetic", True))
+        sets.append(("data.force_synthetic", True))
     for key, val in (("training.epochs", args.epochs), ("training.batch_size", args.batch_size),
                      ("run.seed", args.seed), ("training.precision", args.precision),
                      ("run.strategy", args.strategy), ("run.output_dir", args.output_dir),
@@ -66,9 +85,8 @@ def build_config(args):
         sets.append(("run.resume", True))
     if args.quiet:
         sets.append(("run.verbose", 2))
-    for key, val in sets:
-        cfg = cfg.set(key, val)
-    return cfg.override(args.overrides)
+    # one update: the options and every --set value are validated together, in any order
+    return cfg.updated({**dict(sets), **parse_assignments(args.overrides)})
 
 
 def main(argv=None) -> int:
@@ -83,8 +101,8 @@ def main(argv=None) -> int:
         for name, presets, description in rows:
             print(f"{name:16s} presets: {presets:{width}s}  {description}")
         return 0
-    if not args.task:
-        parser().error("--task is required (see --list)")
+    if not args.task and not args.config:
+        parser().error("--task (or --config FILE) is required (see --list)")
     from kerahep.training import train
 
     cfg = build_config(args)

@@ -118,3 +118,31 @@ def test_list_shows_every_task_with_its_presets_and_smoke(capsys):
         assert f"presets: {', '.join(task.presets)}, smoke " in line
         smoke = task.preset("smoke")
         assert smoke.preset == "smoke" and smoke.data.data_dir == "data/smoke"  # never overwrites the default twin
+
+
+def test_config_file_reproduces_a_run_configuration_with_set_on_top(tmp_path):
+    import json
+
+    import yaml
+
+    from kerahep.errors import ConfigError
+    from kerahep.registry import get_task
+
+    saved = get_task("hcal_dqm").preset("smoke").override(["model.dim=90", "model.num_heads=6", "run.run_id=old"])
+    (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
+    args = train_cli.parser().parse_args(["--config", str(tmp_path / "config.json"), "--set", "training.epochs=3"])
+    cfg = train_cli.build_config(args)
+    assert cfg.task == "hcal_dqm" and cfg.preset == "smoke" and (cfg.model.dim, cfg.model.num_heads) == (90, 6)
+    assert cfg.training.epochs == 3 and cfg.run.run_id is None  # a new run, not the saved run's folder
+    (tmp_path / "c.yml").write_text(yaml.safe_dump({"task": "dy_electron", "model": {"widths": [8]}}))
+    cfg = train_cli.build_config(train_cli.parser().parse_args(["--config", str(tmp_path / "c.yml"), "--epochs", "2"]))
+    assert cfg.task == "dy_electron" and cfg.model.widths == (8,) and cfg.training.epochs == 2
+    with pytest.raises(ConfigError, match="expected a configuration of task 'jet_ssl'"):
+        train_cli.build_config(train_cli.parser().parse_args(["--config", str(tmp_path / "c.yml"), "--task", "jet_ssl"]))
+
+
+@pytest.mark.parametrize("order", [("model.dim=90", "model.num_heads=6"), ("model.num_heads=6", "model.dim=90")])
+def test_set_values_of_one_section_are_accepted_in_either_order(order):
+    args = ["--task", "hcal_dqm"] + [a for o in order for a in ("--set", o)]
+    cfg = train_cli.build_config(train_cli.parser().parse_args(args))
+    assert (cfg.model.dim, cfg.model.num_heads) == (90, 6)

@@ -161,9 +161,9 @@ def test_config_rejects_unknown_variant_and_bad_options():
     with pytest.raises(ConfigError, match="did you mean 'energy'"):
         cfg.override(["model.variant=energi"])
     with pytest.raises(ConfigError, match="model.groups=3 must divide"):
-        cfg.override(["model.groups=3"]).model.check()
+        cfg.override(["model.groups=3"])
     with pytest.raises(ConfigError, match="one per stage"):
-        get_task("electron_photon").load_data(cfg.override(["model.widths=(4, 8)"]))
+        cfg.override(["model.widths=(4, 8)"])  # refused when set, before any data are read
     with pytest.raises(ConfigError, match="model.pool"):
         cfg.override(["model.pool=sum"])
     with pytest.raises(ConfigError, match="model.erasing"):

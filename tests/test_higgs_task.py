@@ -66,7 +66,7 @@ def test_split_modes_and_evaluation_data(task, workdir):
     ev = task.load_data(cfg, paths=[twin], for_evaluation=True)
     assert ev.train is None and ev.info["n_test"] == 120
     with pytest.raises(ConfigError, match="rows_train and data.rows_test must be given together"):
-        task.load_data(cfg.override(["data.rows_train=(0,10)"]))
+        cfg.override(["data.rows_train=(0,10)"])  # refused when set, before any data are read
     with pytest.raises(DataError, match="missing.csv: expected a HIGGS table"):
         task.load_data(cfg.override(["data.paths=('missing.csv',)"]))
 

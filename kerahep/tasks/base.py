@@ -144,7 +144,7 @@ class Task:
 
     def make_synthetic(self, config: Config) -> list:
         """Write the synthetic twin of this task's data (if missing) and return its files."""
-        cfg = config.set("data.synthetic", True)
+        cfg = config.set("data.force_synthetic", True)
         return list(self.load_data(cfg).paths)
 
     # ------------------------------------------------------------------- model

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, _check
+from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, check
 from ..errors import DataError
 from ..registry import register_task
 from .base import Task, TaskData
@@ -50,12 +50,12 @@ class DyElectronData(DataConfig):
     working_point: float = 0.5
     synthetic_events: int = 3000
 
-    def __post_init__(self):
-        super().__post_init__()
-        _check(self.n_electrons >= 1, f"data.n_electrons must be >= 1, got {self.n_electrons}")
-        _check(self.n_jets >= 0, f"data.n_jets must be >= 0, got {self.n_jets}")
-        _check(self.features in ("physics", "seed"), f"data.features must be physics or seed, got {self.features!r}")
-        _check(0.0 < self.working_point < 1.0, f"data.working_point must be in (0, 1), got {self.working_point}")
+    def validate(self) -> None:
+        super().validate()
+        check(self.n_electrons >= 1, f"data.n_electrons must be >= 1, got {self.n_electrons}")
+        check(self.n_jets >= 0, f"data.n_jets must be >= 0, got {self.n_jets}")
+        check(self.features in ("physics", "seed"), f"data.features must be physics or seed, got {self.features!r}")
+        check(0.0 < self.working_point < 1.0, f"data.working_point must be in (0, 1), got {self.working_point}")
 
 
 @dataclass(frozen=True)
@@ -75,16 +75,16 @@ class DenseModel(ModelConfig):
     dropout: float = 0.1
     batch_norm: bool = False
 
-    def __post_init__(self):
-        super().__post_init__()
-        _check(len(self.widths) >= 1 and all(int(w) > 0 for w in self.widths),
-               f"model.widths must be positive integers, got {self.widths!r}")
+    def validate(self) -> None:
+        super().validate()
+        check(len(self.widths) >= 1 and all(int(w) > 0 for w in self.widths),
+              f"model.widths must be positive integers, got {self.widths!r}")
         import keras
 
         try:
             keras.activations.get(self.activation)
         except (ValueError, TypeError):
-            _check(False, f"model.activation {self.activation!r} is not a Keras activation")
+            check(False, f"model.activation {self.activation!r} is not a Keras activation")
 
 
 def feature_spec(data: DyElectronData):
@@ -127,10 +127,10 @@ class DyElectron(Task):
         d = config.data
         if paths:
             return [Path(p) for p in paths], "files"
-        if d.paths and not d.synthetic:
+        if d.paths and not d.force_synthetic:
             return [Path(p) for p in d.paths], "files"
         default = Path(d.data_dir) / DEFAULT_DATASET
-        if default.exists() and not d.synthetic:
+        if default.exists() and not d.force_synthetic:
             return [default], "files"
         return [self.synthetic_dataset(config)], "synthetic"
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import artifacts
-from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, _check
+from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, check
 from ..errors import ConfigError, DataError
 from ..registry import register_task
 from .base import Task, TaskData
@@ -75,14 +75,14 @@ class ElectronPhotonData(DataConfig):
     explain_samples: int = 100
     tsne_samples: int = 500
 
-    def __post_init__(self):
-        super().__post_init__()
-        _check(len(self.paths) <= 2 or all(str(p) for p in self.paths),
-               f"data.paths must name HDF5 files, got {self.paths!r}")
-        _check(self.block_rows is None or self.block_rows > 0, f"data.block_rows must be positive, got {self.block_rows}")
-        _check(self.explain_samples >= 0, f"data.explain_samples must be >= 0, got {self.explain_samples}")
-        _check(self.tsne_samples >= 0, f"data.tsne_samples must be >= 0, got {self.tsne_samples}")
-        _check(self.split[0] > 0, f"data.split needs a positive training fraction, got {self.split!r}")
+    def validate(self) -> None:
+        super().validate()
+        check(len(self.paths) <= 2 or all(str(p) for p in self.paths),
+              f"data.paths must name HDF5 files, got {self.paths!r}")
+        check(self.block_rows is None or self.block_rows > 0, f"data.block_rows must be positive, got {self.block_rows}")
+        check(self.explain_samples >= 0, f"data.explain_samples must be >= 0, got {self.explain_samples}")
+        check(self.tsne_samples >= 0, f"data.tsne_samples must be >= 0, got {self.tsne_samples}")
+        check(self.split[0] > 0, f"data.split needs a positive training fraction, got {self.split!r}")
 
 
 @dataclass(frozen=True)
@@ -128,34 +128,30 @@ class ResNetModel(ModelConfig):
     time_width_factor: float = 1.0
     energy_log: float = 0.002
 
-    def __post_init__(self):
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         from ..models.resnet import POOLS, VARIANTS
 
         if self.variant not in VARIANTS:
             hint = difflib.get_close_matches(str(self.variant), VARIANTS, n=1)
             raise ConfigError(f"model.variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}"
                               + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-        _check(self.pool in POOLS, f"model.pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
-        _check(len(self.widths) >= 1 and len(self.blocks) >= 1, "model.widths and model.blocks must not be empty")
-        _check(all(isinstance(w, int) and w > 0 for w in self.widths), f"model.widths must be positive integers, got {self.widths!r}")
-        _check(all(isinstance(b, int) and b > 0 for b in self.blocks), f"model.blocks must be positive integers, got {self.blocks!r}")
-        _check(self.stem_kernel >= 1, f"model.stem_kernel must be >= 1, got {self.stem_kernel}")
-        _check(self.attention_heads >= 1, f"model.attention_heads must be >= 1, got {self.attention_heads}")
-        _check(self.groups >= 1, f"model.groups must be >= 1, got {self.groups}")
-        _check(self.embedding_dim > 0, f"model.embedding_dim must be positive, got {self.embedding_dim}")
-        _check(0.0 <= self.erasing <= 1.0, f"model.erasing must be a probability in [0, 1], got {self.erasing}")
-        _check(self.mixup >= 0.0, f"model.mixup must be >= 0 (0: off), got {self.mixup}")
-        _check(self.energy_log >= 0, f"model.energy_log must be >= 0 (0: off), got {self.energy_log}")
-        _check(self.time_width_factor > 0, f"model.time_width_factor must be positive, got {self.time_width_factor}")
-
-    def check(self) -> None:
-        """Checks that involve several fields (``--set`` applies one field at a time, so these
-        run when the task starts, before any data are read)."""
-        _check(len(self.widths) == len(self.blocks),
-               f"model.widths {self.widths!r} and model.blocks {self.blocks!r} need the same length (one per stage)")
-        _check(all(w % self.groups == 0 for w in self.widths),
-               f"model.groups={self.groups} must divide every width in model.widths={self.widths!r}")
+        check(self.pool in POOLS, f"model.pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
+        check(len(self.widths) >= 1 and len(self.blocks) >= 1, "model.widths and model.blocks must not be empty")
+        check(all(isinstance(w, int) and w > 0 for w in self.widths), f"model.widths must be positive integers, got {self.widths!r}")
+        check(all(isinstance(b, int) and b > 0 for b in self.blocks), f"model.blocks must be positive integers, got {self.blocks!r}")
+        check(self.stem_kernel >= 1, f"model.stem_kernel must be >= 1, got {self.stem_kernel}")
+        check(self.attention_heads >= 1, f"model.attention_heads must be >= 1, got {self.attention_heads}")
+        check(self.groups >= 1, f"model.groups must be >= 1, got {self.groups}")
+        check(self.embedding_dim > 0, f"model.embedding_dim must be positive, got {self.embedding_dim}")
+        check(0.0 <= self.erasing <= 1.0, f"model.erasing must be a probability in [0, 1], got {self.erasing}")
+        check(self.mixup >= 0.0, f"model.mixup must be >= 0 (0: off), got {self.mixup}")
+        check(self.energy_log >= 0, f"model.energy_log must be >= 0 (0: off), got {self.energy_log}")
+        check(self.time_width_factor > 0, f"model.time_width_factor must be positive, got {self.time_width_factor}")
+        check(len(self.widths) == len(self.blocks),
+              f"model.widths {self.widths!r} and model.blocks {self.blocks!r} need the same length (one per stage)")
+        check(all(w % self.groups == 0 for w in self.widths),
+              f"model.groups={self.groups} must divide every width in model.widths={self.widths!r}")
 
 
 def twin_folder(config: Config) -> Path:
@@ -219,7 +215,7 @@ class ElectronPhoton(Task):
         d = config.data
         if paths:
             return [Path(p) for p in paths], "files", None
-        if d.paths and not d.synthetic:
+        if d.paths and not d.force_synthetic:
             return [Path(p) for p in d.paths], "files", None
         from ..data.synthetic import electron_photon as twin
 
@@ -234,7 +230,6 @@ class ElectronPhoton(Task):
         from ..data.calo import CaloReader
 
         d, t = config.data, config.training
-        config.model.check()
         files, source, _ = self.resolve_paths(config, paths)
         info: dict = {}
         if for_evaluation:  # an independent sample, scored in full (no data.max_events cap)
@@ -296,7 +291,6 @@ class ElectronPhoton(Task):
         from ..models.resnet import build_resnet15
 
         m = config.model
-        m.check()
         return build_resnet15(
             variant=m.variant, widths=tuple(m.widths), blocks=tuple(m.blocks), stem_kernel=m.stem_kernel,
             stem_pool=m.stem_pool, preact=m.preact, se=m.se, pool=m.pool, attention_heads=m.attention_heads,

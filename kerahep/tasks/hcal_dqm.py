@@ -38,11 +38,12 @@ from __future__ import annotations
 import difflib
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, _check
+from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, check
 from ..errors import DataError, KerahepError
 from ..registry import register_task
 from .base import Task, TaskData
@@ -66,7 +67,8 @@ class HcalData(DataConfig):
         anomaly_fraction: fraction of the twin's lumisections with injected dead or hot channels.
         n_blocks: contiguous blocks per run for the block split.
         chunk_size: lumisections per read from the memory-mapped files.
-        validate: scan the files for NaN, infinities and negative counts when opening them.
+        scan_values: scan the files for NaN, infinities and negative counts when opening them
+            (was ``data.validate``).
         adapt_samples: training maps used to adapt the per-cell standardisation.
         max_events: keep the first ``max_events`` lumisections of each run.
     """
@@ -77,17 +79,19 @@ class HcalData(DataConfig):
     anomaly_fraction: float = 0.05
     n_blocks: int = 20
     chunk_size: int = 256
-    validate: bool = True
+    RENAMED: ClassVar[dict] = {**DataConfig.RENAMED, "validate": "scan_values"}
+
+    scan_values: bool = True
     adapt_samples: int = 2000
 
-    def __post_init__(self):
-        super().__post_init__()
-        _check(self.n_runs >= 2, f"data.n_runs must be >= 2 (one class per run), got {self.n_runs}")
-        _check(self.separation >= 0, f"data.separation must be >= 0, got {self.separation}")
-        _check(0 <= self.anomaly_fraction < 0.5, f"data.anomaly_fraction must be in [0, 0.5), got {self.anomaly_fraction}")
-        _check(self.n_blocks >= 2, f"data.n_blocks must be >= 2, got {self.n_blocks}")
-        _check(self.chunk_size >= 1, f"data.chunk_size must be >= 1, got {self.chunk_size}")
-        _check(self.adapt_samples >= 1, f"data.adapt_samples must be >= 1, got {self.adapt_samples}")
+    def validate(self) -> None:
+        super().validate()
+        check(self.n_runs >= 2, f"data.n_runs must be >= 2 (one class per run), got {self.n_runs}")
+        check(self.separation >= 0, f"data.separation must be >= 0, got {self.separation}")
+        check(0 <= self.anomaly_fraction < 0.5, f"data.anomaly_fraction must be in [0, 0.5), got {self.anomaly_fraction}")
+        check(self.n_blocks >= 2, f"data.n_blocks must be >= 2, got {self.n_blocks}")
+        check(self.chunk_size >= 1, f"data.chunk_size must be >= 1, got {self.chunk_size}")
+        check(self.adapt_samples >= 1, f"data.adapt_samples must be >= 1, got {self.adapt_samples}")
 
 
 @dataclass(frozen=True)
@@ -132,30 +136,30 @@ class HcalModel(ModelConfig):
     anomaly_score: str = "top"
     false_alarm_rate: float = 0.01
 
-    def __post_init__(self):
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         if self.name not in VARIANTS:
             hint = difflib.get_close_matches(str(self.name), VARIANTS, n=1)
-            _check(False, f"model.name must be one of {VARIANTS}, got {self.name!r}"
+            check(False, f"model.name must be one of {VARIANTS}, got {self.name!r}"
                           + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         ps = tuple(self.patch_size)
-        _check(len(ps) in (1, 2) and all(isinstance(v, int) and v >= 1 for v in ps),
-               f"model.patch_size must be one or two positive integers, got {self.patch_size!r}")
-        _check(self.dim >= 1 and self.depth >= 1 and self.num_heads >= 1,
-               f"model.dim, model.depth and model.num_heads must be >= 1, got {self.dim}, {self.depth}, {self.num_heads}")
-        _check(self.dim % self.num_heads == 0, f"model.dim ({self.dim}) must be a multiple of model.num_heads "
+        check(len(ps) in (1, 2) and all(isinstance(v, int) and v >= 1 for v in ps),
+              f"model.patch_size must be one or two positive integers, got {self.patch_size!r}")
+        check(self.dim >= 1 and self.depth >= 1 and self.num_heads >= 1,
+              f"model.dim, model.depth and model.num_heads must be >= 1, got {self.dim}, {self.depth}, {self.num_heads}")
+        check(self.dim % self.num_heads == 0, f"model.dim ({self.dim}) must be a multiple of model.num_heads "
                                                f"({self.num_heads})")
-        _check(self.mlp_ratio > 0 and self.log_scale > 0, "model.mlp_ratio and model.log_scale must be positive")
-        _check(self.num_experts >= 1, f"model.num_experts must be >= 1, got {self.num_experts}")
-        _check(1 <= self.top_k <= self.num_experts,
-               f"model.top_k must be between 1 and model.num_experts ({self.num_experts}), got {self.top_k}")
-        _check(self.aux_loss_weight >= 0, f"model.aux_loss_weight must be >= 0, got {self.aux_loss_weight}")
-        _check(self.moe_every >= 1, f"model.moe_every must be >= 1, got {self.moe_every}")
-        _check(self.ae_latent >= 1 and self.ae_hidden >= 1 and self.ae_epochs >= 0,
-               "model.ae_latent and model.ae_hidden must be >= 1 and model.ae_epochs >= 0")
-        _check(self.anomaly_score in ANOMALY_SCORES,
-               f"model.anomaly_score must be one of {ANOMALY_SCORES}, got {self.anomaly_score!r}")
-        _check(0 < self.false_alarm_rate < 0.5, f"model.false_alarm_rate must be in (0, 0.5), got {self.false_alarm_rate}")
+        check(self.mlp_ratio > 0 and self.log_scale > 0, "model.mlp_ratio and model.log_scale must be positive")
+        check(self.num_experts >= 1, f"model.num_experts must be >= 1, got {self.num_experts}")
+        check(1 <= self.top_k <= self.num_experts,
+              f"model.top_k must be between 1 and model.num_experts ({self.num_experts}), got {self.top_k}")
+        check(self.aux_loss_weight >= 0, f"model.aux_loss_weight must be >= 0, got {self.aux_loss_weight}")
+        check(self.moe_every >= 1, f"model.moe_every must be >= 1, got {self.moe_every}")
+        check(self.ae_latent >= 1 and self.ae_hidden >= 1 and self.ae_epochs >= 0,
+              "model.ae_latent and model.ae_hidden must be >= 1 and model.ae_epochs >= 0")
+        check(self.anomaly_score in ANOMALY_SCORES,
+              f"model.anomaly_score must be one of {ANOMALY_SCORES}, got {self.anomaly_score!r}")
+        check(0 < self.false_alarm_rate < 0.5, f"model.false_alarm_rate must be in (0, 0.5), got {self.false_alarm_rate}")
 
     @property
     def patch(self) -> tuple[int, int]:
@@ -209,7 +213,7 @@ class HcalDqm(Task):
 
     def expected_classes(self, config: Config) -> int:
         d = config.data
-        return len(d.paths) if d.paths and not d.synthetic else d.n_runs
+        return len(d.paths) if d.paths and not d.force_synthetic else d.n_runs
 
     def load_data(self, config: Config, paths=None, for_evaluation: bool = False) -> TaskData:
         from ..data import hcal
@@ -218,7 +222,7 @@ class HcalDqm(Task):
         twin = None
         if paths:
             files, source = [Path(p) for p in paths], "files"
-        elif d.paths and not d.synthetic:
+        elif d.paths and not d.force_synthetic:
             files, source = [Path(p) for p in d.paths], "files"
         else:
             from ..data.synthetic.hcal import ensure_twin
@@ -227,7 +231,7 @@ class HcalDqm(Task):
                                separation=d.separation, anomaly_fraction=d.anomaly_fraction, seed=config.run.seed)
             files, source = [Path(p) for p in twin["paths"]], "synthetic"
         classes = self.expected_classes(config)
-        runs = hcal.open_runs(files, max_events=d.max_events, validate=d.validate,
+        runs = hcal.open_runs(files, max_events=d.max_events, validate=d.scan_values,
                               min_runs=1 if for_evaluation else 2)
         if runs.n_classes > classes or (not for_evaluation and runs.n_classes != classes):
             raise DataError(files[-1], f"{classes} run files (one per class of the model)", f"{runs.n_classes}")
@@ -255,7 +259,7 @@ class HcalDqm(Task):
             "runs": names, "classes": per_class, "map_shape": list(runs.shape),
             "split": "independent sample (every lumisection in test)" if for_evaluation
             else f"contiguous blocks of lumisections ({d.n_blocks} per run)",
-            "files": runs.summary() if d.validate else {r.name: {"path": str(r.path), "lumisections": len(r)}
+            "files": runs.summary() if d.scan_values else {r.name: {"path": str(r.path), "lumisections": len(r)}
                                                           for r in runs.runs},
         }
         anomalies = None
@@ -283,7 +287,7 @@ class HcalDqm(Task):
         from ..data import hcal
 
         d = config.data
-        if d.paths and not d.synthetic:
+        if d.paths and not d.force_synthetic:
             return [hcal.run_name(p) for p in d.paths]
         from ..data.synthetic.hcal import run_numbers
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, _check
+from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, check
 from ..errors import DataError
 from ..registry import register_task
 from .base import Task, TaskData
@@ -93,28 +93,26 @@ class HiggsData(DataConfig):
     gbt_max_train: int | None = 1_000_000
     adapt_events: int = 200_000
 
-    def __post_init__(self):
-        super().__post_init__()
-        _check(self.features in ("low", "all"), f"data.features must be low or all, got {self.features!r}")
+    def validate(self) -> None:
+        super().validate()
+        check(self.features in ("low", "all"), f"data.features must be low or all, got {self.features!r}")
         for name in ("rows_train", "rows_val", "rows_test"):
-            _check(_range_ok(getattr(self, name)),
-                   f"data.{name} must be (start, stop) with integers or None, got {getattr(self, name)!r}")
-        _check(self.chunksize > 0, f"data.chunksize must be positive, got {self.chunksize}")
-        _check(self.oracle_events >= 0, f"data.oracle_events must be >= 0, got {self.oracle_events}")
-        _check(self.gbt_max_train is None or self.gbt_max_train > 0,
-               f"data.gbt_max_train must be positive or None, got {self.gbt_max_train}")
-        _check(self.adapt_events > 0, f"data.adapt_events must be positive, got {self.adapt_events}")
+            check(_range_ok(getattr(self, name)),
+                  f"data.{name} must be (start, stop) with integers or None, got {getattr(self, name)!r}")
+        check(self.chunksize > 0, f"data.chunksize must be positive, got {self.chunksize}")
+        check(self.oracle_events >= 0, f"data.oracle_events must be >= 0, got {self.oracle_events}")
+        check(self.gbt_max_train is None or self.gbt_max_train > 0,
+              f"data.gbt_max_train must be positive or None, got {self.gbt_max_train}")
+        check(self.adapt_events > 0, f"data.adapt_events must be positive, got {self.adapt_events}")
+        # row ranges come as a set: rows_train and rows_test (rows_val optional), or none
+        ranges = (self.rows_train, self.rows_val, self.rows_test)
+        check(all(r is None for r in ranges) or (self.rows_train is not None and self.rows_test is not None),
+              f"data.rows_train and data.rows_test must be given together (rows_val optional), got "
+              f"rows_train={self.rows_train}, rows_val={self.rows_val}, rows_test={self.rows_test}")
 
     @property
     def streaming(self) -> bool:
         return self.rows_train is not None
-
-    def check_ranges(self) -> None:
-        """Row ranges come as a set: rows_train and rows_test (rows_val optional), or none."""
-        ranges = (self.rows_train, self.rows_val, self.rows_test)
-        _check(all(r is None for r in ranges) or (self.rows_train is not None and self.rows_test is not None),
-               f"data.rows_train and data.rows_test must be given together (rows_val optional), got "
-               f"rows_train={self.rows_train}, rows_val={self.rows_val}, rows_test={self.rows_test}")
 
     def resolve_ranges(self, path) -> dict:
         """The row ranges of ``path`` as absolute, disjoint, non-empty ``(start, stop)`` lines.
@@ -238,27 +236,27 @@ class HiggsModel(ModelConfig):
     gbt_max_iter: int = 300
     recon_events: int = 5000
 
-    def __post_init__(self):
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         from ..models.mae import POOLINGS, TOKENIZATIONS
 
-        _check(self.tokenization in TOKENIZATIONS, f"model.tokenization must be one of {TOKENIZATIONS}, got {self.tokenization!r}")
-        _check(not (self.pair_features and self.tokenization != "object"),
-               "model.pair_features=true needs model.tokenization='object' (pairs are formed between object tokens)")
-        _check(self.pooling in POOLINGS, f"model.pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        check(self.tokenization in TOKENIZATIONS, f"model.tokenization must be one of {TOKENIZATIONS}, got {self.tokenization!r}")
+        check(not (self.pair_features and self.tokenization != "object"),
+              "model.pair_features=true needs model.tokenization='object' (pairs are formed between object tokens)")
+        check(self.pooling in POOLINGS, f"model.pooling must be one of {POOLINGS}, got {self.pooling!r}")
         for k in ("dim", "depth", "num_heads", "decoder_dim", "decoder_depth", "gbt_max_iter", "recon_events"):
-            _check(getattr(self, k) >= 1, f"model.{k} must be >= 1, got {getattr(self, k)}")
-        _check(self.dim % self.num_heads == 0, f"model.dim ({self.dim}) must be a multiple of model.num_heads ({self.num_heads})")
-        _check(0.0 < self.mask_ratio < 1.0, f"model.mask_ratio must be in (0, 1), got {self.mask_ratio}")
-        _check(self.mlp_ratio > 0, f"model.mlp_ratio must be positive, got {self.mlp_ratio}")
+            check(getattr(self, k) >= 1, f"model.{k} must be >= 1, got {getattr(self, k)}")
+        check(self.dim % self.num_heads == 0, f"model.dim ({self.dim}) must be a multiple of model.num_heads ({self.num_heads})")
+        check(0.0 < self.mask_ratio < 1.0, f"model.mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        check(self.mlp_ratio > 0, f"model.mlp_ratio must be positive, got {self.mlp_ratio}")
         for k in ("pt_balance_weight", "negative_pt_weight", "unit_circle_weight"):
-            _check(getattr(self, k) >= 0, f"model.{k} must be >= 0, got {getattr(self, k)}")
-        _check(self.pretrain_epochs >= 0 and self.finetune_epochs >= 0,
-               f"model.pretrain_epochs and model.finetune_epochs must be >= 0, got {self.pretrain_epochs}, {self.finetune_epochs}")
-        _check(self.pretrain_learning_rate is None or self.pretrain_learning_rate > 0,
-               f"model.pretrain_learning_rate must be positive or None, got {self.pretrain_learning_rate}")
-        _check(all(int(u) > 0 for u in self.head_units), f"model.head_units must be positive integers, got {self.head_units!r}")
-        _check(self.finetune_lr_factor > 0, f"model.finetune_lr_factor must be positive, got {self.finetune_lr_factor}")
+            check(getattr(self, k) >= 0, f"model.{k} must be >= 0, got {getattr(self, k)}")
+        check(self.pretrain_epochs >= 0 and self.finetune_epochs >= 0,
+              f"model.pretrain_epochs and model.finetune_epochs must be >= 0, got {self.pretrain_epochs}, {self.finetune_epochs}")
+        check(self.pretrain_learning_rate is None or self.pretrain_learning_rate > 0,
+              f"model.pretrain_learning_rate must be positive or None, got {self.pretrain_learning_rate}")
+        check(all(int(u) > 0 for u in self.head_units), f"model.head_units must be positive integers, got {self.head_units!r}")
+        check(self.finetune_lr_factor > 0, f"model.finetune_lr_factor must be positive, got {self.finetune_lr_factor}")
 
     @property
     def uses_pairs(self) -> bool:
@@ -328,7 +326,7 @@ class HiggsMae(Task):
         d = config.data
         if paths:
             return [Path(p) for p in paths], "files"
-        if d.paths and not d.synthetic:
+        if d.paths and not d.force_synthetic:
             if len(d.paths) > 2:
                 raise DataError(d.paths[2], "one file (split in train, validation, test) or two (train, test)",
                                 f"{len(d.paths)} files")
@@ -340,7 +338,6 @@ class HiggsMae(Task):
         from ..evaluation import class_weights
 
         d = config.data
-        d.check_ranges()
         files, source = self.data_files(config, paths)
         bs = config.training.batch_size
         seed = config.run.seed

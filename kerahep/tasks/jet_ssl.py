@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, _check
+from ..config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, check
 from ..errors import DataError
 from ..registry import register_task
 from .base import Task, TaskData
@@ -83,21 +83,21 @@ class JetSSLData(DataConfig):
     scale_jets: int = 256
     tsne_points: int = 800
 
-    def __post_init__(self):
-        super().__post_init__()
-        _check(len(self.label_fractions) >= 1 and all(0 < float(f) <= 1 for f in self.label_fractions),
-               f"data.label_fractions must be numbers in (0, 1], got {self.label_fractions!r}")
-        _check(len(set(self.label_fractions)) == len(self.label_fractions),
-               f"data.label_fractions has duplicates: {self.label_fractions!r}")
-        _check(len(self.split) == 3 and all(f > 0 for f in self.split),
-               f"data.split needs three positive fractions (train, validation, test), got {self.split!r}")
-        _check(0.0 <= self.pretrain_val_fraction < 0.5,
-               f"data.pretrain_val_fraction must be in [0, 0.5), got {self.pretrain_val_fraction}")
-        _check(self.synthetic_labelled >= 20, f"data.synthetic_labelled must be >= 20, got {self.synthetic_labelled}")
-        _check(self.synthetic_chunk_rows >= 1, f"data.synthetic_chunk_rows must be >= 1, got {self.synthetic_chunk_rows}")
-        _check(self.cache_mb >= 0, f"data.cache_mb must be >= 0, got {self.cache_mb}")
-        _check(self.scale_jets >= 1, f"data.scale_jets must be >= 1, got {self.scale_jets}")
-        _check(self.tsne_points >= 0, f"data.tsne_points must be >= 0, got {self.tsne_points}")
+    def validate(self) -> None:
+        super().validate()
+        check(len(self.label_fractions) >= 1 and all(0 < float(f) <= 1 for f in self.label_fractions),
+              f"data.label_fractions must be numbers in (0, 1], got {self.label_fractions!r}")
+        check(len(set(self.label_fractions)) == len(self.label_fractions),
+              f"data.label_fractions has duplicates: {self.label_fractions!r}")
+        check(len(self.split) == 3 and all(f > 0 for f in self.split),
+              f"data.split needs three positive fractions (train, validation, test), got {self.split!r}")
+        check(0.0 <= self.pretrain_val_fraction < 0.5,
+              f"data.pretrain_val_fraction must be in [0, 0.5), got {self.pretrain_val_fraction}")
+        check(self.synthetic_labelled >= 20, f"data.synthetic_labelled must be >= 20, got {self.synthetic_labelled}")
+        check(self.synthetic_chunk_rows >= 1, f"data.synthetic_chunk_rows must be >= 1, got {self.synthetic_chunk_rows}")
+        check(self.cache_mb >= 0, f"data.cache_mb must be >= 0, got {self.cache_mb}")
+        check(self.scale_jets >= 1, f"data.scale_jets must be >= 1, got {self.scale_jets}")
+        check(self.tsne_points >= 0, f"data.tsne_points must be >= 0, got {self.tsne_points}")
 
 
 @dataclass(frozen=True)
@@ -161,38 +161,38 @@ class JetSSLModel(ModelConfig):
     methods: tuple = METHODS
     export: str = "finetune"
 
-    def __post_init__(self):
-        super().__post_init__()
+    def validate(self) -> None:
+        super().validate()
         from ..models.encoders import ENCODERS
 
-        _check(self.name in ENCODERS, f"model.name must be one of {ENCODERS}, got {self.name!r}")
-        _check(len(self.widths) >= 1 and all(int(w) > 0 for w in self.widths),
-               f"model.widths must be positive integers, got {self.widths!r}")
-        _check(not self.blocks or (len(self.blocks) == len(self.widths) and all(int(b) > 0 for b in self.blocks)),
-               f"model.blocks needs one positive entry per width {self.widths!r} (or () for two each), got {self.blocks!r}")
-        _check(len(self.stem_filters) >= 1 and all(int(f) > 0 for f in self.stem_filters),
-               f"model.stem_filters must be positive integers, got {self.stem_filters!r}")
-        _check(self.patch_size >= 1 and self.dim >= 1 and self.depth >= 1 and self.num_heads >= 1,
-               "model.patch_size, model.dim, model.depth and model.num_heads must be >= 1")
-        _check(self.temperature > 0, f"model.temperature must be positive, got {self.temperature}")
-        _check(self.projection_dim >= 1 and self.projection_hidden >= 1, "model.projection_dim and projection_hidden must be >= 1")
-        _check(0 <= self.channel_drop < 1, f"model.channel_drop must be in [0, 1), got {self.channel_drop}")
-        _check(0 <= self.translate < 0.5, f"model.translate must be in [0, 0.5), got {self.translate}")
-        _check(len(self.smear) == 2 and all(float(s) >= 0 for s in self.smear),
-               f"model.smear must be (global, per_pixel) spreads >= 0, got {self.smear!r}")
-        _check(len(self.noise) == 2 and 0 <= float(self.noise[0]) <= 1 and float(self.noise[1]) >= 0,
-               f"model.noise must be (rate in [0, 1], amplitude >= 0), got {self.noise!r}")
-        _check(all(int(w) > 0 for w in self.head_hidden), f"model.head_hidden must be positive, got {self.head_hidden!r}")
-        _check(self.head_epochs >= 1 and self.head_batch_size >= 1 and self.head_learning_rate > 0,
-               "model.head_epochs, head_batch_size and head_learning_rate must be positive")
-        _check(self.downstream_steps >= 1 and self.downstream_max_epochs >= 1 and self.downstream_batch_size >= 1,
-               "model.downstream_steps, downstream_max_epochs and downstream_batch_size must be positive")
-        _check(self.finetune_lr_scale > 0, f"model.finetune_lr_scale must be positive, got {self.finetune_lr_scale}")
-        _check(self.regression_weight >= 0, f"model.regression_weight must be >= 0, got {self.regression_weight}")
-        _check(len(self.methods) >= 1 and all(m in METHODS for m in self.methods),
-               f"model.methods must be a subset of {METHODS}, got {self.methods!r}")
-        _check(self.export in ("frozen", "finetune") and self.export in self.methods,
-               f"model.export must be frozen or finetune and be listed in model.methods, got {self.export!r}")
+        check(self.name in ENCODERS, f"model.name must be one of {ENCODERS}, got {self.name!r}")
+        check(len(self.widths) >= 1 and all(int(w) > 0 for w in self.widths),
+              f"model.widths must be positive integers, got {self.widths!r}")
+        check(not self.blocks or (len(self.blocks) == len(self.widths) and all(int(b) > 0 for b in self.blocks)),
+              f"model.blocks needs one positive entry per width {self.widths!r} (or () for two each), got {self.blocks!r}")
+        check(len(self.stem_filters) >= 1 and all(int(f) > 0 for f in self.stem_filters),
+              f"model.stem_filters must be positive integers, got {self.stem_filters!r}")
+        check(self.patch_size >= 1 and self.dim >= 1 and self.depth >= 1 and self.num_heads >= 1,
+              "model.patch_size, model.dim, model.depth and model.num_heads must be >= 1")
+        check(self.temperature > 0, f"model.temperature must be positive, got {self.temperature}")
+        check(self.projection_dim >= 1 and self.projection_hidden >= 1, "model.projection_dim and projection_hidden must be >= 1")
+        check(0 <= self.channel_drop < 1, f"model.channel_drop must be in [0, 1), got {self.channel_drop}")
+        check(0 <= self.translate < 0.5, f"model.translate must be in [0, 0.5), got {self.translate}")
+        check(len(self.smear) == 2 and all(float(s) >= 0 for s in self.smear),
+              f"model.smear must be (global, per_pixel) spreads >= 0, got {self.smear!r}")
+        check(len(self.noise) == 2 and 0 <= float(self.noise[0]) <= 1 and float(self.noise[1]) >= 0,
+              f"model.noise must be (rate in [0, 1], amplitude >= 0), got {self.noise!r}")
+        check(all(int(w) > 0 for w in self.head_hidden), f"model.head_hidden must be positive, got {self.head_hidden!r}")
+        check(self.head_epochs >= 1 and self.head_batch_size >= 1 and self.head_learning_rate > 0,
+              "model.head_epochs, head_batch_size and head_learning_rate must be positive")
+        check(self.downstream_steps >= 1 and self.downstream_max_epochs >= 1 and self.downstream_batch_size >= 1,
+              "model.downstream_steps, downstream_max_epochs and downstream_batch_size must be positive")
+        check(self.finetune_lr_scale > 0, f"model.finetune_lr_scale must be positive, got {self.finetune_lr_scale}")
+        check(self.regression_weight >= 0, f"model.regression_weight must be >= 0, got {self.regression_weight}")
+        check(len(self.methods) >= 1 and all(m in METHODS for m in self.methods),
+              f"model.methods must be a subset of {METHODS}, got {self.methods!r}")
+        check(self.export in ("frozen", "finetune") and self.export in self.methods,
+              f"model.export must be frozen or finetune and be listed in model.methods, got {self.export!r}")
 
 
 def _tag(f: float) -> str:
@@ -329,7 +329,7 @@ class JetSSL(Task):
         from ..data.jets import inspect_jet_file
 
         d = config.data
-        given = list(paths) if paths else ([] if d.synthetic else list(d.paths))
+        given = list(paths) if paths else ([] if d.force_synthetic else list(d.paths))
         twin = None
         if given:
             source = "files"
