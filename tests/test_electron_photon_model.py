@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import run_layer_test, run_model_saving_test
 from kerahep.layers.attention_pool import AttentionPooling2D
 from kerahep.layers.channel_log import ChannelLog1p
 from kerahep.layers.select_channels import SelectChannels
@@ -30,13 +31,9 @@ def predict(model, x):
     return keras.ops.convert_to_numpy(model(x, training=False))
 
 
-def roundtrip(model, x, tmp_path):
-    ref = predict(model, x)
-    path = tmp_path / f"{model.name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(predict(loaded, x), ref, rtol=1e-5, atol=1e-6)
-    return loaded
+def roundtrip(model, x, tmp_path, **kw):
+    """.keras round trip of ``model(x, training=False)`` (see helpers.run_model_saving_test)."""
+    return run_model_saving_test(model, x, tmp_path, rtol=1e-5, atol=1e-6, **kw).loaded
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -73,7 +70,7 @@ def test_all_options_together_roundtrip(tmp_path):
     x = crops()
     m.compile(optimizer="adam", loss="binary_crossentropy", run_eagerly=True)
     assert np.isfinite(m.train_on_batch(x, np.ones(8, np.float32)))
-    roundtrip(m, x, tmp_path)
+    roundtrip(m, x, tmp_path, fresh_process=True)  # kerahep.layers alone registers every layer it uses
 
 
 def test_channel_variants_ignore_the_other_channel():
@@ -127,27 +124,27 @@ def test_log_energy_inside_the_model_keeps_zero_and_time():
     np.testing.assert_array_equal(y[..., 1], x[..., 1])
 
 
-@pytest.mark.parametrize("layer,shape", [
-    (SqueezeExcitation(ratio=2, name="se"), (6, 6, 8)),
-    (AttentionPooling2D(num_heads=2, name="ap"), (4, 4, 8)),
-    (SelectChannels(channels=(1,), name="sel"), (4, 4, 2)),
-    (ChannelLog1p(channels=(0,), scale=0.01, name="log"), (4, 4, 2)),
-    (TrainingOnly(keras.layers.RandomFlip("horizontal"), name="train_flip"), (4, 4, 2)),
-])
-def test_layers_roundtrip(layer, shape, tmp_path):
-    inp = keras.Input(shape)
-    out = layer(inp)
-    if len(out.shape) == 4:
-        out = keras.layers.Conv2D(3, 1)(out)
-    model = keras.Model(inp, out, name=f"rt_{layer.name}")
+@pytest.mark.parametrize("make,shape,out_shape", [
+    (lambda: SqueezeExcitation(ratio=2, name="se"), (6, 6, 8), (3, 6, 6, 8)),
+    (lambda: AttentionPooling2D(num_heads=2, name="ap"), (4, 4, 8), (3, 8)),
+    (lambda: AttentionPooling2D(num_heads=2, return_attention=True, name="ap_att"), (4, 4, 8),
+     [(3, 8), (3, 2, 4, 4)]),
+    (lambda: SelectChannels(channels=(1,), name="sel"), (4, 4, 2), (3, 4, 4, 1)),
+    (lambda: ChannelLog1p(channels=(0,), scale=0.01, name="log"), (4, 4, 2), (3, 4, 4, 2)),
+    (lambda: TrainingOnly(keras.layers.RandomFlip("horizontal", seed=5), name="train_flip"), (4, 4, 2),
+     (3, 4, 4, 2)),
+], ids=["se", "ap", "ap_att", "sel", "log", "train_flip"])
+def test_layers_roundtrip(make, shape, out_shape, tmp_path):
     x = np.abs(np.random.default_rng(0).normal(size=(3,) + shape)).astype("float32")
-    loaded = roundtrip(model, x, tmp_path)
-    cfg, want = loaded.get_layer(layer.name).get_config(), layer.get_config()
-    if "layer" in want:  # a wrapper: compare the wrapped layer's class and mode
-        assert cfg.pop("layer")["class_name"] == want.pop("layer")["class_name"]
-        assert loaded.get_layer(layer.name).layer.mode == layer.layer.mode
-    assert {k: v for k, v in cfg.items() if k in want} == want
-    assert type(loaded.get_layer(layer.name)) is type(layer)
+    result = run_layer_test(make, x, tmp_path=tmp_path, expected_shape=out_shape, rtol=1e-5, atol=1e-6,
+                            compare_training=True)
+    layer, loaded = result.layer, result.loaded_layer
+    assert type(loaded) is type(layer)
+    if isinstance(layer, TrainingOnly):  # a wrapper: the wrapped layer's class and mode come back too
+        assert type(loaded.layer) is type(layer.layer) and loaded.layer.mode == layer.layer.mode
+        train = result.saving.reference["training=True"]
+        assert not np.array_equal(train, x)  # the flip acts in training (seeded: some of 3 maps flip) ...
+        np.testing.assert_array_equal(result.saving.reference["training=False"], x)  # ... and only then
 
 
 def test_attention_pooling_weights_are_a_distribution_over_positions():

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import run_model_saving_test
 from kerahep.models.ae import build_autoencoder, reduce_residuals
 from kerahep.models.vit import (attention_model, attention_rollout, build_moe_vit, build_vit, rollout_maps,
                                 routing, tokens_to_map)
@@ -32,9 +33,9 @@ def test_model_round_trips_through_keras_file(tmp_path, variant):
     x = _maps()
     before = model.predict(x, verbose=0)
     assert before.shape == (6, 1) and ((before > 0) & (before < 1)).all()
-    path = tmp_path / f"{variant}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)  # safe mode: no Lambda layers anywhere
+    # safe mode (the loader's default): no Lambda layers anywhere; kerahep.layers alone registers the rest
+    result = run_model_saving_test(model, x, tmp_path, rtol=1e-5, atol=1e-6, fresh_process=variant == "moe_vit")
+    loaded = result.loaded
     np.testing.assert_allclose(loaded.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6)
     # the per-cell standardisation travels with the model: it scores raw counts
     norm = loaded.get_layer("cell_norm")
@@ -102,8 +103,7 @@ def test_autoencoder_round_trip_and_residual_meaning(tmp_path):
     ae = build_autoencoder(SHAPE, latent_dim=4, hidden=16, adapt_data=x)
     r = ae.predict(x, verbose=0)
     assert r.shape == (10, *SHAPE)
-    ae.save(tmp_path / "ae.keras")
-    loaded = keras.saving.load_model(tmp_path / "ae.keras")
+    loaded = run_model_saving_test(ae, x, tmp_path, rtol=1e-5, atol=1e-5).loaded
     np.testing.assert_allclose(loaded.predict(x, verbose=0), r, rtol=1e-5, atol=1e-5)
     # the residual is observed minus reconstructed: a dead cell pulls it down, a hot one up
     dead, hot = x.copy(), x.copy()

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import run_layer_test, run_model_saving_test
 from kerahep.data.higgs import transform
 from kerahep.data.synthetic.higgs import generate
 from kerahep.layers import (DiscreteTokenEmbedding, FeatureTokenizer, MaskTokenInsert, PairInvariantMass,
@@ -38,10 +39,9 @@ def _out(model, x):
     return _np(model(x, training=False))
 
 
-def _roundtrip(model, tmp_path, name="m.keras"):
-    path = tmp_path / name
-    model.save(path)
-    return keras.saving.load_model(path)
+def mae_outputs(model, inputs):
+    """Every output of a masked autoencoder, with the masking noise as an input (deterministic)."""
+    return model(inputs["x"], noise=inputs["noise"], training=False)
 
 
 # ---------------------------------------------------------------------- layout
@@ -71,8 +71,11 @@ def test_tokenizer_inverse_and_roundtrip(tmp_path):
     np.testing.assert_array_equal(_np(tok.inverse(t)), x)
     inp = keras.Input((5,))
     model = keras.Model(inp, PerTokenDense(6, name="ptd")(tok(inp)))
-    loaded = _roundtrip(model, tmp_path)
-    np.testing.assert_allclose(_out(loaded, x), _out(model, x), rtol=1e-6)
+    run_model_saving_test(model, x, tmp_path, rtol=1e-6, atol=0)
+    run_layer_test(lambda: FeatureTokenizer([[0, 1, -1], [2], [4, 3]], name="tok"), x, tmp_path=tmp_path,
+                   expected_shape=(4, 3, 3), rtol=0, atol=0)
+    run_layer_test(lambda: PerTokenDense(6, activation="relu", use_bias=False, name="ptd"), t, tmp_path=tmp_path,
+                   expected_shape=(4, 3, 6), rtol=1e-6, atol=0)
 
 
 def test_per_token_dense_never_mixes_tokens():
@@ -96,9 +99,8 @@ def test_discrete_embedding_maps_levels_and_roundtrips(tmp_path):
     np.testing.assert_allclose(out[0, 0], table[0, 1])
     np.testing.assert_allclose(out[1, 2], table[1, 1])
     np.testing.assert_array_equal(out[:, 1], 0.0)
-    inp = keras.Input((4,))
-    model = keras.Model(inp, layer(inp))
-    np.testing.assert_allclose(_out(_roundtrip(model, tmp_path), x), out, rtol=1e-6)
+    result = run_layer_test(layer, x, tmp_path=tmp_path, expected_shape=(2, 3, 4), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(result.saving.reference["training=False"], out, rtol=1e-6)
 
 
 def test_pair_mass_against_hand_computation_and_roundtrip(tmp_path):
@@ -123,9 +125,8 @@ def test_pair_mass_against_hand_computation_and_roundtrip(tmp_path):
     hidden = _np(layer(xp, visible=np.array([[1.0, 1.0, 0.0, 1.0]], "float32")))[0]
     np.testing.assert_allclose(hidden[0], [0, 0, expect[0, 2], 0, 0, np.log1p(expect[0, 2])], rtol=1e-5, atol=1e-5)
     assert np.isfinite(hidden[[0, 1, 3]]).all()
-    inp = keras.Input((11,))
-    model = keras.Model(inp, layer(inp))
-    np.testing.assert_allclose(_out(_roundtrip(model, tmp_path), x)[0], out, rtol=1e-6)
+    result = run_layer_test(layer, x, tmp_path=tmp_path, expected_shape=(1, 4, 6), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(result.saving.reference["training=False"][0], out, rtol=1e-6)
 
 
 def test_masking_and_mask_token_restore_positions(tmp_path):
@@ -146,10 +147,14 @@ def test_masking_and_mask_token_restore_positions(tmp_path):
     t_in, n_in = keras.Input((6, 4)), keras.Input((6,))
     v, m, i = RandomTokenMasking(0.5, name="mask")(t_in, noise=n_in)
     model = keras.Model([t_in, n_in], [MaskTokenInsert(initializer="ones", name="ins")(v, i), m])
-    a = model([tokens, noise])
-    b = _roundtrip(model, tmp_path)([tokens, noise])
-    np.testing.assert_array_equal(_np(a[0]), _np(b[0]))
-    np.testing.assert_array_equal(_np(a[1]), _np(b[1]))
+    result = run_model_saving_test(model, [tokens, noise], tmp_path, rtol=0, atol=0)
+    assert sorted(result.reference) == ["0", "1"]
+    # and each layer on its own (masking: noise given, and seeded without it)
+    run_layer_test(lambda: RandomTokenMasking(0.5, name="mask"), tokens, call_kwargs={"noise": noise},
+                   tmp_path=tmp_path, expected_shape=[(5, 3, 4), (5, 6), (5, 6)], rtol=0, atol=0)
+    run_layer_test(lambda: RandomTokenMasking(0.5, seed=4, name="mask"), tokens, tmp_path=tmp_path, rtol=0, atol=0)
+    run_layer_test(lambda: MaskTokenInsert(initializer="ones", name="ins"), (vis, _np(ids)), tmp_path=tmp_path,
+                   expected_shape=(5, 6, 4), rtol=0, atol=0)
 
 
 def test_masking_ratio_is_configurable_and_random_per_event():
@@ -278,21 +283,21 @@ def test_autoencoder_encoder_and_classifier_round_trip(events, tmp_path):
     x, y = events
     mae = _mae(x)
     noise = np.random.default_rng(0).uniform(size=(len(x), mae.num_tokens)).astype("float32")
-    loaded = _roundtrip(mae, tmp_path, "mae.keras")
+    # every output (reconstruction, target, mask, ...), the masking noise given
+    result = run_model_saving_test(mae, {"x": x, "noise": noise}, tmp_path, outputs=mae_outputs, rtol=1e-5,
+                                   atol=1e-6)
+    loaded = result.loaded
     assert isinstance(loaded, MaskedAutoencoder) and loaded.mask_ratio == mae.mask_ratio
-    np.testing.assert_allclose(_np(loaded(x, noise=noise)["reconstruction"]),
-                               _np(mae(x, noise=noise)["reconstruction"]), rtol=1e-5, atol=1e-6)
+    assert "reconstruction" in result.reference
     enc = mae.encoder_model()
-    enc_loaded = _roundtrip(enc, tmp_path, "encoder.keras")
-    np.testing.assert_allclose(_out(enc_loaded, x), _out(enc, x), rtol=1e-5, atol=1e-6)
+    run_model_saving_test(enc, x, tmp_path, rtol=1e-5, atol=1e-6)
     clf = build_classifier(enc, hidden_units=(8,), freeze=True)
     assert not clf.get_layer("encoder").trainable
     clf.compile(optimizer="adam", loss="binary_crossentropy", run_eagerly=True)
     clf.fit(x, y, epochs=1, verbose=0, batch_size=40)
-    clf_loaded = _roundtrip(clf, tmp_path, "model.keras")
+    clf_loaded = run_model_saving_test(clf, x, tmp_path, rtol=1e-5, atol=1e-6).loaded
     p = _out(clf, x)
     assert p.shape == (len(x), 1) and ((p > 0) & (p < 1)).all()
-    np.testing.assert_allclose(_out(clf_loaded, x), p, rtol=1e-5, atol=1e-6)
     # the saved classifier scores raw inputs: its scaling is inside
     assert any(isinstance(lay, keras.layers.Normalization) for lay in clf_loaded.get_layer("encoder").layers)
 
@@ -310,14 +315,11 @@ def test_copy_autoencoder_is_independent(events):
 def test_saved_autoencoder_loads_in_a_fresh_process(events, tmp_path):
     """kerahep.saving.load_model registers every kerahep model class itself: a pretrainer.keras
     loads in a new Python process that never imported kerahep.models.mae."""
-    import subprocess
-    import sys
-
     x, _ = events
-    path = tmp_path / "pretrainer.keras"
-    _mae(x).save(path)
-    code = ("import sys; from kerahep.io import load_model; m = load_model(sys.argv[1]); "
-            "assert 'kerahep.models.mae' in sys.modules; print(type(m).__name__)")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1] == "MaskedAutoencoder"
+    mae = _mae(x)
+    noise = np.random.default_rng(6).uniform(size=(len(x), mae.num_tokens)).astype("float32")
+    result = run_model_saving_test(mae, {"x": x, "noise": noise}, tmp_path, outputs=mae_outputs, rtol=1e-5,
+                                   atol=1e-6, fresh_process=True, imports=(), loader="kerahep.saving.load_model")
+    assert result.fresh["imported_before_load"] == []
+    assert "kerahep.models.mae" in result.fresh["modules"]
+    assert result.fresh["class"] == "kerahep.models.mae.MaskedAutoencoder"

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import run_layer_test
 from kerahep.layers import ChannelDropout, ChannelScale, EnergySmearing, SparseNoise
 
 
@@ -13,18 +14,6 @@ def _sparse_images(n=3, size=16, channels=8, seed=0):
     x *= rng.uniform(size=x.shape) < 0.1
     x[..., 1:3] *= rng.choice([-1.0, 1.0], x[..., 1:3].shape).astype("float32")  # signed dz, d0
     return x
-
-
-def _roundtrip(layer, x, tmp_path, training):
-    inp = keras.Input(x.shape[1:])
-    model = keras.Model(inp, layer(inp))
-    path = tmp_path / f"{layer.name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert loaded.layers[-1].get_config() == layer.get_config()
-    a = keras.ops.convert_to_numpy(model(x, training=training))
-    b = keras.ops.convert_to_numpy(loaded(x, training=training))
-    return a, b
 
 
 def test_channel_scale_is_a_signed_log_per_channel_and_round_trips(tmp_path):
@@ -37,8 +26,9 @@ def test_channel_scale_is_a_signed_log_per_channel_and_round_trips(tmp_path):
     assert np.array_equal(np.sign(y), np.sign(x))
     linear = keras.ops.convert_to_numpy(ChannelScale(scales, log=False)(x))
     np.testing.assert_allclose(linear, x / np.array(scales), rtol=1e-6)
-    a, b = _roundtrip(layer, x, tmp_path, training=False)
-    np.testing.assert_allclose(a, b, rtol=1e-6)
+    result = run_layer_test(layer, x, tmp_path=tmp_path, expected_shape=x.shape, rtol=1e-6, atol=0,
+                            fresh_process=True)
+    assert result.loaded_layer.get_config() == layer.get_config()
     with pytest.raises(ValueError, match="3 scales but the input has 8 channels"):
         ChannelScale([1.0, 1.0, 1.0])(x)
 
@@ -54,13 +44,14 @@ def test_augmentation_acts_only_in_training_keeps_shape_and_round_trips(make, tm
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
     a = keras.ops.convert_to_numpy(layer(x, training=True))
     assert a.shape == x.shape and not np.allclose(a, x)
-    # the saved layer carries its configuration and its random state: same draw after loading
-    fresh = make()
-    ta, tb = _roundtrip(fresh, x, tmp_path, training=True)
-    np.testing.assert_allclose(ta, tb, rtol=1e-6)
-    ia, ib = _roundtrip(make(), x, tmp_path, training=False)
-    np.testing.assert_array_equal(ia, x)
-    np.testing.assert_array_equal(ib, x)
+    # the saved layer carries its configuration and its seed (not the state of its random
+    # generator): a reloaded layer draws what a new one draws, in training; inference is exact
+    result = run_layer_test(make, x, tmp_path=tmp_path, compare_training=True, expected_shape=x.shape,
+                            rtol=1e-6, atol=0)
+    assert result.loaded_layer.get_config() == result.layer.get_config()
+    assert not np.allclose(result.saving.reference["training=True"], x)
+    np.testing.assert_array_equal(result.saving.reference["training=False"], x)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(result.loaded(x, training=False)), x)
 
 
 def test_channel_dropout_zeroes_whole_channels_without_rescaling_the_rest():

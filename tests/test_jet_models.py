@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import run_model_saving_test
 from kerahep.data.synthetic.jets import generate_jets
 from kerahep.models.encoders import build_encoder, jet_augmenter
 from kerahep.models.jet_heads import compile_heads, jet_model, latent_heads
@@ -80,17 +81,30 @@ def test_simclr_trains_with_plain_fit(jets):
     assert any(not np.allclose(a, b) for a, b in zip(before, enc.get_weights()))
 
 
+def simclr_outputs(model, x):
+    """A SimCLR model's deterministic parts, and its seeded views (its call draws two views)."""
+    latent = model.encoder(x, training=False)
+    return {"latent": latent, "projection": model.projector(latent, training=False), "views": model.views(x)}
+
+
+def test_simclr_round_trips_through_keras_file(jets, tmp_path):
+    enc = build_encoder("resnet18", **TINY["resnet18"])
+    model = SimCLR(enc, jet_augmenter(seed=5), projection_dim=4, projection_hidden=8, temperature=0.3)
+    x = jets[0][:2]
+    result = run_model_saving_test(model, x, tmp_path, outputs=simclr_outputs, rtol=1e-5, atol=1e-6,
+                                   fresh_process=True, imports=("kerahep.models",))
+    assert isinstance(result.loaded, SimCLR) and result.loaded.temperature == 0.3
+    assert result.fresh["class"] == "kerahep.models.simclr.SimCLR"
+    assert not np.allclose(result.reference["views/0"], result.reference["views/1"])
+
+
 @pytest.mark.parametrize("name", ["resnet18", "hybrid"])
 def test_encoder_round_trips_through_keras_file(name, jets, tmp_path):
     scales = [5.0, 0.2, 0.1, 0.05, 0.3, 1.0, 1.0, 1.0]
     enc = build_encoder(name, channel_scales=scales, **TINY[name])
     assert enc.get_layer("latent") is not None and enc.input.shape[1:] == (125, 125, 8)
     x = jets[0][:2]
-    ref = keras.ops.convert_to_numpy(enc(x, training=False))
-    path = tmp_path / f"{name}.keras"
-    enc.save(path)
-    loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x, training=False)), ref, rtol=1e-5, atol=1e-6)
+    loaded = run_model_saving_test(enc, x, tmp_path, rtol=1e-5, atol=1e-6).loaded
     assert loaded.get_layer("channel_scale").scales == scales
 
 
@@ -148,13 +162,9 @@ def test_jet_model_scores_raw_jets_and_round_trips(jets, tmp_path):
     x = jets[0][:3]
     out = model(x, training=False)
     assert set(out) == {"y", "m", "pt"}
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    again = loaded(x, training=False)
-    for k in out:
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(again[k]), keras.ops.convert_to_numpy(out[k]),
-                                   rtol=1e-5, atol=1e-4)
+    # every head, reloaded here and in a fresh process that imports kerahep.layers only
+    result = run_model_saving_test(model, x, tmp_path, rtol=1e-5, atol=1e-6, fresh_process=True)
+    assert sorted(result.reference) == ["m", "pt", "y"]
 
 
 def test_compiled_heads_report_mse_and_mae_in_gev(tmp_path):
@@ -169,8 +179,9 @@ def test_compiled_heads_report_mse_and_mae_in_gev(tmp_path):
     for key in ("m", "pt"):  # unweighted, in GeV^2 and GeV (learning rate 0: the predictions above)
         assert hist[f"{key}_mse"][0] == pytest.approx(float(np.mean((p[key] - t[key]) ** 2)), rel=1e-4)
         assert hist[f"{key}_mae"][0] == pytest.approx(float(np.mean(np.abs(p[key] - t[key]))), rel=1e-4)
-    path = tmp_path / "heads.keras"
-    heads.save(path)
-    loaded = keras.saving.load_model(path)
+    loaded = run_model_saving_test(heads, z, tmp_path, rtol=1e-6, atol=1e-6).loaded
     again = loaded.evaluate(z, t, batch_size=64, verbose=0, return_dict=True)
     assert again["m_mse"] == pytest.approx(hist["m_mse"][0], rel=1e-4)
+    for key in ("m", "pt"):  # the reloaded model keeps every compiled metric
+        for metric in ("mse", "mae"):
+            assert again[f"{key}_{metric}"] == pytest.approx(hist[f"{key}_{metric}"][0], rel=1e-4)
