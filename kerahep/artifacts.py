@@ -55,9 +55,12 @@ def write_text(path, text: str) -> Path:
     return Path(path)
 
 
-def write_json(path, obj) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically (NumPy scalars allowed)."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+def write_json(path, obj, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (NumPy scalars and arrays allowed).
+
+    ``indent=None`` writes it on one line (for files that hold long arrays).
+    """
+    return write_text(path, json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n")
 
 
 def read_json(path):
@@ -94,3 +97,41 @@ def check_name(name: str, what: str = "name") -> str:
             f"{what} must be letters, digits, '_', '-' or '.' (no path separators or '..'), got {name!r}"
         )
     return name
+
+
+def write_table(rows, path, columns=None, index_label: str | None = None) -> Path:
+    """Write a table as CSV with pandas, atomically: the one table writer of kerahep.
+
+    Args:
+        rows: a ``pandas.DataFrame``, a list of dicts (one per row), or a dict of dicts
+            ``{row name: {column: value}}`` (the row names become the first column,
+            ``index_label``, default ``name``).
+        path: the ``.csv`` file.
+        columns: the columns to write, in order (default: all, in order of appearance).
+        index_label: name of the row-name column for a dict of dicts.
+
+    Returns:
+        The path written.
+    """
+    import pandas as pd
+
+    if isinstance(rows, pd.DataFrame):
+        df = rows
+    elif isinstance(rows, dict):
+        df = pd.DataFrame.from_dict(rows, orient="index")
+        df.index.name = index_label or "name"
+        df = df.reset_index()
+    else:
+        df = pd.DataFrame(list(rows))
+    if columns is not None:
+        df = df.reindex(columns=list(columns))
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False, lineterminator="\n")
+    return Path(path)
+
+
+def read_table(path):
+    """Read a table written by :func:`write_table` (a ``pandas.DataFrame``)."""
+    import pandas as pd
+
+    return pd.read_csv(path)

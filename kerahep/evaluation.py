@@ -7,34 +7,54 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def predict_dataset(model, dataset, output: int | str | None = None):
-    """Run ``model`` over a batched dataset of ``(x, y[, w])``; return (y_true, y_pred).
+def predict_dataset(model, dataset, output: int | str | None = None, with_weights: bool = False):
+    """Run ``model`` over a batched dataset of ``(x, y[, w])``: the one prediction loop of kerahep.
 
     Args:
         model: a Keras model.
-        dataset: batched ``tf.data.Dataset``.
-        output: for multi-output models, the output (index or name) to return.
+        dataset: batched ``tf.data.Dataset`` (or any iterable of such tuples).
+        output: for multi-output models, the output (index or name) to return; ``"all"``
+            returns every output as a dict (by name for dict outputs, else ``output_0``, ...).
+        with_weights: also return the per-sample weights (None where the dataset has none).
 
     Returns:
-        ``y_true`` and ``y_pred`` as NumPy arrays, ``y_pred`` squeezed to 1-D for a single unit.
+        ``(y_true, y_pred)`` (plus ``weights`` with ``with_weights``) as NumPy arrays;
+        ``y_pred`` is squeezed to 1-D for a single unit. Dict targets come back as a dict of
+        arrays, each squeezed the same way.
     """
-    ys, ps = [], []
+    ys, ps, ws = [], [], []
     for batch in dataset:
         x, y = batch[0], batch[1]
         p = model(x, training=False)
-        if isinstance(p, dict):
+        if output == "all":
+            if isinstance(p, dict):
+                p = dict(p)
+            elif isinstance(p, (list, tuple)):
+                p = {f"output_{i}": v for i, v in enumerate(p)}
+            else:
+                p = {"output_0": p}
+        elif isinstance(p, dict):
             p = p[output] if output is not None else next(iter(p.values()))
         elif isinstance(p, (list, tuple)):
             p = p[output or 0]
         ys.append(_np(y))
-        ps.append(_np(p).astype(np.float32))
-    y_true = np.concatenate(ys) if ys else np.zeros((0,))
-    y_pred = np.concatenate(ps) if ps else np.zeros((0,))
-    if y_pred.ndim == 2 and y_pred.shape[1] == 1:
-        y_pred = y_pred[:, 0]
-    if y_true.ndim == 2 and y_true.shape[1] == 1:
-        y_true = y_true[:, 0]
-    return y_true, y_pred
+        ps.append({k: _np(v).astype(np.float32) for k, v in p.items()} if isinstance(p, dict)
+                  else _np(p).astype(np.float32))
+        if with_weights:
+            ws.append(_np(batch[2]) if len(batch) > 2 else None)
+    y_true, y_pred = _concat(ys), _concat(ps)
+    if not with_weights:
+        return y_true, y_pred
+    weights = None if not ws or any(w is None for w in ws) else _concat(ws)
+    return y_true, y_pred, weights
+
+
+def _concat(parts):
+    """Concatenate per-batch arrays (or dicts of them), squeezing a trailing unit axis."""
+    if parts and isinstance(parts[0], dict):
+        return {k: _concat([p[k] for p in parts]) for k in parts[0]}
+    out = np.concatenate(parts) if parts else np.zeros((0,))
+    return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
 
 
 def _np(t):
@@ -45,60 +65,171 @@ def _np(t):
     return np.asarray(keras.ops.convert_to_numpy(t))
 
 
-def roc_auc_with_ci(y_true, score, n_boot: int = 200, cl: float = 0.68, seed: int = 0):
+def bootstrap_indices(y_true, n_boot: int, seed: int = 0):
+    """Yield ``n_boot`` bootstrap resamples (index arrays) of the events, skipping those of one class.
+
+    The one resampling of kerahep's intervals: :func:`roc_auc_with_ci` and
+    :func:`paired_auc_difference_ci` both draw from it, so the same seed gives the same
+    resamples in both.
+    """
+    y_true = np.asarray(y_true).astype(int).ravel()
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    for _ in range(int(n_boot)):
+        idx = rng.integers(0, n, n)
+        if y_true[idx].min() == y_true[idx].max():
+            continue
+        yield idx
+
+
+def _central(values, cl: float) -> tuple:
+    if not values:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(values, [(1 - cl) / 2, 1 - (1 - cl) / 2])
+    return float(lo), float(hi)
+
+
+def weighted_roc_auc(y_true, score, weights=None) -> float:
+    """ROC AUC, with per-event weights (negative ones allowed) when given.
+
+    Without weights this is scikit-learn's ``roc_auc_score``. With weights, the ROC curve
+    comes from scikit-learn's ``roc_curve(sample_weight=...)`` and is integrated by the
+    trapezoid rule in threshold order: the weighted Mann-Whitney statistic
+    ``sum_ij w_i w_j [s_i > s_j] / (W_sig W_bkg)`` (ties count one half). ``roc_auc_score``
+    refuses negative weights, because the curve is then not monotonic, but the integral is
+    still the probability-like quantity that weighted Monte Carlo estimates.
+
+    Returns:
+        The AUC, or NaN when a class is missing (or its weights sum to zero).
+    """
+    y_true = np.asarray(y_true).astype(int).ravel()
+    score = np.asarray(score, dtype=np.float64).ravel()
+    if len(np.unique(y_true)) < 2:
+        return float("nan")
+    if weights is None:
+        return float(skm.roc_auc_score(y_true, score))
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    if w[y_true == 1].sum() == 0 or w[y_true == 0].sum() == 0:
+        return float("nan")
+    fpr, tpr, _ = skm.roc_curve(y_true, score, sample_weight=w, drop_intermediate=False)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def effective_sample_size(weights) -> float:
+    """``(sum w)^2 / sum w^2``: the number of unweighted events with the same statistical power."""
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    sq = float((w ** 2).sum())
+    return float(w.sum() ** 2 / sq) if sq > 0 else 0.0
+
+
+def roc_auc_with_ci(y_true, score, n_boot: int = 200, cl: float = 0.68, seed: int = 0, weights=None):
     """ROC AUC and a bootstrap interval.
 
     Args:
         y_true: 0/1 labels.
         score: classifier scores.
-        n_boot: bootstrap resamples.
+        n_boot: bootstrap resamples (0: no interval).
         cl: central coverage of the interval (0.68: one sigma).
+        weights: per-event weights (None: unweighted); the bootstrap resamples events,
+            each carrying its weight.
 
     Returns:
-        ``(auc, low, high)``.
+        ``(auc, low, high)``; NaN where a class is missing (and for the interval without resamples).
     """
     y_true = np.asarray(y_true).astype(int).ravel()
     score = np.asarray(score, dtype=np.float64).ravel()
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     if len(np.unique(y_true)) < 2:
         return float("nan"), float("nan"), float("nan")
-    auc = skm.roc_auc_score(y_true, score)
-    rng = np.random.default_rng(seed)
-    boots = []
-    n = len(y_true)
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        if y_true[idx].min() == y_true[idx].max():
-            continue
-        boots.append(skm.roc_auc_score(y_true[idx], score[idx]))
-    if not boots:
-        return float(auc), float("nan"), float("nan")
-    lo, hi = np.quantile(boots, [(1 - cl) / 2, 1 - (1 - cl) / 2])
-    return float(auc), float(lo), float(hi)
+    auc = weighted_roc_auc(y_true, score, w)
+    boots = [weighted_roc_auc(y_true[idx], score[idx], None if w is None else w[idx])
+             for idx in bootstrap_indices(y_true, n_boot, seed)]
+    boots = [b for b in boots if np.isfinite(b)]
+    lo, hi = _central(boots, cl)
+    return float(auc), lo, hi
+
+
+def paired_auc_difference_ci(labels, score_a, score_b, n_boot: int = 300, cl: float = 0.68, seed: int = 0,
+                             weights=None) -> list:
+    """Central ``cl`` interval of ``AUC(a) - AUC(b)`` from paired bootstrap resamples of the same events.
+
+    Resampling the events once for both scores keeps their correlation, so the interval
+    is much narrower than the two AUC intervals side by side: whether a model reaches a
+    baseline on the same test set is read from it.
+    """
+    labels = np.asarray(labels).astype(int).ravel()
+    a, b = np.asarray(score_a, np.float64).ravel(), np.asarray(score_b, np.float64).ravel()
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    diffs = [weighted_roc_auc(labels[idx], a[idx], None if w is None else w[idx])
+             - weighted_roc_auc(labels[idx], b[idx], None if w is None else w[idx])
+             for idx in bootstrap_indices(labels, n_boot, seed)]
+    return list(_central([d for d in diffs if np.isfinite(d)], cl))
+
+
+def working_points(y_true, score, weights=None, thresholds=(0.5,), signal_efficiencies=(0.5, 0.7, 0.9)) -> dict:
+    """Weighted signal efficiency and background rejection at score thresholds, and the
+    threshold and background rejection at fixed signal efficiencies.
+
+    ``background_rejection`` is ``1 / background_efficiency`` (inf when no background passes).
+    """
+    y = np.asarray(y_true).astype(int).ravel()
+    s = np.asarray(score, dtype=np.float64).ravel()
+    w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    ws, wb = w[y == 1].sum(), w[y == 0].sum()
+
+    def at(t):
+        eff_s = float(w[(y == 1) & (s >= t)].sum() / ws) if ws else float("nan")
+        eff_b = float(w[(y == 0) & (s >= t)].sum() / wb) if wb else float("nan")
+        rej = float("inf") if eff_b == 0 else (1.0 / eff_b if np.isfinite(eff_b) else float("nan"))
+        return {"threshold": float(t), "signal_efficiency": eff_s, "background_efficiency": eff_b,
+                "background_rejection": rej}
+
+    out = {"at_threshold": [at(t) for t in thresholds], "at_signal_efficiency": []}
+    if ws:
+        sig = np.argsort(-s[y == 1], kind="stable")
+        cum = np.cumsum(w[y == 1][sig]) / ws
+        for target in signal_efficiencies:
+            k = int(np.searchsorted(cum, target - 1e-12))
+            t = float(s[y == 1][sig][min(k, len(sig) - 1)]) if len(sig) else float("nan")
+            out["at_signal_efficiency"].append({"target": float(target), **at(t)})
+    return out
 
 
 def binary_report(y_true, score, threshold: float = 0.5, n_boot: int = 200, seed: int = 0,
-                  class_names=("background", "signal")) -> dict:
-    """Test metrics of a binary classifier.
+                  class_names=("background", "signal"), weights=None) -> dict:
+    """Test metrics of a binary classifier, weighted when ``weights`` are given.
 
     Returns:
         dict with ``roc_auc``, ``roc_auc_ci`` ([low, high], 68% bootstrap), ``accuracy``,
-        ``threshold``, ``n``, ``confusion_matrix`` (rows true, columns predicted) and the
-        scikit-learn ``classification_report`` as a dict.
+        ``threshold``, ``n``, ``confusion_matrix`` (rows true, columns predicted; sums of
+        weights when weighted) and the scikit-learn ``classification_report`` as a dict.
+        With weights also ``weighted``: true, the sum of weights and the effective sample
+        size per class, and the signal efficiency and background rejection at working
+        points (:func:`working_points`).
     """
     y_true = np.asarray(y_true).astype(int).ravel()
     score = np.asarray(score, dtype=np.float64).ravel()
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     pred = (score >= threshold).astype(int)
-    auc, lo, hi = roc_auc_with_ci(y_true, score, n_boot=n_boot, seed=seed)
-    return {
+    auc, lo, hi = roc_auc_with_ci(y_true, score, n_boot=n_boot, seed=seed, weights=w)
+    report = {
         "roc_auc": auc,
         "roc_auc_ci": [lo, hi],
-        "accuracy": float(skm.accuracy_score(y_true, pred)) if len(y_true) else float("nan"),
+        "accuracy": float(skm.accuracy_score(y_true, pred, sample_weight=w)) if len(y_true) else float("nan"),
         "threshold": float(threshold),
         "n": int(len(y_true)),
-        "confusion_matrix": skm.confusion_matrix(y_true, pred, labels=[0, 1]).tolist(),
+        "confusion_matrix": skm.confusion_matrix(y_true, pred, labels=[0, 1], sample_weight=w).tolist(),
         "classification_report": skm.classification_report(
-            y_true, pred, labels=[0, 1], target_names=list(class_names), output_dict=True, zero_division=0),
+            y_true, pred, labels=[0, 1], target_names=list(class_names), output_dict=True, zero_division=0,
+            sample_weight=w),
     }
+    if w is not None:
+        report["weighted"] = True
+        report["sum_of_weights"] = {name: float(w[y_true == k].sum()) for k, name in enumerate(class_names)}
+        report["effective_events"] = {name: effective_sample_size(w[y_true == k]) for k, name in enumerate(class_names)}
+        report["negative_weight_fraction"] = float((w < 0).mean()) if len(w) else 0.0
+        report["working_points"] = working_points(y_true, score, w, thresholds=(threshold,))
+    return report
 
 
 def multiclass_report(y_true, proba, class_names=None, n_boot: int = 200, seed: int = 0) -> dict:
@@ -139,12 +270,18 @@ def regression_report(y_true, y_pred) -> dict:
     }
 
 
-def class_weights(labels) -> dict:
-    """``{class: n / (k * n_class)}`` (balanced), as for ``model.fit(class_weight=...)``."""
+def class_weights(labels, weights=None) -> dict:
+    """``{class: W / (k * W_class)}`` (balanced), as for ``model.fit(class_weight=...)``.
+
+    ``W`` are counts without ``weights`` and sums of the event weights with them, so a
+    weighted sample is balanced by what it represents, not by its number of entries.
+    """
     labels = np.asarray(labels).astype(int).ravel()
-    classes, counts = np.unique(labels, return_counts=True)
-    n, k = len(labels), len(classes)
-    return {int(c): float(n / (k * m)) for c, m in zip(classes, counts)}
+    w = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    classes = np.unique(labels)
+    sums = {int(c): float(w[labels == c].sum()) for c in classes}
+    total, k = float(sum(sums.values())), len(classes)
+    return {c: float(total / (k * m)) if m > 0 else 1.0 for c, m in sums.items()}
 
 
 def __getattr__(name):

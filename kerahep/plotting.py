@@ -20,7 +20,8 @@ from .artifacts import save_figure  # noqa: E402
 _STYLE_SET = False
 
 
-def _style():
+def use_style():
+    """Switch matplotlib to the mplhep CMS style (once); call before drawing a kerahep figure."""
     global _STYLE_SET
     if not _STYLE_SET:
         plt.style.use(hep.style.CMS)
@@ -28,7 +29,7 @@ def _style():
         _STYLE_SET = True
 
 
-def _label(ax, text="", data=False):
+def experiment_label(ax, text="", data=False):
     """Experiment-style label; says "kerahep" rather than claiming a CMS result."""
     try:
         hep.label.exp_label(exp="kerahep", text=text, data=data, ax=ax, loc=0, fontsize=14, rlabel="")
@@ -36,53 +37,84 @@ def _label(ax, text="", data=False):
         pass
 
 
-def roc_curve(y_true, score, path, label: str = "model", curves: dict | None = None):
-    """ROC curve(s) with AUC in the legend; ``curves`` adds {name: (y, score)} pairs."""
-    _style()
+def roc_curve(y_true, score, path, label: str = "model", curves: dict | None = None, weights=None):
+    """ROC curve(s) with AUC in the legend; ``curves`` adds {name: (y, score)} pairs.
+
+    With ``weights`` (per event of ``y_true``, negative ones allowed) the main curve is the
+    weighted ROC curve and its AUC :func:`kerahep.evaluation.weighted_roc_auc`; the axes say so.
+    """
+    from .evaluation import weighted_roc_auc
+
+    use_style()
     fig, ax = plt.subplots()
-    all_curves = {label: (y_true, score)}
-    all_curves.update(curves or {})
-    for name, (y, s) in all_curves.items():
+    all_curves = {label: (y_true, score, weights)}
+    all_curves.update({k: (v[0], v[1], None) for k, v in (curves or {}).items()})
+    for name, (y, s, w) in all_curves.items():
         y = np.asarray(y).astype(int).ravel()
         if len(np.unique(y)) < 2:
             continue
-        fpr, tpr, _ = skm.roc_curve(y, np.asarray(s).ravel())
-        ax.plot(fpr, tpr, label=f"{name} (AUC {skm.auc(fpr, tpr):.4f})")
+        s = np.asarray(s).ravel()
+        if w is None:
+            fpr, tpr, _ = skm.roc_curve(y, s)
+            auc = skm.auc(fpr, tpr)
+        else:
+            w = np.asarray(w, np.float64).ravel()
+            fpr, tpr, _ = skm.roc_curve(y, s, sample_weight=w, drop_intermediate=False)
+            auc = weighted_roc_auc(y, s, w)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.4f})")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
-    ax.set_xlabel("False positive rate")
-    ax.set_ylabel("True positive rate")
+    weighted = " (weighted)" if weights is not None else ""
+    ax.set_xlabel("False positive rate" + weighted)
+    ax.set_ylabel("True positive rate" + weighted)
     ax.legend(loc="lower right", fontsize=12)
-    _label(ax)
+    experiment_label(ax)
     return save_figure(fig, path)
 
 
-def score_distributions(y_true, score, path, groups=None, class_names=("background", "signal"), bins=40):
-    """Score histograms per class, or per group (for example the process) when ``groups`` is given."""
-    _style()
+def score_distributions(y_true, score, path, groups=None, class_names=("background", "signal"), bins=40,
+                        weights=None):
+    """Score histograms per class, or per group (for example the process) when ``groups`` is given.
+
+    With ``weights`` (one per event, negative ones allowed) the histograms are weighted, each
+    normalised to unit area by its sum of weights (of their absolute values where that sum is
+    not positive), with sum-of-w^2 error bars; the legend gives entries and sum of weights.
+    """
+    use_style()
     fig, ax = plt.subplots()
     score = np.asarray(score).ravel()
     edges = np.linspace(0, 1, bins + 1) if score.size and score.min() >= 0 and score.max() <= 1 else bins
     if groups is None:
         y_true = np.asarray(y_true).astype(int).ravel()
-        sel = [(class_names[c], score[y_true == c]) for c in (0, 1)]
+        masks = [(class_names[c], y_true == c) for c in (0, 1)]
     else:
         groups = np.asarray(groups).ravel()
-        sel = [(str(g), score[groups == g]) for g in np.unique(groups)]
-    for name, s in sel:
-        if len(s):
+        masks = [(str(g), groups == g) for g in np.unique(groups)]
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    for name, m in masks:
+        s = score[m]
+        if not len(s):
+            continue
+        if w is None:
             h, e = np.histogram(s, bins=edges, density=True)
             hep.histplot(h, e, ax=ax, label=f"{name} ({len(s)})")
+            continue
+        ws = w[m]
+        h, e = np.histogram(s, bins=edges, weights=ws)
+        h2, _ = np.histogram(s, bins=e, weights=ws ** 2)
+        total = ws.sum() if ws.sum() > 0 else np.abs(ws).sum()
+        norm = (total if total > 0 else 1.0) * np.diff(e)
+        hep.histplot(h / norm, e, yerr=np.sqrt(h2) / norm, ax=ax, label=f"{name} ({len(s)}, sum w {ws.sum():.3g})")
     ax.set_xlabel("Classifier score")
-    ax.set_ylabel("Normalised entries")
+    ax.set_ylabel("Normalised entries" if w is None else "Normalised weighted entries")
     ax.set_yscale("log")
     ax.legend(fontsize=11)
-    _label(ax)
+    experiment_label(ax)
     return save_figure(fig, path)
 
 
 def confusion_matrix(cm, path, class_names=("background", "signal"), title: str | None = None):
     """Confusion matrix, normalised per true class, with counts annotated."""
-    _style()
+    use_style()
     cm = np.asarray(cm, dtype=float)
     norm = cm / np.clip(cm.sum(axis=1, keepdims=True), 1, None)
     fig, ax = plt.subplots()
@@ -104,7 +136,7 @@ def confusion_matrix(cm, path, class_names=("background", "signal"), title: str 
 
 def history(hist: dict, path):
     """Training curves: every metric with its validation twin, one panel each."""
-    _style()
+    use_style()
     keys = [k for k in hist if not k.startswith("val_") and k != "learning_rate"]
     n = max(len(keys), 1)
     fig, axes = plt.subplots(1, n, figsize=(6 * n, 5), squeeze=False)
@@ -120,7 +152,7 @@ def history(hist: dict, path):
 
 def true_vs_pred(y_true, y_pred, path, name: str = "value", unit: str = "GeV", bins: int = 50):
     """2-D histogram of prediction against truth with the diagonal."""
-    _style()
+    use_style()
     y_true = np.asarray(y_true).ravel()
     y_pred = np.asarray(y_pred).ravel()
     lo = float(min(y_true.min(), y_pred.min()))
@@ -136,7 +168,7 @@ def true_vs_pred(y_true, y_pred, path, name: str = "value", unit: str = "GeV", b
 
 def resolution(y_true, y_pred, path, name: str = "value", unit: str = "GeV", bins: int = 60):
     """Histogram of the relative residual (pred - true) / true with its mean and spread."""
-    _style()
+    use_style()
     y_true = np.asarray(y_true, dtype=float).ravel()
     rel = (np.asarray(y_pred, dtype=float).ravel() - y_true) / np.where(y_true == 0, 1, y_true)
     fig, ax = plt.subplots()
@@ -151,7 +183,7 @@ def resolution(y_true, y_pred, path, name: str = "value", unit: str = "GeV", bin
 def image_grid(images, path, titles=None, xlabel="", ylabel="", cmap="viridis", log: bool = False,
                extent=None, suptitle: str | None = None, symmetric: bool = False):
     """A row (or grid) of 2-D maps with colour bars (mean images, saliency, attention maps)."""
-    _style()
+    use_style()
     images = [np.asarray(im) for im in images]
     n = len(images)
     cols = min(n, 4)
@@ -184,7 +216,7 @@ def image_grid(images, path, titles=None, xlabel="", ylabel="", cmap="viridis", 
 
 def embedding_scatter(points, colour, path, title: str = "t-SNE", label: str = "class", categorical: bool = True):
     """2-D embedding (t-SNE) coloured by class or by a continuous value."""
-    _style()
+    use_style()
     points = np.asarray(points)
     colour = np.asarray(colour).ravel()
     fig, ax = plt.subplots()

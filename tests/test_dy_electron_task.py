@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kerahep.data.nanoaod import _unique_files, load_prepared
+from kerahep.data.nanoaod import _unique_files, load_prepared  # _unique_files: see the last test
 from kerahep.errors import DataError
 from kerahep.registry import get_task
+from kerahep.tasks.base import FitResult
 from kerahep.training import RunContext
 
 
@@ -21,7 +22,7 @@ def prepared(tmp_path_factory):
     task = get_task("dy_electron")
     cfg = task.preset("smoke").override([f"data.data_dir='{root / 'data'}'", "data.synthetic_events=300",
                                          "training.batch_size=32", "data.shuffle_buffer=16", "run.verbose=0"])
-    return task, cfg, task.synthetic_dataset(cfg), root
+    return task, cfg, task.make_synthetic(cfg)[0], root
 
 
 def test_training_batches_mix_the_samples_of_a_grouped_file(prepared):
@@ -31,7 +32,7 @@ def test_training_batches_mix_the_samples_of_a_grouped_file(prepared):
     df = pd.read_csv(path)
     assert (np.diff(df["target"].to_numpy()) != 0).sum() == 1  # grouped: signal, then background
     data = task.load_data(cfg)
-    tr = data.extras["split"][0]
+    tr = data.split[0]
     for _ in range(2):  # each epoch: every training event once, in mixed batches
         labels, pts = [], []
         for x, y in data.train:
@@ -39,9 +40,8 @@ def test_training_batches_mix_the_samples_of_a_grouped_file(prepared):
             pts.append(np.asarray(x["m_ee"])[:, 0])
         mixed = np.mean([0 < b.mean() < 1 for b in labels[:-1]])
         assert mixed > 0.9, f"only {mixed:.0%} of the batches hold both classes"
-        np.testing.assert_array_equal(np.sort(np.concatenate(pts)), np.sort(data.extras["X"][tr, data.extras[
-            "features"].index("m_ee")]))
-        assert np.concatenate(labels).sum() == data.extras["y"][tr].sum()
+        np.testing.assert_array_equal(np.sort(np.concatenate(pts)), np.sort(data.X[tr, data.features.index("m_ee")]))
+        assert np.concatenate(labels).sum() == data.y[tr].sum()
 
 
 def test_the_twins_oracle_auc_is_reported(prepared):
@@ -61,7 +61,7 @@ def test_scored_files_must_carry_the_models_features(prepared, tmp_path):
         task.load_data(cfg, paths=[str(path), str(fewer)], for_evaluation=True)
     other = task.load_data(cfg, paths=[str(fewer)], for_evaluation=True)
     with pytest.raises(DataError, match=r"fewer\.csv.*feature columns the model was trained on.*m_ee"):
-        task.evaluate(RunContext(cfg, task, other, tmp_path / "run"), {"model": model}, other)
+        task.evaluate(RunContext(cfg, task, other, tmp_path / "run"), FitResult(models={"model": model}), other)
     assert not (tmp_path / "run" / "plots" / "roc.png").exists()  # refused before anything is written
 
 
@@ -78,9 +78,27 @@ def test_pq_output_is_parquet_like_the_reader_expects(prepared, tmp_path, monkey
 
 
 def test_one_file_under_several_spellings_is_read_once(tmp_path, monkeypatch):
+    # reaches inside (_unique_files): the public prepare_dataset would need real ROOT files
+    # under every spelling to show the same thing
     f = tmp_path / "a.root"
     f.write_bytes(b"")
     os.symlink(f, tmp_path / "link.root")
     monkeypatch.chdir(tmp_path)
     url = "root://eos.example//store/a.root"
     assert _unique_files([str(f), "a.root", "./a.root", "link.root", url, url]) == [str(f), url]
+
+
+def test_by_default_no_event_weights_reach_the_batches(prepared):
+    """data.weights=none (the default): (x, y) batches and Keras' class_weight, as before weights existed."""
+    from kerahep.evaluation import class_weights
+
+    task, cfg, path, _ = prepared
+    assert cfg.data.weights == "none"
+    data = task.load_data(cfg)
+    assert all(len(b) == 2 for ds in (data.train, data.val, data.test) for b in ds)
+    assert data.weights is None and data.info["weights"] == {"mode": "none"}
+    assert data.class_weight == class_weights(data.y[data.split[0]])
+    # the event identifiers of the preparation are bookkeeping, not features
+    df = pd.read_csv(path)
+    assert {"run", "luminosityBlock", "event", "file", "entry"} <= set(df.columns)
+    assert not {"run", "luminosityBlock", "event", "file", "entry", "genWeight"} & set(data.features)

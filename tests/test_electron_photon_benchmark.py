@@ -21,7 +21,7 @@ def test_torch_row_is_skipped_with_a_note_without_pytorch(monkeypatch, tmp_path)
 
 def test_pytorch_reference_is_the_same_resnet15():
     torch = pytest.importorskip("torch")
-    keras_model = bench._keras_model(augment=False)
+    keras_model = bench.keras_model(augment=False)
     ref = bench.torch_resnet15()
     keras_params = sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights)
     assert sum(p.numel() for p in ref.parameters()) == keras_params

@@ -1,10 +1,13 @@
-"""electron_photon task end to end on a tiny synthetic twin: metrics, plots, comparison, errors."""
+"""electron_photon task end to end on a tiny synthetic twin: metrics, plots, re-evaluation, the
+variant comparison (read-only, and its command), errors."""
 
 from __future__ import annotations
 
-import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -12,13 +15,16 @@ import keras
 import numpy as np
 import pytest
 
+from kerahep import commands
 from kerahep.config import ConfigError
 from kerahep.data.synthetic import electron_photon as twin
-from kerahep.errors import DataError
+from kerahep.errors import DataError, KerahepError
 from kerahep.registry import get_task
-from kerahep.tasks.electron_photon import comparison_rows, update_comparison
-from kerahep.training import train
+from kerahep.tasks.electron_photon import COMPARISON_COLUMNS, ElectronPhotonInputs, compare_runs
+from kerahep.training import evaluate_run, train
+from scripts import compare_variants
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = ["data.synthetic_events=60", "training.epochs=1", "training.steps_per_epoch=2", "training.batch_size=16",
         "model.widths=(4, 8)", "model.blocks=(1, 1)", "model.embedding_dim=8", "data.explain_samples=4",
         "data.tsne_samples=30", "run.verbose=0"]
@@ -28,23 +34,30 @@ def tiny(*extra):
     return get_task("electron_photon").preset().override(TINY + list(extra))
 
 
+def _listing(root: Path) -> list:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
 @pytest.mark.slow
-def test_train_two_variants_writes_metrics_plots_and_a_comparison(workdir):
+def test_train_two_variants_writes_metrics_plots_and_nothing_beside_the_runs(workdir):
     res = train(tiny())
     m = json.loads((res.run_dir / "metrics.json").read_text())
     assert m["status"] == "complete" and m["model"] == "resnet15/two_channel"
     test, data = m["test"], m["data"]
     for key in ("roc_auc", "roc_auc_ci", "accuracy", "classification_report", "confusion_matrix", "oracle_auc_test"):
         assert key in test
+    assert "comparison" not in test
     assert set(test["classification_report"]) >= {"photon", "electron"}
+    assert test["explanations"] == {"n_per_class": {"photon": 4, "electron": 4}, "gradcam_layer": "features"}
     assert data["source"] == "synthetic" and 0.7 < data["oracle_auc"] < 0.9
     assert data["n_train"] + data["n_val"] + data["n_test"] == 120
     assert data["test_counts"] == {"photon": 9, "electron": 9}
     plots = {p.name for p in (res.run_dir / "plots").glob("*.png")}
     assert {"roc.png", "scores.png", "confusion.png", "tsne_embedding.png", "saliency.png", "gradcam.png",
             "gradcam_plus_plus.png", "mean_energy.png", "mean_time.png", "mean_difference.png",
-            "history.png"} <= plots
-    assert not (workdir / "results" / "electron_photon" / "comparison.csv").exists()  # one variant so far
+            "history.png"} == plots
+    task_root = workdir / "results" / "electron_photon"
+    assert sorted(p.name for p in task_root.iterdir()) == sorted(["LATEST", res.run_dir.name])
 
     # the saved model scores raw crops like the trained one (preprocessing inside)
     loaded = keras.saving.load_model(res.run_dir / "model.keras")
@@ -52,14 +65,29 @@ def test_train_two_variants_writes_metrics_plots_and_a_comparison(workdir):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(res.model(x)),
                                rtol=1e-5, atol=1e-6)
 
+    # re-evaluating on TensorFlow (saliency and Grad-CAM included) redraws every figure under its
+    # name and gives the same test metrics; nothing is written beside the run
+    for p in (res.run_dir / "plots").glob("*.png"):
+        p.unlink()
+    outside = sorted(p.name for p in task_root.iterdir())
+    again = evaluate_run(res.run_dir)["test"]
+    assert {p.name for p in (res.run_dir / "plots").glob("*.png")} == plots
+    assert sorted(again) == sorted(test) and again["explanations"] == test["explanations"]
+    for key in ("roc_auc", "accuracy", "oracle_auc_test", "oracle_gap"):
+        assert again[key] == pytest.approx(test[key], abs=1e-6)
+    np.testing.assert_allclose(again["roc_auc_ci"], test["roc_auc_ci"], atol=1e-6)
+    assert again["confusion_matrix"] == test["confusion_matrix"]
+    assert sorted(p.name for p in task_root.iterdir()) == outside
+
     res2 = train(tiny("model.variant=energy", "data.explain_samples=0", "data.tsne_samples=0"))
-    table = workdir / "results" / "electron_photon" / "comparison.csv"
-    rows = list(csv.DictReader(table.open()))
-    assert [r["variant"] for r in rows] == ["two_channel", "energy"]
-    assert {r["run"] for r in rows} == {res.run_dir.name, res2.run_dir.name}
-    assert float(rows[1]["roc_auc"]) == pytest.approx(res2.metrics["test"]["roc_auc"], abs=1e-4)
-    assert (workdir / "results" / "electron_photon" / "comparison.png").exists()
-    assert (res2.run_dir / "plots" / "comparison.png").exists()
+    assert sorted(p.name for p in task_root.iterdir()) == sorted(["LATEST", res.run_dir.name, res2.run_dir.name])
+    assert not list(res2.run_dir.rglob("comparison*"))
+    before = _listing(workdir)
+    table = compare_runs(task_root)
+    assert list(table["variant"]) == ["two_channel", "energy"]
+    assert set(table["run"]) == {res.run_dir.name, res2.run_dir.name}
+    assert table["roc_auc"].iloc[1] == pytest.approx(res2.metrics["test"]["roc_auc"], abs=1e-12)
+    assert _listing(workdir) == before  # the comparison reads the runs and writes nothing
 
 
 def test_comparison_keeps_the_newest_complete_run_per_variant_on_the_same_data(tmp_path):
@@ -71,33 +99,82 @@ def test_comparison_keeps_the_newest_complete_run_per_variant_on_the_same_data(t
         (d / "metrics.json").write_text(json.dumps({
             "task": "electron_photon", "status": status, "model": variant, "data": {"source": source, "paths": ["a"]},
             "test": {"roc_auc": auc, "roc_auc_ci": [auc - 0.01, auc + 0.01], "accuracy": 0.7, "n": 10}}))
-        import os
-
         os.utime(d / "metrics.json", (stamp, stamp))
 
+    assert compare_runs(tmp_path / "missing").empty
     run("r1", "two_channel", 0.70, stamp=1000)
     run("r2", "two_channel", 0.75, stamp=2000)
     run("r3", "time", 0.60, stamp=1500)
     run("r4", "energy", 0.90, status="failed", stamp=3000)
     run("r5", "energy", 0.99, source="files", stamp=500)
-    rows = comparison_rows(tmp_path)
-    assert [(r["variant"], r["run"], r["roc_auc"]) for r in rows] == [("two_channel", "r2", 0.75), ("time", "r3", 0.6)]
-    current = {"run": "r6", "variant": "time", "source": "synthetic", "paths": ["a"], "epochs": 1,
-               "report": {"roc_auc": 0.65, "roc_auc_ci": [0.6, 0.7], "accuracy": 0.6, "n": 10}}
-    rows = update_comparison(tmp_path, current)
-    assert [(r["variant"], r["run"]) for r in rows] == [("two_channel", "r2"), ("time", "r6")]
-    assert (tmp_path / "comparison.csv").read_text().splitlines()[0].startswith("variant,run,source,roc_auc")
+    (tmp_path / "LATEST").write_text("r2\n")
+    (tmp_path / "not_a_run").mkdir()
+    before = _listing(tmp_path)
+    rows = compare_runs(tmp_path)
+    assert list(rows.columns) == list(COMPARISON_COLUMNS)
+    assert [(r.variant, r.run, r.roc_auc) for r in rows.itertuples()] == [("two_channel", "r2", 0.75),
+                                                                          ("time", "r3", 0.6)]
+    assert rows["roc_auc_low"].iloc[0] == pytest.approx(0.74) and rows["n_test"].iloc[0] == 10
+    run("r6", "time", 0.65, stamp=4000)  # a newer run of a variant replaces the older one
+    rows = compare_runs(tmp_path)
+    assert [(r.variant, r.run) for r in rows.itertuples()] == [("two_channel", "r2"), ("time", "r6")]
+    run("r7", "energy", 0.80, source="files", stamp=5000)  # the newest run is on other data: those runs only
+    assert [(r.variant, r.run) for r in compare_runs(tmp_path).itertuples()] == [("energy", "r7")]
+    assert _listing(tmp_path) == sorted(before + ["r6", "r6/config.json", "r6/metrics.json", "r7",
+                                                  "r7/config.json", "r7/metrics.json"])
+
+
+def test_compare_variants_command_prints_and_writes_only_where_told(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert commands.main(["--help"]) == 0 and "  compare-variants " in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        commands.main(["compare-variants", "--help"])
+    assert exc.value.code == 0 and "usage: kerahep compare-variants" in capsys.readouterr().out
+    help_ = subprocess.run([sys.executable, "-m", "scripts.compare_variants", "--help"], capture_output=True,
+                           text=True, cwd=REPO, timeout=300)
+    assert help_.returncode == 0 and "usage: python -m scripts.compare_variants" in help_.stdout
+    with pytest.raises(KerahepError, match="no complete electron_photon run"):
+        compare_variants.main([])
+    for name, variant, auc in (("a", "two_channel", 0.7), ("b", "dual_stream", 0.8)):
+        d = tmp_path / "runs" / "electron_photon" / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"model": {"variant": variant}, "training": {"epochs": 2}}))
+        (d / "metrics.json").write_text(json.dumps({
+            "task": "electron_photon", "status": "complete", "model": f"resnet15/{variant}",
+            "data": {"source": "synthetic", "paths": ["x"]},
+            "test": {"roc_auc": auc, "roc_auc_ci": [auc - 0.1, auc + 0.1], "accuracy": 0.6, "n": 18}}))
+    before = _listing(tmp_path)
+    assert compare_variants.main(["--output-dir", "runs"]) == 0
+    printed = capsys.readouterr().out
+    assert "two_channel" in printed and "dual_stream" in printed and "0.8000" in printed
+    assert _listing(tmp_path) == before  # without --out nothing is written
+    assert commands.main(["compare-variants", "--output-dir", "runs"]) == 0  # kerahep compare-variants
+    assert "dual_stream" in capsys.readouterr().out and _listing(tmp_path) == before
+    assert compare_variants.main(["--output-dir", "runs", "--out", "tables/variants.csv"]) == 0
+    assert _listing(tmp_path) == sorted(before + ["tables", "tables/variants.csv", "tables/variants.png"])
+    lines = (tmp_path / "tables" / "variants.csv").read_text().splitlines()
+    assert lines[0] == ",".join(COMPARISON_COLUMNS)
+    assert [ln.split(",")[:2] for ln in lines[1:]] == [["two_channel", "a"], ["dual_stream", "b"]]
+    with pytest.raises(KerahepError, match="--out must name a .csv"):
+        compare_variants.main(["--output-dir", "runs", "--out", "variants.png"])
+    assert not (tmp_path / "variants.png").exists()
 
 
 def test_load_data_splits_and_evaluation_mode(workdir):
     task = get_task("electron_photon")
     cfg = tiny()
     data = task.load_data(cfg)
+    assert isinstance(data, ElectronPhotonInputs)
+    inputs = task.resolve_inputs(cfg)  # no files given: the twin, written once by make_synthetic
+    assert inputs.synthetic and [p.name for p in inputs.files] == list(twin.FILES)
+    assert [str(p) for p in inputs.files] == data.paths
     assert data.source == "synthetic" and data.info["n_val"] == 18 and data.val is not None
+    assert data.test_reader is data.reader and data.test_split == "test" and data.reader.size("test") == 18
     assert data.info["oracle_auc"] == pytest.approx(twin.oracle_auc(workdir / "data" / "synthetic" / "electron_photon"))
     files = [str(p) for p in data.paths]
     ev = task.load_data(cfg, paths=files, for_evaluation=True)
     assert ev.train is None and ev.val is None and ev.source == "files" and ev.info["n_test"] == 120
+    assert ev.test_reader is ev.reader and ev.reader.split_names == ("test",)
     # files scored as an independent sample are scored in full, whatever cap the run trained with
     assert task.load_data(tiny("data.max_events=10"), paths=files, for_evaluation=True).info["n_test"] == 120
     # the twin given as files is recognised: its oracle on every crop
@@ -110,6 +187,7 @@ def test_load_data_splits_and_evaluation_mode(workdir):
     held = task.load_data(tiny("data.split=(0.8, 0.2)", f"data.paths={tuple(files)}",
                                f"data.test_paths=('{held_out}',)"))
     assert held.info["n_val"] == 24 and held.info["test_counts"] == {"photon": 60, "electron": 0}
+    assert held.test_reader is not held.reader and held.test_reader.paths == [held_out]
     with pytest.raises(DataError, match="both in data.paths and in data.test_paths"):  # the same file twice
         task.load_data(tiny("data.split=(0.8, 0.2)", f"data.paths={tuple(files)}",
                             f"data.test_paths=('{Path(files[0]).resolve()}',)"))

@@ -54,7 +54,7 @@ class FileToyTask(ToyTask):
     def load_data(self, config, paths=None, for_evaluation=False):
         import tensorflow as tf
 
-        from kerahep.tasks.base import TaskData
+        from toytask import ToyInputs
 
         d = config.data
         files = list(paths or d.paths)
@@ -75,9 +75,8 @@ class FileToyTask(ToyTask):
         n = len(y)
         cut1, cut2 = (0, 0) if for_evaluation else (int(0.6 * n), int(0.8 * n))
         mk = lambda a, b: tf.data.Dataset.from_tensor_slices((x[a:b], y[a:b])).batch(config.training.batch_size)
-        return TaskData(train=mk(0, cut1), val=mk(cut1, cut2), test=mk(cut2, n), source=source, paths=files,
-                        info={"n_train": cut1, "n_val": cut2 - cut1, "n_test": n - cut2},
-                        extras={"x": x[:max(cut1, 1)]})
+        return ToyInputs(train=mk(0, cut1), val=mk(cut1, cut2), test=mk(cut2, n), source=source, paths=files,
+                         info={"n_train": cut1, "n_val": cut2 - cut1, "n_test": n - cut2}, x_train=x[:max(cut1, 1)])
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """hcal_dqm task: presets and validation, end to end on the twin (MoE-ViT, monitoring), multi-class."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 
 from kerahep.errors import ConfigError, DataError
 from kerahep.registry import get_task
-from kerahep.training import RunContext, train
+from kerahep.tasks.hcal_dqm import HcalInputs, HcalResult, band_baseline, occupancy, robust_threshold
+from kerahep.training import RunContext, evaluate_run, train
 
 TINY_MODEL = ["model.dim=16", "model.depth=2", "model.num_heads=2", "model.ae_hidden=64", "model.ae_latent=8"]
 
@@ -96,7 +98,7 @@ def test_scoring_files_as_an_independent_sample(moe_run, tmp_path):
     cfg = result.config.set("data.max_events", 80)
     data = task.load_data(cfg, paths=files, for_evaluation=True)
     assert data.train is None and data.val is None and data.info["n_test"] == 160
-    out = task.evaluate(RunContext(cfg, task, data, tmp_path), result.models, data)
+    out = task.evaluate(RunContext(cfg, task, data, tmp_path), result.fit_result, data)
     assert out["baseline_logreg_band_means"]["roc_auc"] is None  # nothing to train it on
     assert out["roc_auc"] > 0.9
     mon = out["monitoring"]
@@ -106,6 +108,35 @@ def test_scoring_files_as_an_independent_sample(moe_run, tmp_path):
     third.write_bytes((root / "data" / "synthetic" / "hcal_dqm" / "Run355456_Dataset.npy").read_bytes())
     with pytest.raises(DataError, match="2 run files"):  # the model knows two runs
         task.load_data(cfg, paths=files + [str(third)], for_evaluation=True)
+
+
+@pytest.mark.slow
+def test_evaluate_run_reproduces_the_training_report(moe_run):
+    """The contract: the saved classifier and autoencoder alone give training's report again
+    (routing maps, band-means baseline and monitoring included)."""
+    result, _ = moe_run
+    fit = result.fit_result
+    assert isinstance(fit, HcalResult) and fit.classifier is result.model
+    assert fit.autoencoder is result.models["autoencoder"] and HcalResult.stored_fields() == []
+    again = evaluate_run(result.run_dir)["test"]
+    _assert_same(again, result.metrics["test"], "test")
+    assert "routing" in again and again["monitoring"]["autoencoder"]["n_flagged"] >= 1
+
+
+def _assert_same(found, expected, where):
+    """Equal JSON trees, numbers to 1e-6."""
+    if isinstance(expected, dict):
+        assert isinstance(found, dict) and sorted(found) == sorted(expected), where
+        for k in expected:
+            _assert_same(found[k], expected[k], f"{where}.{k}")
+    elif isinstance(expected, list):
+        assert isinstance(found, list) and len(found) == len(expected), where
+        for i, (a, b) in enumerate(zip(found, expected)):
+            _assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(expected, float):
+        assert found == pytest.approx(expected, abs=1e-6, nan_ok=True), (where, found, expected)
+    else:
+        assert found == expected, (where, found, expected)
 
 
 def _labels(data):
@@ -120,10 +151,10 @@ def test_scored_files_keep_the_classes_the_model_learnt(moe_run, tmp_path):
     files = result.metrics["data"]["paths"]  # [Run355456, Run357479]: classes 0 and 1
     cfg = result.config.set("data.max_events", 80)
     forward = task.evaluate(RunContext(cfg, task, d := task.load_data(cfg, paths=files, for_evaluation=True),
-                                       tmp_path / "fwd"), result.models, d)
+                                       tmp_path / "fwd"), result.fit_result, d)
     reverse = task.load_data(cfg, paths=files[::-1], for_evaluation=True)
     np.testing.assert_array_equal(_labels(reverse), np.repeat([1.0, 0.0], 80))  # Run357479 first, still class 1
-    out = task.evaluate(RunContext(cfg, task, reverse, tmp_path / "rev"), result.models, reverse)
+    out = task.evaluate(RunContext(cfg, task, reverse, tmp_path / "rev"), result.fit_result, reverse)
     assert out["roc_auc"] == pytest.approx(forward["roc_auc"]) and out["roc_auc"] > 0.9
     assert out["monitoring"]["classifier"]["misassigned"] == forward["monitoring"]["classifier"]["misassigned"]
     assert list(out["classification_report"])[:2] == ["Run355456", "Run357479"]
@@ -145,6 +176,10 @@ def test_three_runs_train_a_softmax_classifier(tmp_path):
                                         "data.split=(0.5, 0.25, 0.25)"])
     data = task.load_data(cfg)
     assert data.info["runs"] == ["Run355456", "Run357479", "Run359691"]
+    # no files configured: the twin, whose files make_synthetic returns (and does not rewrite)
+    assert data.source == "synthetic" and task.resolve_inputs(cfg).synthetic
+    assert [str(p) for p in task.make_synthetic(cfg)] == data.paths and data.twin_dir == str(Path(data.paths[0]).parent)
+    assert data.info["twin"]["params"]["n_runs"] == 3 and data.names == data.info["runs"]
     x, y = next(iter(data.train))
     assert y.shape[1:] == (3,)
     model = task.build_model(cfg, data)
@@ -155,13 +190,12 @@ def test_three_runs_train_a_softmax_classifier(tmp_path):
     p = keras.ops.convert_to_numpy(model(next(iter(data.test))[0]))
     assert p.shape[1:] == (3,)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
-    base = task._band_baseline(data.extras["runs"], data.extras["segments"], np.repeat([0, 1, 2], 10), 3, 0)
+    assert isinstance(data, HcalInputs) and data.n_classes == 3 and data.label_mode == "categorical"
+    base = band_baseline(data.runs, data.segments, np.repeat([0, 1, 2], 10), 3, 0)
     assert 0.0 <= base["summary"]["roc_auc"] <= 1.0
 
 
 def test_robust_threshold_ignores_anomalies_in_the_reference():
-    from kerahep.tasks.hcal_dqm import robust_threshold
-
     rng = np.random.default_rng(0)
     good = rng.lognormal(0.0, 0.5, 4000)
     reference = np.concatenate([good[:2000], rng.uniform(50, 100, 100)])  # 5% anomalies, far out
@@ -171,15 +205,13 @@ def test_robust_threshold_ignores_anomalies_in_the_reference():
 
 
 def test_robust_threshold_without_spread_falls_back_to_the_quantile():
-    from kerahep.tasks.hcal_dqm import robust_threshold
-
     scores = np.concatenate([np.full(900, 2.0), np.linspace(3.0, 12.0, 100)])  # MAD of 0
     thr = robust_threshold(scores, 0.05)
     assert thr == pytest.approx(np.quantile(scores, 0.95)) and (scores > thr).mean() <= 0.05
 
 
 def test_paired_auc_difference_interval():
-    from kerahep.tasks.hcal_dqm import paired_auc_difference_ci
+    from kerahep.evaluation import paired_auc_difference_ci
 
     rng = np.random.default_rng(1)
     y = np.repeat([0, 1], 200)
@@ -197,11 +229,10 @@ def test_occupancy_maps_of_one_or_two_runs(tmp_path):
     a[:, 2:4] = 100.0
     np.save(tmp_path / "Run1_Dataset.npy", a)
     np.save(tmp_path / "Run2_Dataset.npy", a * 1.2)
-    task = get_task("hcal_dqm")
-    one = task._occupancy_maps(hcal.open_runs([tmp_path / "Run1_Dataset.npy"], min_runs=1), None, tmp_path / "one")
+    one = occupancy(hcal.open_runs([tmp_path / "Run1_Dataset.npy"], min_runs=1), tmp_path / "one")
     assert one["differences"] == {} and not (tmp_path / "one" / "occupancy_difference.png").exists()
-    two = task._occupancy_maps(hcal.open_runs([tmp_path / "Run1_Dataset.npy", tmp_path / "Run2_Dataset.npy"]),
-                               None, tmp_path / "two")
+    two = occupancy(hcal.open_runs([tmp_path / "Run1_Dataset.npy", tmp_path / "Run2_Dataset.npy"]),
+                    tmp_path / "two")
     diff = two["differences"]["Run2-Run1"]
     assert diff["relative_difference_active"] == pytest.approx(0.2)
     assert (tmp_path / "two" / "occupancy_difference.png").exists()

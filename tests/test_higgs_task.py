@@ -8,6 +8,7 @@ import pytest
 from kerahep.config import Config
 from kerahep.errors import ConfigError, DataError
 from kerahep.registry import get_task
+from kerahep.tasks.higgs_mae import HiggsResult
 
 TINY = ["data.synthetic_events=60", "data.oracle_events=0", "training.batch_size=32", "model.dim=8", "model.depth=1",
         "model.num_heads=2", "model.decoder_dim=8", "model.head_units=(8,)", "model.recon_events=40",
@@ -61,10 +62,10 @@ def test_split_modes_and_evaluation_data(task, workdir):
     assert streamed.source == "files"
     assert (streamed.info["n_train"], streamed.info["n_val"], streamed.info["n_test"]) == (80, 20, 20)
     assert sum(len(b[1]) for b in streamed.train) == 80 and sum(len(b[1]) for b in streamed.test) == 20
-    assert streamed.extras["adapt"].shape == (80, 27)
+    assert streamed.adapt.shape == (80, 27) and streamed.rows == {"train": (0, 80), "val": (80, 100), "test": (100, 120)}
     # an independent sample for evaluate --data: every event in test
     ev = task.load_data(cfg, paths=[twin], for_evaluation=True)
-    assert ev.train is None and ev.info["n_test"] == 120
+    assert ev.train is None and ev.info["n_test"] == 120 and ev.independent and not data.independent
     with pytest.raises(ConfigError, match="rows_train and data.rows_test must be given together"):
         cfg.override(["data.rows_train=(0,10)"])  # refused when set, before any data are read
     with pytest.raises(DataError, match="missing.csv: expected a HIGGS table"):
@@ -124,16 +125,40 @@ def test_end_to_end_stages_artifacts_and_tables(task, workdir):
                                atol=1e-6)
     assert not np.allclose(keras.ops.convert_to_numpy(enc(x)),
                            keras.ops.convert_to_numpy(result.model.get_layer("encoder")(x)))
-    # evaluate reloads the three artifacts in safe mode and reproduces the test metrics
+    # what only training computes is stored: the rows and test scores of the classifiers not saved and
+    # of the trees; the final classifier's stored row is the one recomputed from the model
+    fields = read_json(run / "fit_result.json")["fields"]
+    assert list(fields["rows"]) == ["pretrained_frozen", "pretrained_finetuned", "gbt_same_features", "gbt_all28"]
+    assert fields["rows"]["pretrained_finetuned"] == test["comparison"]["pretrained_finetuned"]
+    assert all(test["comparison"][k] == row for k, row in fields["rows"].items())
+    assert isinstance(result.fit_result, HiggsResult)
+    assert {k: len(v) for k, v in fields["test_scores"].items()} == dict.fromkeys(fields["rows"], 40)
+    # evaluate reloads the three artifacts in safe mode and reproduces the report under the same names
     from kerahep.training import evaluate_run
 
     again = evaluate_run(run)["test"]
-    # the training comparison (frozen and fine-tuned rows) survives; the re-evaluation's sits beside it
-    assert read_json(run / "comparison.json") == test["comparison"]
-    assert "pretrained_frozen" not in read_json(run / "comparison_evaluation.json")
     assert again["roc_auc"] == pytest.approx(test["roc_auc"], abs=1e-6)
-    assert again["reconstruction"]["mean_pearson_r"] == pytest.approx(test["reconstruction"]["mean_pearson_r"],
-                                                                     abs=1e-5)
+    assert list(again["comparison"]) == list(test["comparison"])
+    _assert_close(again["comparison"], test["comparison"])
+    assert read_json(run / "comparison.json") == again["comparison"]
+    _assert_close(again["reconstruction"], test["reconstruction"])
+    assert "comparison_note" not in again and not list(run.rglob("*_evaluation*"))
+
+
+def _assert_close(found, expected, where="", tol=1e-6):
+    """Equal JSON trees, numbers to ``tol``."""
+    if isinstance(expected, dict):
+        assert isinstance(found, dict) and list(found) == list(expected), where
+        for k in expected:
+            _assert_close(found[k], expected[k], f"{where}.{k}", tol)
+    elif isinstance(expected, list):
+        assert isinstance(found, list) and len(found) == len(expected), where
+        for i, (a, b) in enumerate(zip(found, expected)):
+            _assert_close(a, b, f"{where}[{i}]", tol)
+    elif isinstance(expected, float):
+        assert found == pytest.approx(expected, abs=tol, nan_ok=True), where
+    else:
+        assert found == expected, where
 
 
 def test_row_ranges_must_be_disjoint_and_inside_the_file(task, workdir, monkeypatch):
@@ -180,43 +205,60 @@ def test_external_files_are_scored_in_full_whatever_max_events(task, workdir):
     cfg = task.preset().override(TINY + ["data.max_events=50"])
     twin = task.make_synthetic(cfg)[0]
     ev = task.load_data(cfg, paths=[twin], for_evaluation=True)
-    assert ev.info["n_test"] == 120 and len(ev.extras["y_test"]) == 120
+    assert ev.info["n_test"] == 120 and len(ev.y_test) == 120 and ev.raw_test.shape == (120, 28)
     assert sum(len(b[1]) for b in ev.test) == 120
 
 
-def test_re_evaluation_keeps_the_training_comparison_and_reconstruction(task, workdir):
-    from kerahep.artifacts import read_json, write_json
+def test_evaluate_reports_the_stored_rows_and_recomputes_the_final_one(task, workdir, caplog):
+    from kerahep.artifacts import read_json, read_table
+    from kerahep.evaluation import predict_dataset
+    from kerahep.tasks.higgs_mae.stages import comparison_row
     from kerahep.training import RunContext
 
     cfg = task.preset().override(TINY + ["model.compare_gbt=false"])
     data = task.load_data(cfg)
     models = {"model": task.build_model(cfg, data), "pretrainer": task.build_autoencoder(cfg, data)}
+    y, score = predict_dataset(models["model"], data.test)
+    rng = np.random.default_rng(0)
+    other = {name: rng.uniform(size=len(y)) for name in ("pretrained_frozen", "scratch")}
+    trained = HiggsResult(models=models)
+    trained.add("pretrained_frozen", comparison_row(y, other["pretrained_frozen"], 1), y, other["pretrained_frozen"])
+    # a stale final row: the report recomputes it from the model (and warns that it differs)
+    trained.add("pretrained_finetuned", {"roc_auc": 0.99, "roc_auc_ci": [0.98, 1.0], "accuracy": 1.0, "n": 3,
+                                         "features": "low (27)"}, y, score)
+    trained.add("scratch", comparison_row(y, other["scratch"], 1), y, other["scratch"])
     run = workdir / "run"
     run.mkdir()
-    write_json(run / "config.json", cfg.to_dict())
-    trained = {"pretrained_frozen": {"roc_auc": 0.81}, "pretrained_finetuned": {"roc_auc": 0.83},
-               "scratch": {"roc_auc": 0.79}}
-    write_json(run / "comparison.json", trained)
-    write_json(run / "reconstruction.json", {"events": 1})
-    (run / "plots").mkdir()
-    (run / "plots" / "roc.png").write_bytes(b"training roc")
-    # re-evaluation (evaluate_run without --data): no training scores on the context
-    report = task.evaluate(RunContext(cfg, task, data, run), models, data)
-    assert read_json(run / "comparison.json") == trained
-    assert read_json(run / "reconstruction.json") == {"events": 1}
-    assert (run / "plots" / "roc.png").read_bytes() == b"training roc"
-    assert set(read_json(run / "comparison_evaluation.json")) == set(report["comparison"]) == {"final_model"}
-    assert read_json(run / "reconstruction_evaluation.json")["events"] == report["reconstruction"]["events"]
-    for name in ("comparison_evaluation.csv", "reconstruction_evaluation.csv", "plots/roc_evaluation.png",
-                 "plots/comparison_evaluation.png", "plots/reconstruction_evaluation.png"):
+    trained.save(run)
+    result = HiggsResult.load(run, models)
+    assert result.rows == trained.rows and result.test_labels.tolist() == y.tolist()
+    np.testing.assert_array_equal(result.test_scores["scratch"], other["scratch"])
+    with caplog.at_level("WARNING", logger="kerahep"):
+        report = task.evaluate(RunContext(cfg, task, data, run), result, data)
+    assert "not those of training" in caplog.text
+    rows = report["comparison"]
+    assert list(rows) == ["pretrained_frozen", "pretrained_finetuned", "scratch"]
+    assert rows["pretrained_frozen"] == trained.rows["pretrained_frozen"] and rows["scratch"] == trained.rows["scratch"]
+    assert rows["pretrained_finetuned"] == comparison_row(y, score, cfg.run.seed, "low (27)")
+    assert rows["pretrained_finetuned"]["roc_auc"] == pytest.approx(report["roc_auc"])
+    assert "comparison_note" not in report and read_json(run / "comparison.json") == rows
+    table = read_table(run / "comparison.csv")
+    assert table["model"].tolist() == list(rows) and table["n"].tolist() == [len(y)] * 3
+    assert table["roc_auc"].tolist() == pytest.approx([r["roc_auc"] for r in rows.values()], abs=1e-12)
+    assert read_json(run / "reconstruction.json")["events"] == report["reconstruction"]["events"]
+    for name in ("reconstruction.csv", "plots/roc.png", "plots/comparison.png", "plots/reconstruction.png",
+                 "plots/scores.png", "plots/confusion.png"):
         assert (run / name).exists(), name
-    # external files go to their own directory (no config.json): plain names there
-    ext = workdir / "external"
-    task.evaluate(RunContext(cfg, task, data, ext), models, data)
-    assert {"comparison.json", "reconstruction.json"} <= {p.name for p in ext.iterdir()}
-    assert (ext / "plots" / "roc.png").exists() and not (ext / "comparison_evaluation.json").exists()
-    # training (scores on the context) writes the plain names in the run directory
-    ctx = RunContext(cfg, task, data, run)
-    ctx.higgs_scores = {}
-    task.evaluate(ctx, models, data)
-    assert set(read_json(run / "comparison.json")) == {"final_model"}
+    assert not list(run.rglob("*_evaluation*"))
+    # the result as training hands it over gives the same report
+    assert task.evaluate(RunContext(cfg, task, data, run), trained, data)["comparison"] == rows
+    # an independent sample: the stored rows are about other events; the final classifier alone, said so
+    ev = task.load_data(cfg, paths=[data.paths[0]], for_evaluation=True)
+    ext = run / "external" / "x"
+    external = task.evaluate(RunContext(cfg, task, ev, ext), result, ev)
+    assert list(external["comparison"]) == ["pretrained_finetuned"] and external["comparison"]["pretrained_finetuned"]["n"] == 120
+    assert "independent sample" in external["comparison_note"]
+    assert read_json(ext / "comparison.json") == external["comparison"] and (ext / "plots" / "roc.png").exists()
+    # a run without stored rows (made before they were stored): the final classifier alone, said so
+    bare = task.evaluate(RunContext(cfg, task, data, workdir / "bare"), HiggsResult(models=models), data)
+    assert list(bare["comparison"]) == ["pretrained_finetuned"] and "stored no training comparison" in bare["comparison_note"]

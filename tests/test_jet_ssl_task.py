@@ -9,7 +9,7 @@ import pytest
 
 from kerahep.errors import ConfigError, DataError
 from kerahep.registry import get_task
-from kerahep.tasks.jet_ssl import METHODS, nested_subsets
+from kerahep.tasks.jet_ssl import METHODS, JetSSLResult, nested_subsets
 
 TINY = [
     "data.synthetic_events=24", "data.synthetic_labelled=40", "data.label_fractions=(1.0,)",
@@ -84,39 +84,69 @@ def test_train_end_to_end_on_tiny_twin_then_evaluate_new_file(workdir):
     assert abs(float(np.mean(out["m"])) - float(np.mean(m_true))) < 150  # GeV, not standardised units
     assert encoder.predict(x, verbose=0).shape == (4, 8)
 
+    # training stored the rows of the models it did not save; evaluating the run again
+    # gives the same report (the exported model's row scored again from model.keras)
+    stored = JetSSLResult.load(run, {})
+    assert {r["method"] for r in stored.rows} == {"linear", "frozen", "scratch"}  # finetune is model.keras
+    assert sorted(stored.roc_scores) == ["frozen", "linear", "scratch"]
+    assert all(len(s) == test["n"] for s in stored.roc_scores.values())
+    assert stored.rows == result.fit_result.rows
+    from kerahep.training import evaluate_run
+
+    for p in (run / "plots").glob("*.png"):
+        p.unlink()
+    (run / "downstream_table.csv").unlink()
+    rerun = evaluate_run(run)["test"]
+    assert [(r["method"], r["labels"]) for r in rerun["table"]] == [(r["method"], r["labels"]) for r in table]
+    for found, expected in zip(rerun["table"], table):
+        assert found == pytest.approx(expected, abs=1e-6), expected["method"]
+    assert sorted(rerun["comparison"]) == sorted(test["comparison"])
+    for f, entry in test["comparison"].items():
+        assert rerun["comparison"][f] == pytest.approx(entry, abs=1e-6), f
+    for key in ("roc_auc", "accuracy", "m_mse", "pt_mse", "m_r2", "pt_r2"):
+        assert rerun[key] == pytest.approx(test[key], abs=1e-6), key
+    assert plots == {p.name for p in (run / "plots").iterdir()}
+    assert (run / "downstream_table.csv").exists()
+
     # evaluate on "new" labelled data: every jet goes to test
     data = task.load_data(cfg, paths=[labelled], for_evaluation=True)
-    assert data.train is None and data.info["n_test"] == 40
+    assert data.train is None and data.info["n_test"] == 40 and data.independent
     from kerahep.training import RunContext
 
     ctx = RunContext(cfg, task, data, workdir / "eval_run")
-    again = task.evaluate(ctx, {"model": model, "encoder": encoder}, data)
+    again = task.evaluate(ctx, task.result_type(models={"model": model, "encoder": encoder}), data)
     assert again["n"] == 40 and "table" not in again
+    assert again["model_variant"] == "finetune at 100pct of the labels"
     assert (workdir / "eval_run" / "plots" / "tsne_mass.png").exists()
 
 
 @pytest.fixture(scope="module")
 def two_fraction_run(tmp_path_factory):
     """A tiny run at 50% and 100% of the labels, recording the target statistics each head was
-    built and compiled with, the t-SNE inputs and the task's data."""
+    built with, the statistics and loss weights each model was compiled with, the t-SNE
+    inputs, the task's data and the test jets' latents from the saved encoder."""
     import os
 
-    from kerahep import explain, plotting
+    from kerahep import evaluation, explain, plotting
     from kerahep.models import jet_heads
     from kerahep.tasks.jet_ssl import JetSSL
     from kerahep.training import train
 
-    seen = {"heads": [], "compile": [], "tsne": [], "scatter": [], "data": []}
-    heads_fn, compile_fn, tsne_fn = jet_heads.latent_heads, jet_heads.compile_heads, explain.tsne
-    load_fn = JetSSL.load_data
+    seen = {"heads": [], "compile_args": [], "compile": [], "tsne": [], "scatter": [], "data": []}
+    heads_fn, args_fn, tsne_fn = jet_heads.latent_heads, jet_heads.head_compile_args, explain.tsne
+    load_fn, compile_fn = JetSSL.load_data, keras.Model.compile
 
     def heads(latent_dim, stats, **kw):
         seen["heads"].append((kw.get("name"), stats))
         return heads_fn(latent_dim, stats, **kw)
 
-    def compile_heads(model, optimizer, stats, **kw):
-        seen["compile"].append((model.name, stats))
-        return compile_fn(model, optimizer, stats, **kw)
+    def compile_args(stats, regression_weight=1.0):
+        seen["compile_args"].append(stats)
+        return args_fn(stats, regression_weight)
+
+    def compile_(model, *a, **kw):  # what each model was really compiled with
+        seen["compile"].append((model.name, kw.get("loss_weights")))
+        return compile_fn(model, *a, **kw)
 
     def tsne(features, **kw):
         seen["tsne"].append(np.array(features))
@@ -131,7 +161,8 @@ def two_fraction_run(tmp_path_factory):
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(jet_heads, "latent_heads", heads)
-            mp.setattr(jet_heads, "compile_heads", compile_heads)
+            mp.setattr(jet_heads, "head_compile_args", compile_args)
+            mp.setattr(keras.Model, "compile", compile_)
             mp.setattr(explain, "tsne", tsne)
             mp.setattr(plotting, "embedding_scatter", lambda pts, c, path, **kw: seen["scatter"].append(np.array(c)))
             mp.setattr(JetSSL, "load_data", load_data)
@@ -139,7 +170,10 @@ def two_fraction_run(tmp_path_factory):
                 "data.label_fractions=(0.5, 1.0)", "data.tsne_points=6",
                 "model.export='frozen'", "model.methods=('linear', 'frozen')"])
             seen["seed"] = cfg.run.seed
-            train(cfg)
+            run = train(cfg)
+        # the latents of the test jets as the saved encoder gives them (the twin's paths are
+        # relative to this folder)
+        seen["test_latents"] = evaluation.predict_dataset(run.models["encoder"], seen["data"][0].test)
     finally:
         os.chdir(cwd)
     return seen
@@ -152,21 +186,26 @@ def _stats(v):
 @pytest.mark.slow
 def test_heads_at_each_label_fraction_use_that_fractions_target_statistics(two_fraction_run):
     seen = two_fraction_run
-    ex = seen["data"][0].extras
-    train_t = ex["train_targets"]
+    data = seen["data"][0]
+    train_t = data.train_targets
     expected = {}
-    for f, sub in ex["subsets"].items():
+    for f, sub in data.subsets.items():
         expected[f] = {"m": _stats(train_t["m"][sub]), "pt": _stats(train_t["pT"][sub])}
     half, full = expected[0.5], expected[1.0]
     assert half != full  # the test means something: 50% of the jets have other statistics
     # linear then frozen heads at 50%, then at 100%: built and compiled with their subset's statistics
     assert [n for n, _ in seen["heads"]] == ["linear_heads", "frozen_heads"] * 2
-    for (name, stats), (cname, cstats), f in zip(seen["heads"], seen["compile"], (0.5, 0.5, 1.0, 1.0)):
-        assert cname == name
+    compiled = [(n, w) for n, w in seen["compile"] if n != "simclr"]
+    assert [n for n, _ in compiled] == [n for n, _ in seen["heads"]]
+    assert len(seen["compile_args"]) == len(compiled)
+    for (name, stats), cstats, (_, weights), f in zip(seen["heads"], seen["compile_args"], compiled,
+                                                      (0.5, 0.5, 1.0, 1.0)):
         for key in ("m", "pt"):
             np.testing.assert_allclose(stats[key], expected[f][key], rtol=1e-6, err_msg=f"{name} at {f}: {key}")
             np.testing.assert_allclose(cstats[key], expected[f][key], rtol=1e-6, err_msg=f"{name} at {f}: {key}")
-    assert seen["data"][0].info["target_stats"]["50pct"]["m"]["mean"] == pytest.approx(half["m"][0])
+            # the standardised MSE: 1/std^2 of this subset (regression_weight 1)
+            assert weights[key] == pytest.approx(1.0 / expected[f][key][1] ** 2, rel=1e-6), (name, f, key)
+    assert data.info["target_stats"]["50pct"]["m"]["mean"] == pytest.approx(half["m"][0])
 
 
 def test_target_stats_fall_back_to_the_values_scale_for_tiny_subsets():
@@ -182,9 +221,9 @@ def test_target_stats_fall_back_to_the_values_scale_for_tiny_subsets():
 @pytest.mark.slow
 def test_tsne_embeds_a_seeded_random_subset_of_test_jets_with_matching_labels(two_fraction_run):
     seen = two_fraction_run
-    ex = seen["data"][0].extras
-    z, truth = ex["latents"]["test"], ex["latent_targets"]["test"]
+    truth, z = seen["test_latents"]
     n = len(z)
+    assert n == seen["data"][0].info["n_test"]
     assert n > 6  # tsne_points=6: a strict subset of the test jets
     rows = np.sort(np.random.default_rng(seen["seed"]).choice(n, 6, replace=False))
     assert list(rows) != list(range(6)) and list(rows) == sorted(rows)
@@ -240,11 +279,11 @@ def test_comparison_is_auc_only_and_the_fraction_plot_has_auc_mass_and_pt_panels
 
     rows = [{"label_fraction": 1.0, "method": m, "roc_auc": a, "m_mse": 9.0, "pt_mse": 4.0}
             for m, a in (("frozen", 0.8), ("scratch", 0.7))]
-    comp = jet_ssl._comparison(rows)["100pct"]
+    comp = jet_ssl.comparison(rows)["100pct"]
     assert set(comp) == {"frozen_minus_scratch_auc", "frozen_beats_scratch_auc"}  # AUC only
     figures = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(artifacts, "save_figure", lambda fig, path: figures.append(fig))
-        jet_ssl._fraction_plot(rows, tmp_path / "fractions.png")
+        jet_ssl.fraction_plot(rows, tmp_path / "fractions.png")
     labels = [ax.get_ylabel() for ax in figures[0].axes]
     assert labels == ["test ROC AUC", "mass MSE [GeV$^2$]", "pT MSE [GeV$^2$]"]

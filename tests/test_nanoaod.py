@@ -16,6 +16,7 @@ import uproot
 from kerahep.data import nanoaod
 from kerahep.data.nanoaod import (
     ELECTRON_FIELDS,
+    ID_COLUMNS,
     JET_FIELDS,
     FeatureSpec,
     expand_inputs,
@@ -34,8 +35,10 @@ REAL = ("nano_dy.root", "nano_tt_v12.root", "nanoAOD_2015_CMS_Open_Data_ttbar.ro
 
 
 # ----------------------------------------------------------------------------- helpers
-def write_nano(path, electrons: dict, jets: dict | None = None, scalars: dict | None = None, tree="Events"):
-    """Write a NanoAOD-style file from python lists: ``electrons={"pt": [[..], ..], ...}``."""
+def write_nano(path, electrons: dict, jets: dict | None = None, scalars: dict | None = None, tree="Events",
+               ids: bool = True):
+    """Write a NanoAOD-style file from python lists: ``electrons={"pt": [[..], ..], ...}``; with
+    ``ids``, NanoAOD's run, luminosityBlock and event (1, 1, 1..n) as every NanoAOD file has."""
     etypes = {f: ("int32" if f == "charge" else "float32") for f in electrons}
     types = {"Electron": ak.types.from_datashape(
         "var * {" + ", ".join(f"{f}: {t}" for f, t in etypes.items()) + "}", highlevel=False)}
@@ -47,6 +50,11 @@ def write_nano(path, electrons: dict, jets: dict | None = None, scalars: dict | 
     for k, v in (scalars or {}).items():
         types[k] = np.float32
         data[k] = np.asarray(v, np.float32)
+    if ids:
+        n = len(data["Electron"])
+        types.update(run=np.uint32, luminosityBlock=np.uint32, event=np.uint64)
+        data.update(run=np.ones(n, np.uint32), luminosityBlock=np.ones(n, np.uint32),
+                    event=np.arange(1, n + 1, dtype=np.uint64))
     with uproot.recreate(path) as f:
         t = f.mktree(tree, types, counter_name=lambda c: "n" + c, field_name=lambda o, i: o + "_" + i)
         t.extend(data)
@@ -106,7 +114,9 @@ def test_feature_spec_columns_physics_and_seed():
     assert len(seed.columns) == 2 * len(ELECTRON_FIELDS) + 3 * len(JET_FIELDS) + 2
     assert phys.columns == seed.columns + ["m_ee", "pt_ee", "dphi_ee", "os_ee", "MET_pt", "n_bjets"]
     assert seed.columns[:2] == ["Electron_pt_0", "Electron_eta_0"] and "Jet_btagDeepFlavB_2" in seed.columns
-    assert phys.output_columns[-3:] == ["genWeight", "target", "sample"]
+    assert phys.output_columns[-8:] == ["genWeight", "target", "sample", "run", "luminosityBlock", "event", "file",
+                                        "entry"]
+    assert phys.output_columns[:len(phys.columns)] == phys.columns
 
 
 @pytest.mark.parametrize("kwargs", [dict(preset="fancy"), dict(n_jets=-1), dict(n_electrons=0),
@@ -261,7 +271,8 @@ def test_prepare_matches_the_plain_awkward_pandas_method(twin, tmp_path):
     n = plain_prepare(sig, bkg, tmp_path / "plain.csv", spec)
     report = prepare_dataset(sig, bkg, tmp_path / "k.csv", spec=spec, progress=False)
     a, b = pd.read_csv(tmp_path / "plain.csv"), load_prepared(tmp_path / "k.csv")
-    assert n == report.selected == len(b) and list(a.columns) == list(b.columns)
+    # the plain method keeps no event identifiers: the same columns, then ours
+    assert n == report.selected == len(b) and list(b.columns) == list(a.columns) + list(ID_COLUMNS)
     num = [c for c in a.columns if c != "sample"]
     np.testing.assert_array_equal(a[num].to_numpy(np.float32), b[num].to_numpy(np.float32))
     assert (a["sample"] == b["sample"]).all()
@@ -273,8 +284,13 @@ def test_parquet_output_equals_csv(twin, tmp_path):
     r = prepare_dataset(files, [], tmp_path / "a.parquet", progress=False, max_events=120)
     assert r.fmt == "parquet"
     a, b = load_prepared(tmp_path / "a.csv"), load_prepared(tmp_path / "a.parquet")
-    num = [c for c in a.columns if c != "sample"]
+    assert list(a.columns) == list(b.columns)
+    num = [c for c in a.columns if c not in ("sample",) + ID_COLUMNS]
     np.testing.assert_array_equal(a[num].to_numpy(np.float32), b[num].to_numpy(np.float32))
+    ids = ["run", "luminosityBlock", "event", "entry"]
+    np.testing.assert_array_equal(a[ids].to_numpy(np.uint64), b[ids].to_numpy(np.uint64))
+    assert (a["file"] == b["file"]).all() and (a["sample"] == b["sample"]).all()
+    assert b["event"].dtype == np.uint64 and b["run"].dtype == np.uint32  # as NanoAOD stores them
 
 
 def test_max_events_caps_each_sample_over_its_files(tmp_path, capfd):
@@ -301,6 +317,52 @@ def test_optional_branches_filled_and_reported(tmp_path):
     df = load_prepared(tmp_path / "o.csv")
     assert (df.MET_pt == 0).all() and (df.genWeight == 1).all() and (df.Jet_btagDeepFlavB_0 == 0).all()
     assert (df.n_bjets == 0).all() and list(df.Jet_pt_0) == [30.0, 0.0]
+
+
+def _ids_at(path, entries):
+    with uproot.open(path) as f:
+        t = f["Events"].arrays(["run", "luminosityBlock", "event"], library="np")
+    return {k: v[np.asarray(entries, dtype=np.int64)] for k, v in t.items()}
+
+
+def _assert_rows_join_back(df):
+    """Every prepared row's (file, entry) is the NanoAOD event with the row's run, lumi and event."""
+    assert df["file"].notna().all()
+    for path, rows in df.groupby("file"):
+        assert os.path.isabs(path)
+        assert rows["entry"].is_unique and rows["entry"].is_monotonic_increasing
+        ids = _ids_at(path, rows["entry"])
+        for k in ("run", "luminosityBlock", "event"):
+            np.testing.assert_array_equal(rows[k].to_numpy(np.uint64), ids[k].astype(np.uint64), err_msg=f"{path} {k}")
+
+
+def test_prepared_rows_join_back_to_their_nanoaod_events(twin, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative inputs: the file column is absolute all the same
+    rel = [os.path.relpath(p, tmp_path) for p in twin["signal"]]
+    r = prepare_dataset(rel, twin["background"][:2], "ids.csv", progress=False, step_size=70)  # several steps a file
+    df = load_prepared("ids.csv")
+    assert len(df) == r.selected and list(df.columns[-5:]) == list(ID_COLUMNS)
+    assert set(df["file"]) == {os.path.abspath(p) for p in rel + twin["background"][:2]}
+    _assert_rows_join_back(df)
+    # the entries are of the events that passed: the rest failed the preselection
+    with uproot.open(twin["signal"][0]) as f:
+        e = f["Events"].arrays(["Electron_pt", "Electron_eta", "genWeight"])
+    good = np.flatnonzero(ak.to_numpy(ak.sum((e.Electron_pt > 10) & (abs(e.Electron_eta) < 2.5), axis=1) >= 1))
+    np.testing.assert_array_equal(df.loc[df["file"] == os.path.abspath(rel[0]), "entry"], good)
+    # the sum of generator weights over every event read (not only the selected ones)
+    gw = ak.to_numpy(e.genWeight).astype(np.float64)
+    assert r.samples["DYJetsToLL_M-10to50"]["sum_genWeight"] == pytest.approx(gw.sum(), rel=1e-12)
+    assert gw[good].sum() != pytest.approx(gw.sum(), rel=1e-6)  # preselection left some out
+    whole = prepare_dataset(rel, twin["background"][:2], "one_step.csv", progress=False)
+    pd.testing.assert_frame_equal(load_prepared("one_step.csv"), df)
+    assert whole.samples == r.samples
+
+
+def test_a_file_without_event_ids_is_a_data_error(tmp_path):
+    ele = {f: [[20.0]] for f in ELECTRON_FIELDS}
+    path = write_nano(tmp_path / "skim.root", ele, {"pt": [[30.0]], "eta": [[0.0]], "phi": [[0.0]]}, ids=False)
+    with pytest.raises(DataError, match=r"skim\.root.*'run'.*missing: run, luminosityBlock, event"):
+        prepare_dataset([path], [], tmp_path / "o.csv", progress=False)
 
 
 # ----------------------------------------------------------------------------- real files
@@ -345,7 +407,22 @@ def test_prepare_real_files_one_row_per_selected_event(real_truth, tmp_path):
     assert len(df) == r.selected == sum(expected.values())
     assert r.events_read == 440 and r.missing_optional == {}
     assert set(df.loc[df["sample"] == "nano_dy", "target"]) == {1} and df.target.sum() == expected["nano_dy"]
-    assert np.isfinite(df.drop(columns="sample").to_numpy(float)).all()
+    assert np.isfinite(df.drop(columns=["sample", "file"]).to_numpy(float)).all()
+
+
+@pytest.mark.realdata
+def test_real_prepared_rows_join_back_to_their_nanoaod_events(real_truth, tmp_path):
+    paths = [real_truth[name]["path"] for name in REAL]
+    r = prepare_dataset(paths[:1], paths[1:], tmp_path / "ids.parquet", progress=False, step_size=64)
+    df = load_prepared(tmp_path / "ids.parquet")
+    assert set(df["file"]) == {os.path.abspath(p) for p in paths}
+    _assert_rows_join_back(df)
+    for name in REAL:  # the selected entries are the events passing the preselection
+        rows = df[df["file"] == os.path.abspath(real_truth[name]["path"])]
+        np.testing.assert_array_equal(rows["entry"], np.flatnonzero(real_truth[name]["good"]))
+        with uproot.open(real_truth[name]["path"]) as f:
+            gw = f["Events"]["genWeight"].array(library="np").astype(np.float64)
+        assert r.samples[name[:-5]]["sum_genWeight"] == pytest.approx(gw.sum(), rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- bad input

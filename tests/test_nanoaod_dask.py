@@ -8,15 +8,17 @@ import pytest
 pytest.importorskip("dask_awkward")
 distributed = pytest.importorskip("distributed")
 
-from kerahep.data.nanoaod import FeatureSpec, load_prepared, prepare_dataset  # noqa: E402 (after the importorskip)
+from kerahep.data.nanoaod import ID_COLUMNS, FeatureSpec, load_prepared, prepare_dataset  # noqa: E402 (after the importorskip)
 from kerahep.data.synthetic.nanoaod import make_twin  # noqa: E402
 
 
 def _rows(df):
-    """The rows as a sorted list of tuples (the set of rows, order-free)."""
-    num = [c for c in df.columns if c != "sample"]
-    vals = df[num].to_numpy(np.float32)
-    return sorted(zip(df["sample"], *vals.T.tolist()))
+    """The rows as a sorted list of tuples (the set of rows, order-free): sample and source file,
+    the event ids and entry as integers, the features as float32."""
+    num = [c for c in df.columns if c not in ("sample",) + ID_COLUMNS]
+    ids = ["run", "luminosityBlock", "event", "entry"]
+    return sorted(zip(df["sample"], df["file"], *df[ids].to_numpy(np.int64).T.tolist(),
+                      *df[num].to_numpy(np.float32).T.tolist()))
 
 
 @pytest.mark.slow

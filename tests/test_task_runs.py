@@ -4,8 +4,11 @@
   ``python -m scripts.train --resume`` (no ``--set`` repeated: the run's config.json is
   used): earlier stages are not trained again, every epoch of every stage is logged
   once, and the artifacts are complete;
-- trained with ``python -m scripts.train --backend jax`` and scored by
-  ``python -m scripts.evaluate --backend torch`` with the same test AUC.
+- trained with ``python -m scripts.train --backend jax``, then re-evaluated with
+  ``python -m scripts.evaluate`` on the same backend after its plots and tables were
+  deleted: the task contract says evaluation reproduces training's report (same test
+  metrics to 1e-6, the same plots and tables under the same names, nothing written outside
+  the run directory); then scored on ``--backend torch`` with the same test AUC.
 
 Each task runs its ``smoke`` preset (every stage, tiny data). The TensorFlow path of
 each task is covered by its own test file; the kill/resume mechanics (learning rate on
@@ -139,7 +142,7 @@ def test_sigkill_mid_epoch_then_resume_on_torch(task, workroot, backends):
 
 
 @pytest.mark.parametrize("task", sorted(KILL))
-def test_train_on_jax_then_evaluate_on_torch(task, workroot, backends):
+def test_train_on_jax_then_evaluate_reproduces_the_report_and_torch_agrees(task, workroot, backends):
     backends("jax", "torch")
     out = workroot / "jax_results"
     _ok(_run(["scripts.train", "--task", task, "--preset", "smoke", "--backend", "jax", "--quiet",
@@ -148,11 +151,64 @@ def test_train_on_jax_then_evaluate_on_torch(task, workroot, backends):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "complete" and metrics["environment"]["backend"] == "jax"
 
+    # the report again from the saved run alone: delete what evaluation must redraw and rewrite
+    plots = sorted(p.name for p in (run / "plots").glob("*.png"))
+    tables = {p.name: _table(p) for p in _tables(run)}
+    assert plots and any(n.startswith("history") for n in plots)
+    for p in [*(run / "plots").glob("*.png"), *_tables(run)]:
+        p.unlink()
+    outside = sorted(p.name for p in (out / task).iterdir())
+    _ok(_run(["scripts.evaluate", "--run", str(run), "--backend", "jax"], workroot, "jax"))
+    again = json.loads((run / "evaluation.json").read_text())["test"]
+    _assert_same(again, metrics["test"], "test")
+    assert sorted(p.name for p in (run / "plots").glob("*.png")) == plots
+    assert sorted(p.name for p in _tables(run)) == sorted(tables)
+    for name, frame in tables.items():
+        _assert_same_table(_table(run / name), frame, name)
+    assert sorted(p.name for p in (out / task).iterdir()) == outside  # nothing written beside the run
+    assert not list(run.rglob("*_evaluation*"))
+
     _ok(_run(["scripts.evaluate", "--run", str(run), "--backend", "torch"], workroot, "torch"))
     scored = json.loads((run / "evaluation.json").read_text())["test"]
     auc = _auc(metrics["test"])
     assert auc is not None, sorted(metrics["test"])
     assert _auc(scored) == pytest.approx(auc, abs=1e-4)  # same model, same test events, other backend
+
+
+def _tables(run: Path) -> list:
+    """The report's tables: every CSV of the run directory but the training histories."""
+    return sorted(p for p in run.rglob("*.csv") if not p.name.startswith("history") and "external" not in p.parts)
+
+
+def _table(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def _assert_same_table(found, expected, name):
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(found, expected, check_exact=False, rtol=0, atol=1e-6, obj=name)
+
+
+def _assert_same(found, expected, where):
+    """Equal JSON trees, numbers to 1e-6 (NaN equals NaN)."""
+    import math
+
+    if isinstance(expected, dict):
+        assert isinstance(found, dict) and sorted(found) == sorted(expected), (where, sorted(found), sorted(expected))
+        for k in expected:
+            _assert_same(found[k], expected[k], f"{where}.{k}")
+    elif isinstance(expected, list):
+        assert isinstance(found, list) and len(found) == len(expected), (where, found, expected)
+        for i, (a, b) in enumerate(zip(found, expected)):
+            _assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(expected, (int, float)) and not isinstance(expected, bool) and expected is not None:
+        assert isinstance(found, (int, float)), (where, found, expected)
+        assert (math.isnan(found) and math.isnan(expected)) or abs(found - expected) <= 1e-6, (where, found, expected)
+    else:
+        assert found == expected, (where, found, expected)
 
 
 def _auc(test: dict):

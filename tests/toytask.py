@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +17,11 @@ class ToyData(DataConfig):
     shift: float = 1.5
     nan_at: int = -1  # put a NaN into this training row (to test divergence)
     sleep: float = 0.0  # seconds per training batch (to kill a run mid-epoch)
+
+
+@dataclass
+class ToyInputs(TaskData):
+    x_train: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), "float32"))
 
 
 class ToyTask(Task):
@@ -53,15 +58,15 @@ class ToyTask(Task):
                 return x, y
 
             train = train.map(slow)
-        return TaskData(train=train, val=mk(cut1, cut2), test=mk(cut2, n), source="synthetic",
-                        paths=["<toy>"], info={"n_train": cut1}, extras={"x": x[:cut1]})
+        return ToyInputs(train=train, val=mk(cut1, cut2), test=mk(cut2, n), source="synthetic",
+                         paths=["<toy>"], info={"n_train": cut1}, x_train=x[:cut1])
 
     def build_model(self, config, data):
         import keras
 
         inp = keras.Input((4,))
         norm = keras.layers.Normalization()
-        norm.adapt(np.nan_to_num(data.extras["x"]))
+        norm.adapt(np.nan_to_num(data.x_train))
         h = keras.layers.Dense(8, activation="relu")(norm(inp))
         return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", dtype="float32")(h))
 

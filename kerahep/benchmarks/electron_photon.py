@@ -54,17 +54,16 @@ def _reader(paths):
     return CaloReader(paths, split=(0.7, 0.15, 0.15), seed=0)
 
 
-def _keras_model(seed: int = 0, augment: bool = True):
+def keras_model(seed: int = 0, augment: bool = True):
+    """The task's default ResNet-15 (:func:`kerahep.tasks.electron_photon.build_resnet`), compiled
+    with plain AdamW (1e-3), the optimizer of the PyTorch reference (:func:`torch_resnet15`)."""
     import keras
 
-    from ..models.resnet import build_resnet15
     from ..registry import get_task
+    from ..tasks.electron_photon import build_resnet
 
-    m = get_task(TASK).preset().model
     keras.utils.set_random_seed(seed)
-    model = build_resnet15(m.variant, widths=tuple(m.widths), blocks=tuple(m.blocks), stem_kernel=m.stem_kernel,
-                           stem_pool=m.stem_pool, embedding_dim=m.embedding_dim, flip=augment and m.flip,
-                           erasing=m.erasing if augment else 0.0, energy_log=m.energy_log or None, seed=seed)
+    model = build_resnet(get_task(TASK).preset().model, seed=seed, augment=augment)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="binary_crossentropy")
     return model
 
@@ -94,7 +93,7 @@ def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
     rows = [ratio_row(TASK, "input pipeline, streamed vs in-memory", rate["memory"], rate["streamed"], "crops/s",
                       notes=f"{layout}; one shuffled epoch, batch {BATCH}, shuffle buffer {SHUFFLE}, no model; "
                             f"best of {repeats}")]
-    models = {k: _keras_model() for k in data}
+    models = {k: keras_model() for k in data}
     train = _fit_rate(models, data, {k: reader.size("train") for k in data}, repeats)
     rows.append(ratio_row(TASK, "ResNet-15 training, streamed vs in-memory epoch", train["memory"], train["streamed"],
                           "crops/s", target=0.95,
@@ -158,7 +157,7 @@ def train_in_child(framework: str, paths, steps: int, repeats: int) -> dict:
         import keras
         import tensorflow as tf
 
-        model = _keras_model(augment=False)
+        model = keras_model(augment=False)
         ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).repeat().batch(BATCH)
         ds = ds.prefetch(tf.data.AUTOTUNE)
         model.fit(ds, epochs=1, steps_per_epoch=3, verbose=0)

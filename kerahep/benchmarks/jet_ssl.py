@@ -84,7 +84,7 @@ def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
     import numpy as np
     import tensorflow as tf
 
-    from ..data.jets import JetStream, _inflate_function, channel_scales
+    from ..data.jets import JetStream, channel_scales, inflate_function
     from ..data.synthetic.jets import write_jet_file
     from ..registry import get_task
 
@@ -119,7 +119,7 @@ def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
     return [ratio_row(TASK, "pre-training throughput, HDF5 pipeline vs in-memory", rate["memory"], rate["pipeline"],
                       "jets/s", target=0.9,
                       notes=f"SimCLR, ResNet-18 widths {tuple(widths)}, batch {batch}, {jets} jets per epoch, "
-                            f"median of {rounds} epochs each in ABBA order; inflate: {_inflate_function().__module__}",
+                            f"median of {rounds} epochs each in ABBA order; inflate: {inflate_function().__module__}",
                       encoder_widths=list(widths), jets=jets, pair_ratios=[round(x, 4) for x in pairs])]
 
 

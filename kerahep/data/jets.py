@@ -1,6 +1,6 @@
 """Streaming reader of the jet_ssl HDF5 files into ``tf.data``.
 
-The files (see DESIGN.md):
+The files (their real layout, as the README's jet_ssl section gives it):
 
 * ``Dataset_Specific_Unlabelled.h5``: ``jet`` ``(N, 125, 125, 8)`` float32;
 * ``Dataset_Specific_labelled_full_only_for_2i.h5``: ``jet`` and the targets ``Y`` (0 QCD,
@@ -219,7 +219,7 @@ def plan_reads(indices, n: int, chunk_rows: int | None, block_rows: int) -> list
     return plans
 
 
-def _inflate_function():
+def inflate_function():
     """The fastest zlib-compatible ``decompress`` installed (zlib-ng, ISA-L, then the standard library)."""
     try:
         from zlib_ng import zlib_ng
@@ -257,7 +257,7 @@ def direct_chunk_reader(ds):
         return None
     if filters != [h5py.h5z.FILTER_DEFLATE]:
         return None
-    inflate = _inflate_function()
+    inflate = inflate_function()
     rows_per_chunk = int(ds.chunks[0])
     image = tuple(ds.shape[1:])
     zeros = (0,) * len(image)

@@ -5,7 +5,10 @@ the branches the features need, and turns the jagged electron and jet collection
 fixed-width columns with vectorised NumPy (no per-event Python loop). The prepared
 dataset (CSV, or Parquet on request) has one row per selected event: the named feature
 columns of :attr:`FeatureSpec.columns`, ``genWeight``, ``target`` (1 signal, 0
-background) and ``sample`` (the sample name, from the file name or the index list).
+background), ``sample`` (the sample name, from the file name or the index list), and the
+event's identity (:data:`ID_COLUMNS`): NanoAOD's ``run``, ``luminosityBlock`` and
+``event``, the source ``file`` and the ``entry`` (row number, from 0) inside that file, so
+every prepared row joins back to its NanoAOD event.
 
 Conventions:
 
@@ -22,7 +25,10 @@ Conventions:
 * Optional branches (``MET_pt``, ``genWeight``, ``Jet_btagDeepFlavB`` which some Run 3
   NanoAOD versions lack) are filled with a default (0, 1, 0) and listed in
   :attr:`PrepareReport.missing_optional`; a missing required branch raises
-  :class:`~kerahep.errors.DataError` naming the branch and the file.
+  :class:`~kerahep.errors.DataError` naming the branch and the file. ``run``,
+  ``luminosityBlock`` and ``event`` are in every NanoAOD file and are required.
+* The report records per sample the sum of ``genWeight`` over every event read (before
+  the preselection), the normalisation of cross-section weights.
 
 Example:
     >>> from kerahep.data.nanoaod import FeatureSpec, prepare_dataset, load_prepared
@@ -55,6 +61,13 @@ JET_FIELDS = ("pt", "eta", "phi", "btagDeepFlavB")
 PHYSICS_COLUMNS = ("m_ee", "pt_ee", "dphi_ee", "os_ee", "MET_pt", "n_bjets")
 #: columns written after the features (not features themselves)
 META_COLUMNS = ("genWeight", "target", "sample")
+#: NanoAOD's event identifiers, in every NanoAOD file (required branches)
+EVENT_ID_BRANCHES = ("run", "luminosityBlock", "event")
+#: the last columns of a prepared dataset: where each row comes from (``file`` and ``entry``,
+#: the row number inside that file's ``Events`` tree, from 0) and which event it is
+ID_COLUMNS = EVENT_ID_BRANCHES + ("file", "entry")
+#: types of the identifier columns (as NanoAOD stores run, luminosityBlock and event)
+ID_DTYPES = {"run": np.uint32, "luminosityBlock": np.uint32, "event": np.uint64, "entry": np.int64}
 #: optional branches and the value written where a file lacks them
 OPTIONAL_DEFAULTS = {"MET_pt": 0.0, "genWeight": 1.0, "Jet_btagDeepFlavB": 0.0}
 #: DeepJet (DeepFlavB) medium working point of 2018 UL (about 1% light mis-tag; other years differ
@@ -309,12 +322,13 @@ class FeatureSpec:
 
     @property
     def output_columns(self) -> list[str]:
-        """Every column of a prepared dataset: features, then ``genWeight``, ``target``, ``sample``."""
-        return self.columns + list(META_COLUMNS)
+        """Every column of a prepared dataset: features, then ``genWeight``, ``target``, ``sample``,
+        then the identifiers ``run``, ``luminosityBlock``, ``event``, ``file``, ``entry``."""
+        return self.columns + list(META_COLUMNS) + list(ID_COLUMNS)
 
     def branches(self) -> tuple[list[str], list[str]]:
         """(required, optional) branch names this spec reads."""
-        required = [f"Electron_{f}" for f in ELECTRON_FIELDS] + ["Jet_pt"]
+        required = [f"Electron_{f}" for f in ELECTRON_FIELDS] + ["Jet_pt"] + list(EVENT_ID_BRANCHES)
         if self.n_jets:
             required += ["Jet_eta", "Jet_phi"]
         optional = ["genWeight"]
@@ -585,15 +599,19 @@ def iterate_file(path, spec: FeatureSpec = FeatureSpec(), step_size="50 MB", max
 
     Yields:
         ``(columns, n_read, n_selected)`` per step: the feature columns of the events
-        passing the preselection, the events read and how many passed.
+        passing the preselection with ``genWeight`` and their identifiers ``run``,
+        ``luminosityBlock``, ``event`` and ``entry`` (row in the file), the events read
+        and how many passed.
     """
     info = inspect_file(os.fspath(path), spec, keep_open=True)
     if missing_optional is not None:
         missing_optional.extend(info.missing_optional)
-    yield from _iterate(info, spec, step_size, max_events)
+    for cols, n_read, n_sel, _ in _iterate(info, spec, step_size, max_events):
+        yield cols, n_read, n_sel
 
 
 def _iterate(info: FileInfo, spec: FeatureSpec, step_size, max_events):
+    """``(columns, n_read, n_selected, sum of genWeight read)`` per step of one file."""
     path = info.path
     stop = info.num_entries if max_events is None else min(info.num_entries, int(max_events))
     if stop <= 0:
@@ -603,6 +621,7 @@ def _iterate(info: FileInfo, spec: FeatureSpec, step_size, max_events):
     info.handle = None
     try:
         it = tree.iterate(info.branches, step_size=step_size, entry_stop=stop, library="ak", how=dict)
+        start = 0
         while True:
             try:
                 chunk = next(it)
@@ -610,18 +629,28 @@ def _iterate(info: FileInfo, spec: FeatureSpec, step_size, max_events):
                 break
             except Exception as exc:  # noqa: BLE001 - corrupt baskets, truncated files
                 raise DataError(path, "readable NanoAOD baskets", f"a read error ({type(exc).__name__}: {exc})") from None
-            yield _process_chunk(chunk, spec, path)
+            out = _process_chunk(chunk, spec, path, start)
+            start += out[1]
+            yield out
     finally:
         f.close()
 
 
-def _process_chunk(chunk, spec: FeatureSpec, path: str = "<events>"):
+def _process_chunk(chunk, spec: FeatureSpec, path: str = "<events>", start: int = 0):
+    """Preselect and flatten one step whose first event is entry ``start`` of its file:
+    ``(columns with the identifiers, n_read, n_selected, sum of genWeight read)``."""
+    import awkward as ak
+
     try:
         mask = preselection_mask(chunk, spec)
         cols = flatten_events(chunk, spec, mask=mask)
+        for name in EVENT_ID_BRANCHES:
+            cols[name] = np.asarray(ak.to_numpy(_require(chunk, name)))[mask].astype(ID_DTYPES[name])
     except DataError as err:
         raise DataError(path, err.expected, err.found) from None
-    return cols, len(mask), int(np.count_nonzero(mask))
+    cols["entry"] = (int(start) + np.flatnonzero(mask)).astype(ID_DTYPES["entry"])
+    sum_w = float(np.sum(_scalar(chunk, "genWeight", len(mask)), dtype=np.float64))
+    return cols, len(mask), int(np.count_nonzero(mask)), sum_w
 
 
 # --------------------------------------------------------------------------- preparation
@@ -634,7 +663,10 @@ class PrepareReport:
         fmt: ``"csv"`` or ``"parquet"``.
         columns: the columns written, in order.
         samples: per sample: ``role``, ``target``, ``files``, ``events_read``,
-            ``selected``, ``failed_preselection``, ``files_skipped`` (beyond the cap).
+            ``selected``, ``failed_preselection``, ``files_skipped`` (beyond the cap),
+            ``sum_genWeight`` (over every event read, before the preselection: the
+            normalisation of cross-section weights; the number of events read where the
+            files lack ``genWeight``).
         files: every file read.
         missing_optional: per file, the optional branches filled with defaults.
         events_read, selected, failed_preselection: totals.
@@ -684,10 +716,12 @@ class _Writer:
         self.path, self.fmt, self.columns = path, fmt, columns
         types = []
         for c in columns:
-            if c == "sample":
+            if c in ("sample", "file"):
                 types.append(pa.string())
             elif c == "target":
                 types.append(pa.int8())
+            elif c in ID_DTYPES:
+                types.append(pa.from_numpy_dtype(np.dtype(ID_DTYPES[c])))
             else:
                 types.append(pa.from_numpy_dtype(np.dtype(spec.dtype(c))))
         self.schema = pa.schema(list(zip(columns, types)))
@@ -707,7 +741,7 @@ class _Writer:
                                       write_options=pacsv.WriteOptions(include_header=False,
                                                                        quoting_style="needed"))
 
-    def write(self, cols: dict, target: int, sample: str):
+    def write(self, cols: dict, target: int, sample: str, file: str):
         import pyarrow as pa
 
         n = len(next(iter(cols.values())))
@@ -717,8 +751,9 @@ class _Writer:
         for c, t in zip(self.columns, self.schema.types):
             if c == "target":
                 arrays.append(pa.array(np.full(n, target, np.int8)))
-            elif c == "sample":
-                arrays.append(pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), [sample]).cast(t))
+            elif c in ("sample", "file"):
+                value = sample if c == "sample" else file
+                arrays.append(pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), [value]).cast(t))
             else:
                 arrays.append(pa.array(np.ascontiguousarray(cols[c]), type=t))
         self._w.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
@@ -778,7 +813,7 @@ def _plan(signal, background, spec: FeatureSpec, max_events, keep_open: bool = T
         for sample, g in groups.items():
             left = None if max_events is None else int(max_events)
             rep = {"role": g["role"], "target": g["target"], "files": [], "events_read": 0, "selected": 0,
-                   "failed_preselection": 0, "files_skipped": 0}
+                   "failed_preselection": 0, "files_skipped": 0, "sum_genWeight": 0.0}
             for path in _unique_files(g["paths"]):
                 if left is not None and left <= 0:
                     rep["files_skipped"] += 1  # beyond the per-sample cap: not opened
@@ -858,9 +893,9 @@ def _prepare(plan, samples, out: Path, fmt: str, spec: FeatureSpec, progress, da
                 else:
                     for sample, target, info, stop in plan:
                         bar.file(sample, info.path)
-                        for cols, n_read, n_sel in _iterate(info, spec, step_size, stop):
-                            writer.write(cols, target, sample)
-                            _count(samples[sample], n_read, n_sel)
+                        for cols, n_read, n_sel, sum_w in _iterate(info, spec, step_size, stop):
+                            writer.write(cols, target, sample, source_name(info.path))
+                            _count(samples[sample], n_read, n_sel, sum_w)
                             bar.advance(n_read)
                         bar.file_done()
         finally:
@@ -885,10 +920,17 @@ def _prepare(plan, samples, out: Path, fmt: str, spec: FeatureSpec, progress, da
     return report
 
 
-def _count(rep: dict, n_read: int, n_sel: int):
+def _count(rep: dict, n_read: int, n_sel: int, sum_w: float):
     rep["events_read"] += n_read
     rep["selected"] += n_sel
     rep["failed_preselection"] += n_read - n_sel
+    rep["sum_genWeight"] += sum_w
+
+
+def source_name(path: str) -> str:
+    """The ``file`` column of a prepared row: local files as absolute paths (the rows join back
+    to their files from any working directory), URLs as given."""
+    return path if _is_url(path) else os.path.abspath(path)
 
 
 class _Progress:
@@ -947,12 +989,12 @@ def _dask_steps(info: FileInfo, stop: int, step_size) -> list[list[int]]:
     return [[a, min(a + per, stop)] for a in range(0, stop, per)]
 
 
-def _dask_chunk(chunk, spec: FeatureSpec, path: str):
+def _dask_chunk(chunk, spec: FeatureSpec, path: str, start: int):
     import awkward as ak
 
     if not isinstance(chunk, Mapping):
         chunk = {k: chunk[k] for k in ak.fields(chunk)}
-    return _process_chunk(chunk, spec, path)
+    return _process_chunk(chunk, spec, path, start)
 
 
 def _run_dask(plan, spec: FeatureSpec, writer, samples, bar, scheduler, step_size):
@@ -983,8 +1025,11 @@ def _run_dask(plan, spec: FeatureSpec, writer, samples, bar, scheduler, step_siz
                 continue
             arr = uproot.dask({info.path: {"object_path": TREE, "steps": steps}}, filter_name=info.branches,
                               open_files=False)
-            for part in arr.to_delayed():
-                tasks.append(dask.delayed(_dask_chunk)(part, spec, info.path))
+            parts = arr.to_delayed()
+            if len(parts) != len(steps):  # the entry numbers come from the steps: one partition each
+                raise KerahepError(f"uproot.dask made {len(parts)} partitions of {info.path} for {len(steps)} steps")
+            for part, (start, _) in zip(parts, steps):
+                tasks.append(dask.delayed(_dask_chunk)(part, spec, info.path, start))
                 meta.append((sample, target, info.path))
         futures = client.compute(tasks)
         last = None
@@ -995,15 +1040,15 @@ def _run_dask(plan, spec: FeatureSpec, writer, samples, bar, scheduler, step_siz
                 bar.file(sample, path)
             last = (sample, path)
             try:
-                cols, n_read, n_sel = fut.result()
+                cols, n_read, n_sel, sum_w = fut.result()
             except DataError:
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise DataError(path, "readable NanoAOD baskets", f"a read error ({type(exc).__name__}: {exc})") \
                     from None
             fut.release()
-            writer.write(cols, target, sample)
-            _count(samples[sample], n_read, n_sel)
+            writer.write(cols, target, sample, source_name(path))
+            _count(samples[sample], n_read, n_sel, sum_w)
             bar.advance(n_read)
         if last is not None:
             bar.file_done()
@@ -1061,6 +1106,8 @@ def load_prepared(path, spec: FeatureSpec | None = None):
         raise DataError(path, "at least one row", "a header without rows")
     feats = [c for c in df.columns if c not in ("sample",)]
     for c in feats:
+        if c == "file":  # the source file of each row (a path or URL)
+            continue
         if not pd.api.types.is_numeric_dtype(df[c]):
             bad = pd.to_numeric(df[c], errors="coerce").isna() & df[c].notna()
             row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0

@@ -90,6 +90,10 @@ def reduce_residuals(residual, how: str = "mse", top: int = 8) -> np.ndarray:
 def anomaly_scores(ae, dataset, how: str = "mse", top: int = 8, keep_residuals=None):
     """Anomaly scores of every map of a batched dataset of ``(x, ...)`` (in order).
 
+    Its own loop rather than :func:`kerahep.evaluation.predict_dataset`: each batch's residual
+    maps are reduced to scores as they come, so the maps of a whole split (``(n, H, W)``,
+    55 MB per 3000 real lumisections) are never held together.
+
     Args:
         keep_residuals: optional indices (positions in the dataset order) whose residual
             maps are returned too.

@@ -3,7 +3,7 @@
 :func:`latent_heads` builds one small model with three outputs: ``y`` (the probability of a
 top jet), ``m`` and ``pt`` (GeV). The regressors predict standardised values that a
 ``Rescaling`` layer turns back into GeV, so the saved model answers in GeV while the
-loss (:func:`compile_heads`, mean squared error weighted by ``1/std^2``) is the
+loss (:func:`head_compile_args`, mean squared error weighted by ``1/std^2``) is the
 standardised one. ``linear=True`` gives the linear probe (logistic and linear regression
 on the latents). :func:`jet_model` puts an encoder and heads together into the model
 that scores raw jet images.
@@ -76,25 +76,40 @@ def jet_model(encoder: keras.Model, heads: keras.Model, name: str = "jet_ssl") -
     return keras.Model(inp, heads(encoder(inp)), name=name)
 
 
-def compile_heads(model: keras.Model, optimizer, target_stats: dict, regression_weight: float = 1.0,
-                  jit_compile: bool = False) -> keras.Model:
-    """Compile a model with outputs ``y``, ``m``, ``pt``: cross entropy plus standardised MSE.
+def head_compile_args(target_stats: dict, regression_weight: float = 1.0) -> dict:
+    """The ``loss``, ``loss_weights`` and ``metrics`` of a model with outputs ``y``, ``m``, ``pt``.
 
-    The regression losses are the mean squared errors in GeV^2 weighted by
-    ``regression_weight / std^2``: the standardised MSE. Metrics: AUC and accuracy of
-    ``y``; MSE (GeV^2, unweighted: ``m_mse``, ``val_pt_mse``, ...) and MAE (GeV) of ``m``
-    and ``pt``, so the logs read in physical units.
+    Cross entropy for ``y``; for ``m`` and ``pt`` the mean squared errors in GeV^2
+    weighted by ``regression_weight / std^2``: the standardised MSE. Metrics: AUC and
+    accuracy of ``y``; MSE (GeV^2, unweighted: ``m_mse``, ``val_pt_mse``, ...) and MAE (GeV)
+    of ``m`` and ``pt``, so the logs read in physical units.
+
+    The metrics are a list with one entry per output in the order Keras gives dict outputs
+    (sorted names: ``m``, ``pt``, ``y``), so that :func:`kerahep.tasks.base.compile_model`,
+    which takes a list, names them ``m_mse``, ``y_auc``, ... as a dict would.
+
+    Example:
+        >>> args = head_compile_args({"m": (140.0, 50.0), "pt": (520.0, 100.0)})
+        >>> sorted(args), args["loss_weights"]["m"]
+        (['loss', 'loss_weights', 'metrics'], 0.0004)
     """
     w_m = regression_weight / float(target_stats["m"][1]) ** 2
     w_pt = regression_weight / float(target_stats["pt"][1]) ** 2
-    model.compile(
-        optimizer=optimizer,
-        loss={"y": keras.losses.BinaryCrossentropy(), "m": keras.losses.MeanSquaredError(),
-              "pt": keras.losses.MeanSquaredError()},
-        loss_weights={"y": 1.0, "m": w_m, "pt": w_pt},
-        metrics={"y": [keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
-                 "m": [keras.metrics.MeanSquaredError(name="mse"), keras.metrics.MeanAbsoluteError(name="mae")],
-                 "pt": [keras.metrics.MeanSquaredError(name="mse"), keras.metrics.MeanAbsoluteError(name="mae")]},
-        jit_compile=jit_compile,
-    )
+    per_output = {"y": [keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
+                  "m": [keras.metrics.MeanSquaredError(name="mse"), keras.metrics.MeanAbsoluteError(name="mae")],
+                  "pt": [keras.metrics.MeanSquaredError(name="mse"), keras.metrics.MeanAbsoluteError(name="mae")]}
+    return {"loss": {"y": keras.losses.BinaryCrossentropy(), "m": keras.losses.MeanSquaredError(),
+                     "pt": keras.losses.MeanSquaredError()},
+            "loss_weights": {"y": 1.0, "m": w_m, "pt": w_pt},
+            "metrics": [per_output[k] for k in sorted(per_output)]}
+
+
+def compile_heads(model: keras.Model, optimizer, target_stats: dict, regression_weight: float = 1.0,
+                  jit_compile: bool = False) -> keras.Model:
+    """Compile a model with outputs ``y``, ``m``, ``pt`` with ``optimizer`` and :func:`head_compile_args`.
+
+    (The jet_ssl task compiles its stages with :func:`kerahep.tasks.base.compile_model`
+    and the same arguments.)
+    """
+    model.compile(optimizer=optimizer, jit_compile=jit_compile, **head_compile_args(target_stats, regression_weight))
     return model

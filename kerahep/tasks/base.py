@@ -3,26 +3,40 @@
 A task is a small object registered by name (:func:`kerahep.registry.register_task`).
 It owns its preset configuration and answers four questions:
 
-* which datasets: :meth:`Task.load_data` returns a :class:`TaskData` with batched
-  ``tf.data.Dataset`` objects for train, validation and test (from files, or from the
-  built-in synthetic twin when the configuration names no files);
+* which datasets: :meth:`Task.load_data` returns a :class:`TaskData` (a per-task subclass
+  with typed fields) with batched ``tf.data.Dataset`` objects for train, validation and
+  test. Which files it reads is decided once, by :meth:`Task.resolve_inputs`: the files
+  given, else the configured files, else the task's default files, else its synthetic twin;
 * which model: :meth:`Task.build_model` (a builder from :mod:`kerahep.models`);
-* which losses and metrics: :meth:`Task.compile`;
-* how to evaluate: :meth:`Task.evaluate` writes plots into the run directory and returns
-  the test metrics.
+* which losses and metrics: :meth:`Task.compile` (by default :func:`compile_model`);
+* how to evaluate: :meth:`Task.evaluate` writes plots and tables into the run directory
+  and returns the test metrics.
 
-Tasks with several stages (pre-training, then a classifier) override :meth:`Task.fit`,
-which returns every model to save by artifact name (``{"model": ..., "encoder": ...}``).
+:meth:`Task.fit` trains (every stage, pre-training included) and returns a
+:class:`FitResult`: the models to save by artifact name, plus typed fields. Fields marked
+:func:`stored` hold what only training can compute (baselines trained on the side, scores
+of models that are not saved, label-fraction tables); the trainer writes them to
+``fit_result.json`` in the run directory, and :func:`kerahep.training.evaluate_run` reads
+them back, so re-evaluating a run passes :meth:`Task.evaluate` the same result and
+reproduces training's report. Everything else evaluate recomputes from the saved models.
 :func:`kerahep.training.train` drives the rest: seeds, precision, strategy, callbacks
 and the run directory.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config import Config
+
+#: the file of a run directory that holds a FitResult's stored fields
+FIT_RESULT_FILE = "fit_result.json"
 
 
 @dataclass
@@ -37,7 +51,9 @@ class TaskData:
         info: anything worth recording in ``metrics.json["data"]`` (counts per split and
             class, oracle AUC of a synthetic twin, events failing preselection, ...).
         class_weight: ``{class: weight}`` for ``model.fit``, or None.
-        extras: task-private objects (NumPy arrays for adapting layers, sample names, ...).
+
+    Tasks subclass it with typed fields for what their model builders and reports need
+    (arrays for adapting layers, sample names, the split indices, ...).
     """
 
     train: Any
@@ -47,10 +63,141 @@ class TaskData:
     paths: list = field(default_factory=list)
     info: dict = field(default_factory=dict)
     class_weight: dict | None = None
-    extras: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
         return {"source": self.source, "paths": [str(p) for p in self.paths], **self.info}
+
+
+@dataclass
+class Inputs:
+    """The files a run reads, as :meth:`Task.resolve_inputs` chose them.
+
+    Attributes:
+        files: the input files.
+        source: ``"files"`` or ``"synthetic"`` (the task's built-in twin).
+    """
+
+    files: list
+    source: str
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source == "synthetic"
+
+
+def stored(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING):
+    """A :class:`FitResult` field that only training can compute: written to the run directory."""
+    kw = {"default": default} if default is not dataclasses.MISSING else {}
+    if default_factory is not dataclasses.MISSING:
+        kw["default_factory"] = default_factory
+    return field(metadata={"stored": True}, **kw)
+
+
+@dataclass
+class FitResult:
+    """What :meth:`Task.fit` hands to :meth:`Task.evaluate`.
+
+    Attributes:
+        models: the trained models by artifact name (``model`` -> ``model.keras``); only
+            those named in :attr:`Task.artifacts` are saved.
+
+    Tasks subclass it with typed fields. Mark with :func:`stored` the fields that only
+    training can compute; they must be JSON values (numbers, strings, lists, dicts) or
+    NumPy arrays (stored as lists, read back as arrays). Unmarked fields are for training's
+    own evaluation only and come back at their defaults on re-evaluation, so evaluate
+    must not depend on them for anything it reports.
+
+    Example::
+
+        @dataclass
+        class MyResult(FitResult):
+            scratch_auc: float | None = stored(None)
+    """
+
+    models: dict = field(default_factory=dict)
+
+    @classmethod
+    def stored_fields(cls) -> list:
+        return [f.name for f in dataclasses.fields(cls) if f.metadata.get("stored")]
+
+    def save(self, run_dir) -> Path | None:
+        """Write the stored fields to ``<run_dir>/fit_result.json`` (atomically); None if there are none."""
+        from ..artifacts import write_json
+
+        names = self.stored_fields()
+        if not names:
+            return None
+        values = {n: _to_json(getattr(self, n)) for n in names}
+        arrays = [n for n in names if isinstance(getattr(self, n), np.ndarray)]
+        # one line: the stored scores of a large test set are hundreds of thousands of numbers
+        return write_json(Path(run_dir) / FIT_RESULT_FILE, {"type": type(self).__name__, "fields": values,
+                                                           "arrays": arrays}, indent=None)
+
+    @classmethod
+    def load(cls, run_dir, models: dict) -> "FitResult":
+        """The result of the run in ``run_dir``: ``models`` plus the stored fields written by training.
+
+        Raises:
+            DataError: the stored file is present but unreadable.
+        """
+        from ..errors import DataError
+
+        path = Path(run_dir) / FIT_RESULT_FILE
+        values = {}
+        if cls.stored_fields() and path.exists():
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                fields_ = saved["fields"]
+                arrays = set(saved.get("arrays", ()))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise DataError(path, "the stored training results of the run (JSON)",
+                                f"{type(exc).__name__}: {exc}") from None
+            for n in cls.stored_fields():
+                if n in fields_:
+                    values[n] = np.asarray(fields_[n]) if n in arrays else fields_[n]
+        return cls(models=dict(models), **values)
+
+
+def _to_json(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return {str(k): _to_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_to_json(x) for x in v]
+    return v
+
+
+def compile_model(model, training, steps_per_epoch: int | None = None, *, loss=None, metrics=(),
+                  epochs: int | None = None, learning_rate: float | None = None, **kwargs):
+    """Compile ``model`` with the optimizer and schedule of ``training`` (a TrainingConfig).
+
+    The one compile of kerahep: every task and stage goes through it, so optimizer,
+    schedule, clipping and ``jit_compile`` follow the configuration the same way.
+
+    Args:
+        model: a Keras model.
+        training: the run's :class:`~kerahep.config.TrainingConfig`.
+        steps_per_epoch: for the learning-rate schedule (None: constant rate).
+        loss: a Keras loss (None: the model adds its own, as self-supervised models do).
+        metrics: Keras metrics: a list, or a dict by output name for multi-output models.
+        epochs, learning_rate: of this stage, when not the configuration's.
+        **kwargs: passed to ``model.compile`` (``loss_weights``, ...).
+    """
+    from ..optimizers import make_optimizer
+
+    model.compile(optimizer=make_optimizer(training, steps_per_epoch, epochs=epochs, learning_rate=learning_rate),
+                  loss=loss, metrics=_metrics(metrics), jit_compile=training.jit, **kwargs)
+    return model
+
+
+def _metrics(metrics):
+    """``metrics`` as ``model.compile`` takes them: None, a list, or a dict by output (kept as is)."""
+    if not metrics:
+        return None
+    return dict(metrics) if isinstance(metrics, dict) else list(metrics)
 
 
 @dataclass
@@ -86,6 +233,8 @@ class Task:
     monitor_mode: str = "min"
     #: models this task saves, by artifact name (``model`` -> ``model.keras``)
     artifacts: tuple = ("model",)
+    #: the :class:`FitResult` subclass :meth:`fit` returns (what :meth:`evaluate` receives)
+    result_type: type = FitResult
 
     #: overrides that turn the default preset into the ``smoke`` preset: every stage of the
     #: task on tiny data with a tiny model, in seconds, to check an installation or a backend
@@ -142,10 +291,32 @@ class Task:
         """
         raise NotImplementedError
 
+    def resolve_inputs(self, config: Config, paths=None) -> Inputs:
+        """Which files a run reads: the one implementation for every task.
+
+        In order: ``paths`` (given to ``evaluate --data`` or ``predict``), else
+        ``config.data.paths`` (unless ``data.force_synthetic``), else
+        :meth:`default_files` (a prepared dataset in its usual place), else the synthetic
+        twin made by :meth:`make_synthetic`.
+        """
+        d = config.data
+        if paths:
+            return Inputs([Path(p) for p in paths], "files")
+        if d.paths and not d.force_synthetic:
+            return Inputs([Path(p) for p in d.paths], "files")
+        if not d.force_synthetic:
+            default = self.default_files(config)
+            if default:
+                return Inputs([Path(p) for p in default], "files")
+        return Inputs([Path(p) for p in self.make_synthetic(config)], "synthetic")
+
+    def default_files(self, config: Config) -> list | None:
+        """Files used when none are given or configured (None: use the synthetic twin)."""
+        return None
+
     def make_synthetic(self, config: Config) -> list:
-        """Write the synthetic twin of this task's data (if missing) and return its files."""
-        cfg = config.set("data.force_synthetic", True)
-        return list(self.load_data(cfg).paths)
+        """Write the synthetic twin of this task's data (if missing or stale) and return its files."""
+        raise NotImplementedError(f"task {self.name!r} has no synthetic twin; give input files")
 
     # ------------------------------------------------------------------- model
     def build_model(self, config: Config, data: TaskData):
@@ -156,37 +327,34 @@ class Task:
         """Compile ``model``. Default: binary cross-entropy (or focal) with AUC and accuracy."""
         import keras
 
-        from ..optimizers import make_optimizer
-
         if config.training.loss == "focal":
             loss = keras.losses.BinaryFocalCrossentropy(apply_class_balancing=False)
         else:
             loss = keras.losses.BinaryCrossentropy()
-        model.compile(
-            optimizer=make_optimizer(config.training, steps_per_epoch),
-            loss=loss,
-            metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
-            jit_compile=config.training.jit,
-        )
-        return model
+        return compile_model(model, config.training, steps_per_epoch, loss=loss,
+                             metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")])
 
     # --------------------------------------------------------------- training
-    def fit(self, ctx) -> dict:
-        """Train and return ``{artifact_name: model}``. Default: one supervised stage."""
+    def fit(self, ctx) -> FitResult:
+        """Train every stage and return a :attr:`result_type`. Default: one supervised stage."""
         model = ctx.build(lambda: self.build_model(ctx.config, ctx.data))
         ctx.fit(model, stage="main")
-        return {"model": model}
+        return self.result_type(models={"model": model})
 
     # ------------------------------------------------------------- evaluation
-    def evaluate(self, ctx, models: dict, data: TaskData) -> dict:
+    def evaluate(self, ctx, result: FitResult, data: TaskData) -> dict:
         """Evaluate on ``data.test``; write plots under ``ctx.plots_dir``; return test metrics.
+
+        Called by training with :meth:`fit`'s result, and by ``evaluate_run`` with the result
+        rebuilt from the run directory (saved models and stored fields): both must give
+        the same report.
 
         Default: binary classification report (ROC AUC with bootstrap interval, accuracy,
         confusion matrix, ROC and score plots).
         """
         from .. import evaluation, plotting
 
-        y, score = evaluation.predict_dataset(models["model"], data.test)
+        y, score = evaluation.predict_dataset(result.models["model"], data.test)
         report = evaluation.binary_report(y, score, seed=ctx.config.run.seed)
         plotting.roc_curve(y, score, ctx.plots_dir / "roc.png", label=self.name)
         plotting.score_distributions(y, score, ctx.plots_dir / "scores.png")

@@ -63,11 +63,12 @@ def evaluate_run(run_dir, data_paths=None, unsafe_load: bool = False) -> dict:
     import secrets
     from pathlib import Path
 
-    from ..config import Config
     from ..artifacts import read_json, write_json
-    from ..saving import load_model
+    from ..config import Config
     from ..registry import get_task
+    from ..saving import load_model
     from .context import RunContext
+    from .rundir import plot_histories
     from .trainer import to_plain
 
     run_dir = Path(run_dir)
@@ -91,12 +92,15 @@ def evaluate_run(run_dir, data_paths=None, unsafe_load: bool = False) -> dict:
         out = run_dir
     out.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(cfg, task, data, out)
-    test = to_plain(task.evaluate(ctx, models, data))
-    result = {"task": cfg.task, "run_dir": str(run_dir), "data": data.describe(), "test": test,
+    result = task.result_type.load(run_dir, models)
+    test = to_plain(task.evaluate(ctx, result, data))
+    if not data_paths:
+        plot_histories(run_dir)
+    record = {"task": cfg.task, "run_dir": str(run_dir), "data": data.describe(), "test": test,
               "independent_sample": bool(data_paths)}
-    write_json(out / ("evaluation.json" if not data_paths else "metrics.json"), result)
-    result["output"] = str(out)
-    return result
+    write_json(out / ("evaluation.json" if not data_paths else "metrics.json"), record)
+    record["output"] = str(out)
+    return record
 
 
 def check_same_data(run_dir, data) -> None:

@@ -153,3 +153,26 @@ def history_progress(path: Path, monitor: str, mode: str) -> tuple:
             else:
                 wait += 1
     return best, wait
+
+
+def plot_histories(run_dir) -> list:
+    """Draw ``plots/history*.png`` from the run's ``history*.csv`` files (one per stage).
+
+    Drawn from the files rather than from Keras' in-memory history, so a resumed run
+    shows every epoch, and re-evaluating a run redraws the same figures.
+    """
+    import pandas as pd
+
+    from .. import plotting
+
+    run_dir = Path(run_dir)
+    out = []
+    for csv_path in sorted(run_dir.glob("history*.csv")):
+        try:
+            df = pd.read_csv(csv_path)
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            continue
+        hist = {k: df[k].tolist() for k in df.columns if k != "epoch"}
+        if hist and len(df):
+            out.append(plotting.history(hist, run_dir / "plots" / (csv_path.stem + ".png")))
+    return out

@@ -2,7 +2,7 @@
 
 Seeds, precision policy, distribution strategy, the standard callbacks (TensorBoard,
 CSVLogger, ModelCheckpoint of the best validation score, TerminateOnNaN,
-BackupAndRestore), and the run directory of DESIGN.md written atomically::
+BackupAndRestore), and the run directory (README, "What a run leaves") written atomically::
 
     results/<task>/<run_id>/config.json, model.keras, history.csv, metrics.json,
                              plots/*.png, tensorboard/
@@ -32,7 +32,8 @@ from ..config import Config
 from ..errors import ConfigError
 from .context import RunContext, TrainingDiverged
 from .distribution import is_chief, join_processes, make_strategy, num_processes_configured, resolve_precision
-from .rundir import make_run_dir, resume_config, stage_file
+from ..tasks.base import FitResult
+from .rundir import make_run_dir, plot_histories, resume_config
 
 log = logging.getLogger("kerahep")
 
@@ -45,6 +46,7 @@ class RunResult:
     config: Config
     metrics: dict
     models: dict = field(default_factory=dict)
+    fit_result: object = None
 
     @property
     def model(self):
@@ -102,20 +104,21 @@ def train(config: Config) -> RunResult:
         ctx = RunContext(config, task, data, run_dir, strategy, resumed)
         t0 = time.perf_counter()
         try:
-            models = task.fit(ctx)
+            result = task.fit(ctx)
         except TrainingDiverged as exc:
             status = {"status": "failed", "reason": str(exc)}
             raise
+        if not isinstance(result, FitResult):
+            raise TypeError(f"{type(task).__name__}.fit must return a FitResult (kerahep.tasks.base), "
+                            f"got {type(result).__name__}")
         wall = time.perf_counter() - t0
-        for name, model in models.items():
+        for name, model in result.models.items():
             artifacts.save_model(model, run_dir / f"{name}.keras")
+        result.save(run_dir)  # what only training can compute, for evaluate_run
         t1 = time.perf_counter()
-        test = task.evaluate(ctx, models, data)
+        test = task.evaluate(ctx, result, data)
         eval_s = time.perf_counter() - t1
-        from .. import plotting
-
-        for stage, hist in ctx.histories.items():
-            plotting.history(hist, ctx.plots_dir / stage_file(stage, "history", ".png"))
+        plot_histories(run_dir)
         timing = {
             "train_seconds": round(wall, 3),
             "fit_seconds": round(ctx.timing["fit_seconds"], 3),
@@ -142,7 +145,7 @@ def train(config: Config) -> RunResult:
         status = {"status": "complete"}
         for scratch in ("backup", "stages"):  # resume state, useless once the run is complete
             shutil.rmtree(run_dir / scratch, ignore_errors=True)
-        return RunResult(run_dir=run_dir, config=config, metrics=metrics, models=models)
+        return RunResult(run_dir=run_dir, config=config, metrics=metrics, models=result.models, fit_result=result)
     except BaseException as exc:
         if status.get("status") != "complete":
             failed = {"task": config.task, "status": "failed",

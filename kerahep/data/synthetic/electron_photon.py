@@ -6,7 +6,9 @@ Writes ``SinglePhotonPt50_IMGCROPS_n249k_RHv1.hdf5`` and
 axis 2 is phi), ``y`` ``(N,)`` float32 (all 0.0 for photons, all 1.0 for electrons),
 both gzip-compressed and chunked along the sample axis.
 
-The showers follow the facts in ``DESIGN.md``. Each crop is a compact electromagnetic
+The showers follow what is known of the real files (README, electron_photon: no negative
+energies, about 95% of the pixels zero, energy sum about 1.24 for both classes, photons
+peakier, electrons wider along one axis). Each crop is a compact electromagnetic
 shower centred on pixel (16, 16) (a narrow core plus a wider halo, integrated over the
 pixels), with energy sum about 1.24. One latent variable ``u`` >= 0 per crop drives
 the class difference: a fraction ``b(u)`` of the energy is spread along phi over
@@ -142,7 +144,7 @@ def make_crops(rng, u: np.ndarray, p=PARAMS) -> np.ndarray:
 
 
 def shower_stats(X: np.ndarray) -> dict:
-    """Summary statistics of crops (the facts DESIGN.md gives for the real files)."""
+    """Summary statistics of crops (the quantities the facts about the real files are given in)."""
     e = np.asarray(X[..., 0], dtype=np.float64)
     tot = e.sum(axis=(1, 2))
     idx = np.arange(SIZE, dtype=np.float64)

@@ -1,0 +1,74 @@
+"""dy_electron report: ROC AUC with its interval, accuracy at the working point, per-sample
+scores, and the ROC, score and confusion plots; all weighted when the events carry weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import DataError
+from ..base import FitResult
+from .data import DyElectronInputs
+
+
+def check_model_inputs(model, data: DyElectronInputs) -> None:
+    """Refuse files whose feature columns are not the model's inputs (DataError naming the file)."""
+    inputs = [str(getattr(t, "name", "")).split(":")[0] for t in model.inputs]
+    feats = list(data.features)
+    if sorted(inputs) != sorted(feats):
+        missing, extra = sorted(set(inputs) - set(feats)), sorted(set(feats) - set(inputs))
+        raise DataError(data.paths[0], f"the {len(inputs)} feature columns the model was trained on"
+                                       + (f" (missing here: {missing[:8]})" if missing else ""),
+                        f"{len(feats)} feature columns" + (f", {extra[:8]} not among the model's" if extra else "")
+                        + " (prepared with other settings? prepare it with the run's preset)")
+
+
+def evaluate(ctx, result: FitResult, data: DyElectronInputs) -> dict:
+    """Test metrics and plots of the dense classifier (see :meth:`kerahep.tasks.base.Task.evaluate`).
+
+    With event weights (``data.weights`` not ``none``) every metric is weighted, negative
+    weights included: ROC AUC and its interval, confusion matrix (sums of weights),
+    accuracy, sums of weights and effective events per class, efficiency and rejection at
+    working points, per-sample sums, and the ROC curve and score distributions.
+    """
+    from ... import evaluation, plotting
+
+    model = result.models["model"]
+    check_model_inputs(model, data)
+    te = data.split[2]
+    y, score, w = evaluation.predict_dataset(model, data.test, with_weights=True)
+    wp = ctx.config.data.working_point
+    report = evaluation.binary_report(y, score, threshold=wp, seed=ctx.config.run.seed, weights=w)
+    if w is not None:
+        report["event_weights"] = ctx.config.data.weights
+    if "oracle_auc" in data.info:
+        report["oracle_auc"] = data.info["oracle_auc"]
+    samples = data.samples[te]
+    report["per_sample"] = per_sample(samples, y, score, w, wp)
+    p = ctx.plots_dir
+    plotting.roc_curve(y, score, p / "roc.png", label="dense" + (" (weighted)" if w is not None else ""), weights=w)
+    plotting.score_distributions(y, score, p / "scores.png", weights=w)
+    plotting.score_distributions(y, score, p / "scores_per_sample.png", groups=samples, weights=w)
+    title = f"working point {wp:g}" + (" (sums of weights)" if w is not None else "")
+    plotting.confusion_matrix(report["confusion_matrix"], p / "confusion.png", title=title)
+    return report
+
+
+def per_sample(samples, y, score, w, wp: float) -> dict:
+    """Per sample: events, target, mean score and fraction selected at the working point; with
+    weights also their weighted versions, the sum of weights and the effective events."""
+    from ...evaluation import effective_sample_size
+
+    out = {}
+    for s in np.unique(samples):
+        m = samples == s
+        row = {"n": int(m.sum()), "target": int(y[m][0]), "mean_score": float(score[m].mean()),
+               "selected_fraction": float((score[m] >= wp).mean())}
+        if w is not None:
+            ws = w[m].astype(np.float64)
+            total = float(ws.sum())
+            row.update({"sum_of_weights": total, "effective_events": effective_sample_size(ws),
+                        "weighted_mean_score": float((ws * score[m]).sum() / total) if total else float("nan"),
+                        "weighted_selected_fraction": float(ws[score[m] >= wp].sum() / total) if total
+                        else float("nan")})
+        out[str(s)] = row
+    return out

@@ -1,0 +1,148 @@
+"""jet_ssl report: test metrics of ``model.keras`` (class, mass, pT), the table of every
+method and label fraction, the comparison with the from-scratch baseline, and the plots.
+
+The table's rows of models that are not saved come from training
+(:class:`JetSSLResult`, stored in the run directory); the exported model's row is scored
+again here from ``model.keras``, so training and ``scripts.evaluate --run`` write the
+same report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..base import FitResult, stored
+from .config import CLASS_NAMES, METHODS, tag
+from .data import JetSSLInputs
+
+
+@dataclass
+class JetSSLResult(FitResult):
+    """What a jet_ssl run trained.
+
+    Attributes:
+        models: ``model`` (raw jet -> ``y``, ``m``, ``pt``: the ``model.export`` method at
+            the largest label fraction) and ``encoder`` (the pre-trained encoder).
+        rows: test rows (:func:`table_row`) of every method and label fraction but the
+            exported model's (stored: only training has those models).
+        roc_scores: ``{method: test class scores}`` at the largest label fraction of the
+            methods in ``rows`` (stored), for the ROC plot.
+    """
+
+    models: dict = field(default_factory=dict)
+    rows: list = stored(default_factory=list)
+    roc_scores: dict = stored(default_factory=dict)
+
+
+def table_row(method: str, f: float, labels: int, truth: dict, pred: dict) -> dict:
+    """One row of the table: test ROC AUC, accuracy, and MSE, MAE and R^2 of ``m`` and ``pt``.
+
+    Args:
+        method, f, labels: the method, the label fraction and its number of labelled jets.
+        truth, pred: ``{"y", "m", "pt"}`` arrays of the test jets.
+    """
+    from ... import evaluation
+
+    row = {"label_fraction": f, "labels": int(labels), "method": method}
+    row["roc_auc"] = evaluation.roc_auc_with_ci(truth["y"], pred["y"], n_boot=0)[0]
+    row["accuracy"] = float(np.mean((np.asarray(pred["y"]) >= 0.5) == (np.asarray(truth["y"]) > 0.5)))
+    for key in ("m", "pt"):
+        reg = evaluation.regression_report(truth[key], pred[key])
+        row.update({f"{key}_mse": reg["mse"], f"{key}_mae": reg["mae"], f"{key}_r2": reg["r2"]})
+    return row
+
+
+def comparison(rows) -> dict:
+    """Per label fraction: test ROC AUC of each pre-trained method (frozen, fine-tuned, linear
+    probe) minus that of the from-scratch baseline, and whether it beats it (AUC only; the
+    regression metrics are in the table)."""
+    by = {}
+    for r in rows:
+        by.setdefault(r["label_fraction"], {})[r["method"]] = r
+    out = {}
+    for f, d in by.items():
+        if "scratch" not in d:
+            continue
+        entry = {}
+        for method in ("frozen", "finetune", "linear"):
+            if method in d:
+                entry[f"{method}_minus_scratch_auc"] = d[method]["roc_auc"] - d["scratch"]["roc_auc"]
+                entry[f"{method}_beats_scratch_auc"] = bool(d[method]["roc_auc"] > d["scratch"]["roc_auc"])
+        out[tag(f)] = entry
+    return out
+
+
+def export_variant(config) -> str:
+    """What ``model.keras`` is: ``"finetune at 100pct of the labels"``."""
+    return f"{config.model.export} at {tag(max(config.data.label_fractions))} of the labels"
+
+
+def model_report(truth: dict, pred: dict, seed: int) -> tuple:
+    """``(metrics, binary_report)`` of the saved model on the test jets."""
+    from ... import evaluation
+
+    report = evaluation.binary_report(truth["y"], pred["y"], seed=seed, class_names=CLASS_NAMES)
+    out = {k: report[k] for k in ("roc_auc", "roc_auc_ci", "accuracy", "n", "confusion_matrix")}
+    for key in ("m", "pt"):
+        reg = evaluation.regression_report(truth[key], pred[key])
+        out.update({f"{key}_mse": reg["mse"], f"{key}_mae": reg["mae"], f"{key}_r2": reg["r2"],
+                    f"{key}_resolution_rel": reg["resolution_rel"]})
+    return out, report
+
+
+def evaluate(ctx, result: JetSSLResult, data: JetSSLInputs) -> dict:
+    """Test metrics, table and plots (see :meth:`kerahep.tasks.base.Task.evaluate`).
+
+    On an independent sample (``evaluate --data``) there is no table: its rows are of the
+    run's own test split.
+    """
+    from ... import evaluation, plotting
+    from ...data.jets import surface_errors
+    from . import plots
+
+    cfg = ctx.config
+    with surface_errors(*data.streams):
+        truth, pred = evaluation.predict_dataset(result.models["model"], data.test, output="all")
+    out, report = model_report(truth, pred, cfg.run.seed)
+    out["model_variant"] = export_variant(cfg)
+    if data.info.get("oracle_auc") is not None:
+        out["oracle_auc"] = data.info["oracle_auc"]
+    plots.model_plots(truth, pred, report, ctx.plots_dir)
+    curves = {}
+    if not data.independent:
+        rows = table(result, data, cfg, truth, pred)
+        top = max(data.subsets)
+        curves = {f"{method} ({tag(top)})": (truth["y"], np.asarray(s)) for method, s in result.roc_scores.items()}
+        write_table(rows, ctx)
+        out["table"] = rows
+        out["comparison"] = comparison(rows)
+    # the saved model once, the others beside it (the exported method is not among the stored scores)
+    plotting.roc_curve(truth["y"], pred["y"], ctx.plots_dir / "roc.png", label=f"model.keras: {out['model_variant']}",
+                       curves=curves)
+    if cfg.data.tsne_points and "encoder" in result.models:
+        with surface_errors(*data.streams):
+            truth_z, z = evaluation.predict_dataset(result.models["encoder"], data.test)
+        plots.tsne_plots(z, truth_z, cfg.data.tsne_points, cfg.run.seed, ctx.plots_dir)
+    return out
+
+
+def table(result: JetSSLResult, data: JetSSLInputs, config, truth: dict, pred: dict) -> list:
+    """Every method and label fraction: training's stored rows and the saved model's, scored now."""
+    top = max(data.subsets)
+    rows = list(result.rows) + [table_row(config.model.export, top, len(data.subsets[top]), truth, pred)]
+    return sorted(rows, key=lambda r: (r["label_fraction"], METHODS.index(r["method"])))
+
+
+def write_table(rows: list, ctx) -> None:
+    """``downstream_table.json`` and ``.csv`` in the run directory, and its figures."""
+    from ... import artifacts, plotting
+    from . import plots
+
+    artifacts.write_json(ctx.run_dir / "downstream_table.json", rows)
+    artifacts.write_table(rows, ctx.run_dir / "downstream_table.csv")
+    shown = ["label_fraction", "method", "roc_auc", "accuracy", "m_mse", "pt_mse", "m_r2", "pt_r2"]
+    plotting.table_figure([[r[c] for c in shown] for r in rows], shown, ctx.plots_dir / "downstream_table.png",
+                          title="test metrics per label fraction and method")
+    plots.fraction_plot(rows, ctx.plots_dir / "label_fractions.png")

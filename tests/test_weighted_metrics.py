@@ -1,0 +1,83 @@
+"""Weighted metrics: integer weights equal repeated events, negative weights give the
+hand-computed AUC, and no weights give exactly the unweighted numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from kerahep import evaluation
+
+
+def _pairwise_auc(y, s, w):
+    """sum_ij w_i w_j [s_i > s_j] (+ half for ties) / (W_sig W_bkg), over signal i and background j."""
+    sig, bkg = y == 1, y == 0
+    si, sj = s[sig][:, None], s[bkg][None, :]
+    wi, wj = w[sig][:, None], w[bkg][None, :]
+    num = (wi * wj * ((si > sj) + 0.5 * (si == sj))).sum()
+    return num / (w[sig].sum() * w[bkg].sum())
+
+
+@pytest.fixture
+def sample():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.normal(size=300) + 0.8 * y, 2)  # rounded: ties happen
+    return y, s
+
+
+def test_integer_weights_equal_repeated_events(sample):
+    y, s = sample
+    w = np.random.default_rng(4).integers(1, 4, len(y))
+    ry, rs = np.repeat(y, w), np.repeat(s, w)
+    assert evaluation.weighted_roc_auc(y, s, w) == pytest.approx(roc_auc_score(ry, rs), abs=1e-12)
+    weighted = evaluation.binary_report(y, s, threshold=0.4, weights=w, n_boot=0)
+    repeated = evaluation.binary_report(ry, rs, threshold=0.4, n_boot=0)
+    assert weighted["roc_auc"] == pytest.approx(repeated["roc_auc"], abs=1e-12)
+    assert weighted["accuracy"] == pytest.approx(repeated["accuracy"], abs=1e-12)
+    np.testing.assert_allclose(weighted["confusion_matrix"], repeated["confusion_matrix"])
+    wp = weighted["working_points"]["at_threshold"][0]
+    assert wp["signal_efficiency"] == pytest.approx(np.mean(rs[ry == 1] >= 0.4))
+    assert wp["background_efficiency"] == pytest.approx(np.mean(rs[ry == 0] >= 0.4))
+    assert wp["background_rejection"] == pytest.approx(1 / np.mean(rs[ry == 0] >= 0.4))
+    assert evaluation.class_weights(y, w) == pytest.approx(evaluation.class_weights(ry))
+
+
+def test_negative_weights_give_the_hand_computed_auc(sample):
+    y, s = sample
+    w = np.random.default_rng(5).normal(1.0, 1.0, len(y))  # about 16% negative, as aMC@NLO samples have
+    assert (w < 0).any()
+    expected = _pairwise_auc(y, s, w)
+    assert evaluation.weighted_roc_auc(y, s, w) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError):  # what scikit-learn's own AUC does with them
+        roc_auc_score(y, s, sample_weight=w)
+    report = evaluation.binary_report(y, s, weights=w, n_boot=50, seed=1)
+    assert report["roc_auc"] == pytest.approx(expected, abs=1e-12)
+    lo, hi = report["roc_auc_ci"]
+    assert lo < report["roc_auc"] < hi
+    assert report["negative_weight_fraction"] == pytest.approx(np.mean(w < 0))
+    tiny = np.array([0, 1, 0, 1]), np.array([0.2, 0.9, 0.6, 0.4]), np.array([1.0, 2.0, -0.5, 1.0])
+    # by hand: pairs (sig 0.9 w2, sig 0.4 w1) x (bkg 0.2 w1, bkg 0.6 w-0.5):
+    # 2*1 + 2*(-0.5) + 1*1 + 0 = 2.0 over W_sig W_bkg = 3 * 0.5
+    assert evaluation.weighted_roc_auc(*tiny) == pytest.approx(2.0 / 1.5)
+
+
+def test_no_weights_gives_exactly_the_unweighted_numbers(sample):
+    y, s = sample
+    assert evaluation.weighted_roc_auc(y, s) == roc_auc_score(y, s)
+    plain = evaluation.binary_report(y, s, seed=2)
+    ones = evaluation.binary_report(y, s, seed=2, weights=np.ones(len(y)))
+    assert plain["roc_auc"] == pytest.approx(ones["roc_auc"], abs=1e-12)
+    assert plain["roc_auc_ci"] == pytest.approx(ones["roc_auc_ci"], abs=1e-12)  # same resamples
+    assert "weighted" not in plain and ones["weighted"] is True
+
+
+def test_effective_sample_size_and_working_points_at_signal_efficiency(sample):
+    y, s = sample
+    assert evaluation.effective_sample_size(np.ones(10)) == pytest.approx(10)
+    assert evaluation.effective_sample_size([1, 1, 2]) == pytest.approx(16 / 6)
+    wps = evaluation.working_points(y, s, signal_efficiencies=(0.5, 0.9))["at_signal_efficiency"]
+    for wp in wps:
+        assert wp["signal_efficiency"] == pytest.approx(wp["target"], abs=0.02)
+    assert wps[0]["background_rejection"] > wps[1]["background_rejection"]  # tighter cut, more rejection
