@@ -1,47 +1,14 @@
-"""Re-evaluate a trained run: reload model.keras (Keras safe mode), recompute the test
-metrics and plots, print a short table.
+"""``python -m scripts.evaluate``: the same command as ``kerahep evaluate`` (:mod:`kerahep.commands.evaluate`).
 
-Examples:
-    python -m scripts.evaluate                       # the newest run under results/
-    python -m scripts.evaluate --task dy_electron    # that task's LATEST run
-    python -m scripts.evaluate --run results/dy_electron/<run_id> --data other.csv
+Kept for running from the repository root, as the CMS electron project's layout has it;
+the installed ``kerahep`` command works from any folder.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
 from kerahep import cli
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scripts.evaluate", description=__doc__.split("\n\n")[0])
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--run", metavar="DIR", help="run directory (results/<task>/<run_id>)")
-    g.add_argument("--task", help="evaluate the task's LATEST run")
-    p.add_argument("--data", nargs="+", metavar="PATH",
-                   help="score these files in full as an independent sample (results go to <run>/external/)")
-    p.add_argument("--output-dir", default="results", help="results folder to search (default results/)")
-    p.add_argument("--backend", choices=cli.BACKENDS, help="Keras backend to score with")
-    p.add_argument("--unsafe-load", action="store_true",
-                   help="allow models that carry arbitrary code (Lambda layers); only for files you trust")
-    return p
-
-
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    cli.select_backend(args.backend)
-    cli.setup_logging()
-    from kerahep.training import evaluate_run, resolve_run
-
-    run_dir = resolve_run(args.run, args.task, args.output_dir)
-    result = evaluate_run(run_dir, data_paths=args.data, unsafe_load=args.unsafe_load)
-    print(f"run: {run_dir}\nresults written to: {result['output']}")
-    cli.print_metrics(f"{result['task']} test metrics" + (" (independent sample)" if args.data else ""),
-                      result["test"])
-    return 0
-
+from kerahep.commands.evaluate import *  # noqa: F401,F403 - the same parser and functions
+from kerahep.commands.evaluate import main
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(cli.run(lambda argv=None: main(argv, prog="python -m scripts.evaluate")))

@@ -1,91 +1,14 @@
-"""Prepare a task's dataset.
+"""``python -m scripts.prepare_dataset``: the same command as ``kerahep prepare`` (:mod:`kerahep.commands.prepare_dataset`).
 
-dy_electron: read CMS NanoAOD files (local files, directories, globs or CERN Open Data
-``*_file_index.txt`` lists), flatten electrons and jets to fixed-width features, and
-write one row per selected event to ``data/processed/electron_dataset.csv``.
-
-Examples:
-    python -m scripts.prepare_dataset --task dy_electron --signal DY.root --background TT.root WW.root
-    python -m scripts.prepare_dataset --task dy_electron --synthetic
-    python -m scripts.prepare_dataset --task dy_electron --signal dy_index.txt --background tt_index.txt --dask
-    python -m scripts.prepare_dataset --task electron_photon --synthetic   # writes the twin files
+Kept for running from the repository root, as the CMS electron project's layout has it;
+the installed ``kerahep`` command works from any folder.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
 from kerahep import cli
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scripts.prepare_dataset", description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("Examples:")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", default="dy_electron", help="task name (default dy_electron)")
-    p.add_argument("--signal", nargs="+", default=[], metavar="PATH", help="signal samples (dy_electron)")
-    p.add_argument("--background", nargs="+", default=[], metavar="PATH", help="background samples (dy_electron)")
-    p.add_argument("--max-events", type=int, help="cap on events read per sample")
-    p.add_argument("--out", help="output file (default data/processed/electron_dataset.csv)")
-    p.add_argument("--format", choices=("csv", "parquet"), help="output format (default from --out, else csv)")
-    p.add_argument("--synthetic", action="store_true", help="make the built-in synthetic twin and prepare it")
-    p.add_argument("--preset", help="feature preset: physics (default) or seed")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="configuration override, e.g. --set data.n_jets=6")
-    p.add_argument("--seed", type=int, default=None, help="seed of the synthetic twin")
-    p.add_argument("--dask", action="store_true", help="prepare with uproot.dask on a Dask cluster")
-    p.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
-    cli.setup_logging()
-    from kerahep.errors import ConfigError
-    from kerahep.registry import get_task
-
-    task = get_task(args.task)
-    cfg = task.preset(args.preset).override(args.overrides)
-    if args.seed is not None:
-        cfg = cfg.set("run.seed", args.seed)
-    if args.task != "dy_electron":
-        if not args.synthetic:
-            raise ConfigError(f"task {args.task!r} reads its files directly at training time "
-                              f"(python -m scripts.train --task {args.task} --data ...); "
-                              f"prepare_dataset only writes its synthetic twin (--synthetic)")
-        files = task.make_synthetic(cfg)
-        print("synthetic twin files:\n  " + "\n  ".join(map(str, files)))
-        return 0
-
-    from kerahep.data.nanoaod import prepare_dataset
-    from kerahep.data.synthetic.nanoaod import make_twin
-    from kerahep.artifacts import write_json
-    from kerahep.tasks.dy_electron import DEFAULT_DATASET, _report_dict, feature_spec
-
-    if args.max_events is not None and args.max_events <= 0:
-        raise ConfigError(f"--max-events must be positive, got {args.max_events}")
-    signal, background = list(args.signal), list(args.background)
-    if args.synthetic:
-        if signal or background:
-            raise ConfigError("--synthetic makes its own samples; do not pass --signal/--background with it")
-        files = make_twin(Path(cfg.data.data_dir) / "synthetic" / "dy_electron" / "nanoaod",
-                          cfg.data.synthetic_events, seed=cfg.run.seed)
-        signal, background = files["signal"], files["background"]
-    if not signal or not background:
-        raise ConfigError("dy_electron needs --signal and --background samples (or --synthetic)")
-    out = Path(args.out) if args.out else Path(cfg.data.data_dir) / DEFAULT_DATASET
-    # --format unset: by the suffix (.parquet or .pq: Parquet), as the reader decides
-    report = prepare_dataset(signal, background, out, spec=feature_spec(cfg.data), max_events=args.max_events,
-                             fmt=args.format, progress=not args.quiet, dask=args.dask, scheduler=args.scheduler)
-    meta = _report_dict(report)
-    meta["source"] = "synthetic" if args.synthetic else "files"
-    write_json(Path(str(out) + ".report.json"), meta)
-    print(report.summary() if hasattr(report, "summary") else meta)
-    print(f"wrote {out}")
-    return 0
-
+from kerahep.commands.prepare_dataset import *  # noqa: F401,F403 - the same parser and functions
+from kerahep.commands.prepare_dataset import main
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(cli.run(lambda argv=None: main(argv, prog="python -m scripts.prepare_dataset")))

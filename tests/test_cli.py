@@ -100,7 +100,8 @@ def test_user_mistakes_exit_2_with_one_clear_line(tmp_path):
 
 
 def test_every_command_has_help(tmp_path):
-    for mod in ("scripts.train", "scripts.evaluate", "scripts.prepare_dataset", "scripts.benchmark"):
+    for mod in ("scripts.train", "scripts.evaluate", "scripts.prepare_dataset", "scripts.benchmark",
+                "scripts.compare_variants", "scripts.export"):
         out = _cli(mod, "--help", cwd=tmp_path)
         assert out.returncode == 0 and "usage:" in out.stdout, mod
 
@@ -146,3 +147,56 @@ def test_set_values_of_one_section_are_accepted_in_either_order(order):
     args = ["--task", "hcal_dqm"] + [a for o in order for a in ("--set", o)]
     cfg = train_cli.build_config(train_cli.parser().parse_args(args))
     assert (cfg.model.dim, cfg.model.num_heads) == (90, 6)
+
+
+def test_kerahep_command_dispatches_to_the_same_parsers(capsys):
+    from kerahep import commands
+
+    assert commands.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("prepare", "train", "evaluate", "benchmark"):
+        assert f"  {name} " in out
+    assert commands.main(["trian"]) == 2 and "Did you mean 'train'" in capsys.readouterr().err
+    assert commands.main([]) == 2
+    with pytest.raises(SystemExit) as exc:  # argparse's --help of the subcommand, under its kerahep name
+        commands.main(["train", "--help"])
+    assert exc.value.code == 0 and "usage: kerahep train" in capsys.readouterr().out
+    assert commands.main(["train", "--task", "dy_electorn"]) == 2  # the package's error, one line
+    assert "Did you mean 'dy_electron'" in capsys.readouterr().err
+    from kerahep.commands import train as train_command
+
+    assert train_cli.parser is train_command.parser and train_cli.main is train_command.main
+
+
+@pytest.mark.slow
+def test_installed_kerahep_command_trains_from_a_folder_outside_the_repository(tmp_path):
+    """A non-editable install (a wheel into its own folder, found first on PYTHONPATH) has a
+    working ``kerahep`` command, run from a folder that is not the repository."""
+    import shutil
+
+    wheels, target, work, src = (tmp_path / n for n in ("wheels", "site", "elsewhere", "src"))
+    work.mkdir()
+    # build from a copy of the sources: setuptools keeps a build/ folder beside them, whose
+    # stale modules (deleted since) would otherwise go into the wheel
+    src.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "kerahep", src / "kerahep", ignore=shutil.ignore_patterns("__pycache__"))
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(wheels), str(src)], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr[-3000:]
+    (wheel,) = wheels.glob("kerahep-*.whl")
+    inst = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                           str(wheel)], capture_output=True, text=True, timeout=600)
+    assert inst.returncode == 0, inst.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(target)
+    where = subprocess.run([sys.executable, "-c", "import kerahep; print(kerahep.__file__)"], cwd=work, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert where.stdout.strip().startswith(str(target)), where  # the installed copy, not the checkout
+    out = subprocess.run([str(target / "bin" / "kerahep"), "train", "--task", "dy_electron", "--preset", "smoke",
+                          "--quiet"], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+    latest = work / "results" / "dy_electron" / "LATEST"
+    assert latest.exists() and (latest.parent / latest.read_text().strip() / "model.keras").exists()
+    assert (work / "data" / "smoke").is_dir()  # relative defaults resolve against the current folder

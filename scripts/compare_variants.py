@@ -1,0 +1,15 @@
+"""``python -m scripts.compare_variants``: the same command as ``kerahep compare-variants``
+(:mod:`kerahep.commands.compare_variants`).
+
+Kept for running from the repository root, as the CMS electron project's layout has it;
+the installed ``kerahep`` command works from any folder.
+"""
+
+import sys
+
+from kerahep import cli
+from kerahep.commands.compare_variants import *  # noqa: F401,F403 - the same parser and functions
+from kerahep.commands.compare_variants import main
+
+if __name__ == "__main__":
+    sys.exit(cli.run(lambda argv=None: main(argv, prog="python -m scripts.compare_variants")))
