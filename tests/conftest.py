@@ -41,7 +41,9 @@ def require_backend(*modules: str) -> None:
 
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            msg = f"{module} is not installed (pip install -e '.[{module}]')"
+            extra = {"hls4ml": "export", "onnx": "export", "onnxruntime": "export", "tf2onnx": "export"}.get(module,
+                                                                                                         module)
+            msg = f"{module} is not installed (pip install -e '.[{extra}]')"
             if os.environ.get("KERAHEP_REQUIRE_BACKENDS") == "1":
                 pytest.fail(msg + " and KERAHEP_REQUIRE_BACKENDS=1")
             pytest.skip(msg)
