@@ -116,12 +116,7 @@ class RunContext:
                     self.task.compile(model, cfg, self.data, steps)
         done = self.run_dir / "stages" / f"{stage}.weights.h5"
         if self.resumed and done.exists():
-            log.info("stage %s already complete; loading its weights", stage)
-            model.load_weights(str(done))
-            opt = getattr(model, "optimizer", None)
-            if opt is not None and not opt.built:  # so the saved .keras carries a complete optimizer
-                with self.strategy.scope():
-                    opt.build(model.trainable_variables)
+            self._restore_stage(model, stage, done)
             return None
         t0 = time.perf_counter()
         history = model.fit(
@@ -131,13 +126,7 @@ class RunContext:
         )
         dt = time.perf_counter() - t0
         dedupe_history(self.run_dir / stage_file(stage, "history", ".csv"))
-        losses = history.history.get("loss", [])
-        if getattr(model, "stop_training", False) and losses and not all(map(is_finite, losses[-1:])):
-            raise TrainingDiverged(f"stage {stage!r} of {cfg.task}: the loss became {losses[-1]} at epoch "
-                                   f"{len(losses)}; start a new run with a lower training.learning_rate (--resume keeps "
-                                   f"the run's saved settings) or check the inputs for NaN")
-        if any(not is_finite(v) for v in losses):
-            raise TrainingDiverged(f"stage {stage!r} of {cfg.task}: non-finite loss {losses}")
+        self._check_finite(model, stage, history.history.get("loss", []))
         best = self.run_dir / "checkpoints" / f"{stage}.best.weights.h5"
         if restore_best and best.exists() and val is not None:
             model.load_weights(str(best))
@@ -145,10 +134,33 @@ class RunContext:
         with artifacts.atomic_path(done, suffix=".weights.h5") as tmp:
             model.save_weights(str(tmp))
         self.histories[stage] = history.history
-        self.timing["fit_seconds"] += dt
+        self._count(dt, len(history.history.get("loss", [])))
+        return history
+
+    def _restore_stage(self, model, stage: str, done: Path) -> None:
+        """A stage completed before the run was interrupted: load its weights instead of training it."""
+        log.info("stage %s already complete; loading its weights", stage)
+        model.load_weights(str(done))
+        opt = getattr(model, "optimizer", None)
+        if opt is not None and not opt.built:  # so the saved .keras carries a complete optimizer
+            with self.strategy.scope():
+                opt.build(model.trainable_variables)
+
+    def _check_finite(self, model, stage: str, losses: list) -> None:
+        """Raise TrainingDiverged when the stage's loss became NaN or infinite."""
+        if getattr(model, "stop_training", False) and losses and not all(map(is_finite, losses[-1:])):
+            raise TrainingDiverged(f"stage {stage!r} of {self.config.task}: the loss became {losses[-1]} at epoch "
+                                   f"{len(losses)}; start a new run with a lower training.learning_rate (--resume keeps "
+                                   f"the run's saved settings) or check the inputs for NaN")
+        if any(not is_finite(v) for v in losses):
+            raise TrainingDiverged(f"stage {stage!r} of {self.config.task}: non-finite loss {losses}")
+
+    def _count(self, seconds: float, epochs: int) -> None:
+        """Add a stage's fit time and the training samples it saw to the run's timing."""
+        cfg = self.config
+        self.timing["fit_seconds"] += seconds
         n = self.data.info.get("n_train")
         if n and cfg.training.steps_per_epoch:  # a capped epoch sees at most steps x batch samples
             n = min(n, cfg.training.steps_per_epoch * cfg.training.batch_size)
         if n:
-            self.timing["train_samples_seen"] += n * len(losses)
-        return history
+            self.timing["train_samples_seen"] += n * epochs

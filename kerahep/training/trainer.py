@@ -74,18 +74,7 @@ def train(config: Config) -> RunResult:
     from ..registry import get_task
 
     task = get_task(config.task)
-    join_processes(config.run.strategy)  # before anything touches the JAX backend
-    if config.run.resume and num_processes_configured() > 1:
-        raise ConfigError("--resume of a multi-process run is not supported: only process 0 keeps resume state, "
-                          "so the other workers would start afresh and the processes would drift apart; start a "
-                          "new run (or resume it as a single process)")
-    if not is_chief():  # other workers of a multi-worker run: same work, artifacts in scratch space
-        import tempfile
-
-        config = config.set("run.output_dir", tempfile.mkdtemp(prefix="kerahep-worker-"))
-    run_dir, resumed = make_run_dir(config)
-    if resumed:
-        config = resume_config(config, run_dir)
+    config, run_dir, resumed = open_run(config)
     set_seed(config.run.seed)
     precision = resolve_precision(config.training.precision)
     previous_policy = keras.config.dtype_policy()
@@ -104,13 +93,10 @@ def train(config: Config) -> RunResult:
         ctx = RunContext(config, task, data, run_dir, strategy, resumed)
         t0 = time.perf_counter()
         try:
-            result = task.fit(ctx)
+            result = fit_task(task, ctx)
         except TrainingDiverged as exc:
             status = {"status": "failed", "reason": str(exc)}
             raise
-        if not isinstance(result, FitResult):
-            raise TypeError(f"{type(task).__name__}.fit must return a FitResult (kerahep.tasks.base), "
-                            f"got {type(result).__name__}")
         wall = time.perf_counter() - t0
         for name, model in result.models.items():
             artifacts.save_model(model, run_dir / f"{name}.keras")
@@ -119,13 +105,6 @@ def train(config: Config) -> RunResult:
         test = task.evaluate(ctx, result, data)
         eval_s = time.perf_counter() - t1
         plot_histories(run_dir)
-        timing = {
-            "train_seconds": round(wall, 3),
-            "fit_seconds": round(ctx.timing["fit_seconds"], 3),
-            "evaluate_seconds": round(eval_s, 3),
-            "train_samples_per_second": round(ctx.timing["train_samples_seen"] / ctx.timing["fit_seconds"], 2)
-            if ctx.timing["fit_seconds"] > 0 and ctx.timing["train_samples_seen"] else None,
-        }
         metrics = {
             "task": config.task,
             "model": task.describe_model(config),
@@ -133,29 +112,77 @@ def train(config: Config) -> RunResult:
             "status": "complete",
             "data": {**data.describe(), "fingerprint": fingerprint},
             "test": to_plain(test),
-            "timing": timing,
+            "timing": run_timing(ctx, wall, eval_s),
             "environment": {"backend": keras.backend.backend(), "precision": precision,
                             "strategy": strategy.name, "replicas": strategy.num_replicas,
                             "processes": strategy.num_processes,
                             "keras": keras.__version__, "seed": config.run.seed, "resumed": resumed},
         }
         artifacts.write_json(run_dir / "metrics.json", metrics)
-        log_plots_to_tensorboard(run_dir)
-        artifacts.write_text(run_dir.parent / "LATEST", run_dir.name + "\n")
+        close_run(run_dir)
         status = {"status": "complete"}
-        for scratch in ("backup", "stages"):  # resume state, useless once the run is complete
-            shutil.rmtree(run_dir / scratch, ignore_errors=True)
         return RunResult(run_dir=run_dir, config=config, metrics=metrics, models=result.models, fit_result=result)
     except BaseException as exc:
         if status.get("status") != "complete":
-            failed = {"task": config.task, "status": "failed",
-                      "reason": status.get("reason") or f"{type(exc).__name__}: {exc}"}
-            with contextlib.suppress(Exception):
-                if not (run_dir / "metrics.json").exists() or artifacts.read_json(run_dir / "metrics.json").get("status") != "complete":
-                    artifacts.write_json(run_dir / "metrics.json", failed)
+            mark_failed(config, run_dir, status.get("reason") or f"{type(exc).__name__}: {exc}")
         raise
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def open_run(config: Config) -> tuple:
+    """``(config, run_dir, resumed)``: join the other processes, then create or find the run
+    directory (a resumed run continues with its saved configuration)."""
+    join_processes(config.run.strategy)  # before anything touches the JAX backend
+    if config.run.resume and num_processes_configured() > 1:
+        raise ConfigError("--resume of a multi-process run is not supported: only process 0 keeps resume state, "
+                          "so the other workers would start afresh and the processes would drift apart; start a "
+                          "new run (or resume it as a single process)")
+    if not is_chief():  # other workers of a multi-worker run: same work, artifacts in scratch space
+        import tempfile
+
+        config = config.set("run.output_dir", tempfile.mkdtemp(prefix="kerahep-worker-"))
+    run_dir, resumed = make_run_dir(config)
+    if resumed:
+        config = resume_config(config, run_dir)
+    return config, run_dir, resumed
+
+
+def fit_task(task, ctx) -> FitResult:
+    """``task.fit(ctx)``, refusing anything but a :class:`~kerahep.tasks.base.FitResult`."""
+    result = task.fit(ctx)
+    if not isinstance(result, FitResult):
+        raise TypeError(f"{type(task).__name__}.fit must return a FitResult (kerahep.tasks.base), "
+                        f"got {type(result).__name__}")
+    return result
+
+
+def run_timing(ctx, wall: float, eval_s: float) -> dict:
+    """``metrics.json["timing"]``: wall, fit and evaluation seconds, training samples per second."""
+    fit_s, seen = ctx.timing["fit_seconds"], ctx.timing["train_samples_seen"]
+    return {
+        "train_seconds": round(wall, 3),
+        "fit_seconds": round(fit_s, 3),
+        "evaluate_seconds": round(eval_s, 3),
+        "train_samples_per_second": round(seen / fit_s, 2) if fit_s > 0 and seen else None,
+    }
+
+
+def close_run(run_dir: Path) -> None:
+    """The plots into TensorBoard, LATEST pointed at the run, and the resume state removed."""
+    log_plots_to_tensorboard(run_dir)
+    artifacts.write_text(run_dir.parent / "LATEST", run_dir.name + "\n")
+    for scratch in ("backup", "stages"):  # resume state, useless once the run is complete
+        shutil.rmtree(run_dir / scratch, ignore_errors=True)
+
+
+def mark_failed(config: Config, run_dir: Path, reason: str) -> None:
+    """Record a failed run in ``metrics.json`` (never over a complete run's metrics)."""
+    failed = {"task": config.task, "status": "failed", "reason": reason}
+    with contextlib.suppress(Exception):
+        path = run_dir / "metrics.json"
+        if not path.exists() or artifacts.read_json(path).get("status") != "complete":
+            artifacts.write_json(path, failed)
 
 
 def to_plain(d):
