@@ -223,6 +223,13 @@ def binary_report(y_true, score, threshold: float = 0.5, n_boot: int = 200, seed
             y_true, pred, labels=[0, 1], target_names=list(class_names), output_dict=True, zero_division=0,
             sample_weight=w),
     }
+    present = np.unique(y_true)
+    if len(y_true) and len(present) < 2:  # an independent sample of one class: what can be computed
+        only = class_names[int(present[0])] if int(present[0]) < len(class_names) else str(int(present[0]))
+        ww = np.ones(len(y_true)) if w is None else w
+        report["roc_auc_note"] = (f"all {len(y_true)} events are {only} (class {int(present[0])}): the ROC AUC "
+                                  "needs events of both classes, so it is absent (NaN)")
+        report["selected_fraction"] = float(ww[pred == 1].sum() / ww.sum()) if ww.sum() else float("nan")
     if w is not None:
         report["weighted"] = True
         report["sum_of_weights"] = {name: float(w[y_true == k].sum()) for k, name in enumerate(class_names)}

@@ -62,11 +62,15 @@ def roc_curve(y_true, score, path, label: str = "model", curves: dict | None = N
             fpr, tpr, _ = skm.roc_curve(y, s, sample_weight=w, drop_intermediate=False)
             auc = weighted_roc_auc(y, s, w)
         ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.4f})")
+    if not ax.lines:  # no curve could be drawn: say why instead of leaving empty axes
+        ax.text(0.5, 0.5, "no ROC curve: the events are all of one class", ha="center", va="center",
+                transform=ax.transAxes, fontsize=14)
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
     weighted = " (weighted)" if weights is not None else ""
     ax.set_xlabel("False positive rate" + weighted)
     ax.set_ylabel("True positive rate" + weighted)
-    ax.legend(loc="lower right", fontsize=12)
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(loc="lower right", fontsize=12)
     experiment_label(ax)
     return save_figure(fig, path)
 

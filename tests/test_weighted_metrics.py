@@ -81,3 +81,20 @@ def test_effective_sample_size_and_working_points_at_signal_efficiency(sample):
     for wp in wps:
         assert wp["signal_efficiency"] == pytest.approx(wp["target"], abs=0.02)
     assert wps[0]["background_rejection"] > wps[1]["background_rejection"]  # tighter cut, more rejection
+
+
+def test_a_sample_of_one_class_says_why_the_auc_is_absent_and_gives_the_selected_fraction(tmp_path):
+    from kerahep import plotting
+
+    y, s = np.ones(10), np.linspace(0, 1, 10)
+    report = evaluation.binary_report(y, s, threshold=0.5)
+    assert np.isnan(report["roc_auc"]) and "needs events of both classes" in report["roc_auc_note"]
+    assert "signal (class 1)" in report["roc_auc_note"]
+    assert report["selected_fraction"] == pytest.approx(0.5)
+    figures = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plotting, "save_figure", lambda fig, path: figures.append(fig))
+        plotting.roc_curve(y, s, tmp_path / "roc.png")
+    texts = [t.get_text() for t in figures[0].axes[0].texts]
+    assert any("all of one class" in t for t in texts)
+    assert "roc_auc_note" not in evaluation.binary_report(np.array([0, 1, 1]), np.array([0.1, 0.8, 0.6]))
