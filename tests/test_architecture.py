@@ -104,6 +104,11 @@ def test_no_private_name_is_imported_across_modules():
             for n in names:
                 if n.startswith("_") and not n.startswith("__"):
                     bad.append(f"{path.relative_to(REPO)}:{line} imports {n} from {module}")
+        for node in ast.walk(tree):  # a kerahep module or name bound to a private alias in another module
+            if isinstance(node, ast.ImportFrom) and (node.level or _is(node.module or "", "kerahep")):
+                for a in node.names:
+                    if a.asname and a.asname.startswith("_") and not a.asname.startswith("__"):
+                        bad.append(f"{path.relative_to(REPO)}:{node.lineno} imports {a.name} as {a.asname}")
         for node in ast.walk(tree):  # names bound to kerahep modules, then their private attributes
             if isinstance(node, ast.ImportFrom) and (node.level or _is(node.module or "", "kerahep")):
                 kerahep_aliases.update(a.asname or a.name for a in node.names)

@@ -5,58 +5,58 @@ from __future__ import annotations
 from ...config import Config
 from ...registry import register_task
 from ..base import Task
-from . import config as _config
-from . import data as _data
-from . import models as _models
-from . import report as _report
+from . import config as task_config
+from . import data as task_data
+from . import models as task_models
+from . import report as task_report
 
 
 @register_task
 class HcalDqm(Task):
     name = "hcal_dqm"
     description = "HCAL DigiOccupancy per lumisection: which run (ViT, MoE-ViT), attention and routing maps, monitoring"
-    presets = _config.PRESETS
-    smoke = _config.SMOKE
+    presets = task_config.PRESETS
+    smoke = task_config.SMOKE
     monitor = "val_auc"
     monitor_mode = "max"
     artifacts = ("model", "autoencoder")
-    result_type = _models.HcalResult
+    result_type = task_models.HcalResult
 
     def _preset(self, name: str) -> Config:
-        return _config.preset(self.name, self._check_preset(name))
+        return task_config.preset(self.name, self._check_preset(name))
 
     def describe_model(self, config: Config) -> str:
-        return _config.describe_model(config)
+        return task_config.describe_model(config)
 
     # data
     def make_synthetic(self, config: Config) -> list:
-        return _data.make_synthetic(self.name, config)
+        return task_data.make_synthetic(self.name, config)
 
     def load_data(self, config: Config, paths=None, for_evaluation: bool = False):
-        return _data.load_inputs(self.name, config, self.resolve_inputs(config, paths), for_evaluation)
+        return task_data.load_inputs(self.name, config, self.resolve_inputs(config, paths), for_evaluation)
 
     def training_runs(self, config: Config) -> list[str]:
         """The run names the model of ``config`` was trained on, in class order."""
-        return _data.training_runs(config)
+        return task_data.training_runs(config)
 
     # models
     def build_model(self, config: Config, data):
-        return _models.build_model(config, data)
+        return task_models.build_model(config, data)
 
     def build_autoencoder(self, config: Config, data):
-        return _models.build_autoencoder(config, data)
+        return task_models.build_autoencoder(config, data)
 
     def compile(self, model, config: Config, data, steps_per_epoch: int | None = None):
         if data.n_classes == 2:
             return super().compile(model, config, data, steps_per_epoch)
-        return _models.compile_multiclass(model, config, steps_per_epoch)
+        return task_models.compile_multiclass(model, config, steps_per_epoch)
 
     def fit(self, ctx):
-        return _models.fit(ctx)
+        return task_models.fit(ctx)
 
     def examples(self) -> dict:
-        return _models.examples()
+        return task_models.examples()
 
     # report
     def evaluate(self, ctx, result, data) -> dict:
-        return _report.evaluate(ctx, result, data)
+        return task_report.evaluate(ctx, result, data)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from ...config import Config
 from ...registry import register_task
 from ..base import Task
-from . import config as _config
-from . import data as _data
-from . import models as _models
-from . import report as _report
-from . import stages as _stages
+from . import config as task_config
+from . import data as task_data
+from . import models as task_models
+from . import report as task_report
+from . import stages as task_stages
 
 
 @register_task
@@ -17,41 +17,41 @@ class JetSSL(Task):
     name = "jet_ssl"
     description = ("SimCLR pre-training of a ResNet-18 or CNN-Transformer on unlabelled 8-channel jet images, "
                    "then few-label heads for top/QCD class, jet mass and pT")
-    presets = _config.PRESETS
-    smoke = _config.SMOKE
+    presets = task_config.PRESETS
+    smoke = task_config.SMOKE
     monitor = "val_auc"
     monitor_mode = "max"
     artifacts = ("model", "encoder")
-    result_type = _report.JetSSLResult
+    result_type = task_report.JetSSLResult
 
     def _preset(self, name: str) -> Config:
-        return _config.preset(self.name, self._check_preset(name))
+        return task_config.preset(self.name, self._check_preset(name))
 
     # data
     def make_synthetic(self, config: Config) -> list:
-        return _data.make_synthetic(self.name, config)
+        return task_data.make_synthetic(self.name, config)
 
     def load_data(self, config: Config, paths=None, for_evaluation: bool = False):
-        return _data.load_inputs(config, self.resolve_inputs(config, paths), for_evaluation)
+        return task_data.load_inputs(config, self.resolve_inputs(config, paths), for_evaluation)
 
     # models
     def build_encoder(self, config: Config, channel_scales=None):
         """The encoder of ``config`` (raw jet -> latent vector)."""
-        return _models.build_encoder(config, channel_scales)
+        return task_models.build_encoder(config, channel_scales)
 
     def build_model(self, config: Config, data):
         """The SimCLR model (encoder, augmentations, projection head) of the pre-training stage."""
-        return _models.build_simclr(config, data.channel_scales)
+        return task_models.build_simclr(config, data.channel_scales)
 
     def describe_model(self, config: Config) -> str:
-        return _models.describe_model(config)
+        return task_models.describe_model(config)
 
     def examples(self) -> dict:
-        return _models.examples()
+        return task_models.examples()
 
     # training and report
     def fit(self, ctx):
-        return _stages.fit(ctx)
+        return task_stages.fit(ctx)
 
     def evaluate(self, ctx, result, data) -> dict:
-        return _report.evaluate(ctx, result, data)
+        return task_report.evaluate(ctx, result, data)
