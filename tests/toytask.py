@@ -70,6 +70,29 @@ class ToyTask(Task):
         h = keras.layers.Dense(8, activation="relu")(norm(inp))
         return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", dtype="float32")(h))
 
+    #: predict reads ``.npy`` arrays of shape (n, 4), optionally labelled by a (n,) ``<name>.y.npy``
+    predict_formats = ("csv", "parquet", "hdf5", "root")
+
+    def predict_file(self, run, path):
+        from kerahep.errors import DataError
+
+        x = np.load(path, mmap_mode="r")
+        if x.ndim != 2 or x.shape[1] != 4:
+            raise DataError(path, "an array of shape (n, 4)", f"shape {x.shape}")
+        labels = path.with_name(path.name[:-4] + ".y.npy")
+        y = np.load(labels) if labels.exists() else None
+        for start in range(0, max(len(x), 1), run.chunk_size):
+            sl = slice(start, start + run.chunk_size)
+            if "boom" in path.name and start > 0:  # a read error in the middle of the file
+                raise DataError(path, "readable rows", f"a corrupt block at row {start}")
+            chunk = {"index": np.arange(len(x))[sl].astype(np.int64),
+                     "score": np.asarray(run.score(np.asarray(x[sl])), np.float32).reshape(-1)}
+            if y is not None:
+                chunk["label"] = y[sl].astype(np.float32)
+            if run.embedding:
+                chunk["embedding"] = np.asarray(x[sl], np.float32)[:, :2]
+            yield chunk
+
 
 def register():
     if "toy" not in _TASKS:

@@ -371,3 +371,28 @@ class Task:
 
     def describe_model(self, config: Config) -> str:
         return config.model.name or self.name
+
+    # -------------------------------------------------------------- prediction
+    #: output formats of ``kerahep predict`` (:mod:`kerahep.prediction.writers`), the first is
+    #: the default; empty: the task cannot score new files
+    predict_formats: tuple = ()
+
+    def predict_file(self, run, path):
+        """Score one input file for ``kerahep predict``: a generator of chunks.
+
+        Args:
+            run: the :class:`kerahep.prediction.PredictRun` (models, configuration, stored
+                fit results, ``batch_size``, ``chunk_size``, ``embedding``).
+            path: an input file in the task's own format, unlabelled or labelled.
+
+        Yields:
+            ``{column: array}`` chunks of at most ``run.chunk_size`` rows: the same columns,
+            dtypes and trailing shapes in every chunk, together exactly the input's rows in
+            its order (identifiers to join on included, labels copied when the file has
+            them), at least one chunk (zero rows allowed). Preprocessing is training's.
+
+        Raises:
+            DataError: the file is not what the task reads (named with what was expected
+                and what was found).
+        """
+        raise NotImplementedError(f"task {self.name!r} cannot score new files")
