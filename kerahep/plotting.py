@@ -116,25 +116,43 @@ def score_distributions(y_true, score, path, groups=None, class_names=("backgrou
     return save_figure(fig, path)
 
 
-def confusion_matrix(cm, path, class_names=("background", "signal"), title: str | None = None):
-    """Confusion matrix, normalised per true class, with counts annotated."""
-    use_style()
+def confusion_cells(cm) -> tuple[np.ndarray, list[list[str]]]:
+    """The fractions and the cell texts :func:`confusion_matrix` draws.
+
+    ``cm`` may hold sums of event weights (rows true, columns predicted): fractions are
+    each cell over its row's sum whatever that sum's size (weighted sums are often below
+    one), a row that sums to zero gets NaN and no fraction, and non-integer sums are
+    written with three significant digits instead of being truncated to integers.
+    """
     cm = np.asarray(cm, dtype=float)
-    norm = cm / np.clip(cm.sum(axis=1, keepdims=True), 1, None)
+    rows = cm.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        norm = np.where(rows != 0, cm / np.where(rows != 0, rows, 1), np.nan)
+    integral = bool(np.all(np.isclose(cm, np.round(cm))))
+    texts = [[(f"{int(round(c))}" if integral else f"{c:.3g}") + ("" if np.isnan(f) else f"\n{f:.2f}")
+              for c, f in zip(crow, frow)] for crow, frow in zip(cm, norm)]
+    return norm, texts
+
+
+def confusion_matrix(cm, path, class_names=("background", "signal"), title: str | None = None):
+    """Confusion matrix, normalised per true class, with the counts (or sums of weights) annotated."""
+    use_style()
+    norm, texts = confusion_cells(cm)
+    weighted = any("." in t.split("\n")[0] for row in texts for t in row)
     fig, ax = plt.subplots()
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    names = list(class_names)[: cm.shape[0]]
+    im = ax.imshow(np.nan_to_num(norm), cmap="Blues", vmin=0, vmax=1)
+    names = list(class_names)[: norm.shape[0]]
     ax.set_xticks(range(len(names)), names, rotation=30)
     ax.set_yticks(range(len(names)), names)
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.2f}", ha="center", va="center",
-                    color="white" if norm[i, j] > 0.5 else "black", fontsize=12)
+    for i, row in enumerate(texts):
+        for j, text in enumerate(row):
+            ax.text(j, i, text, ha="center", va="center",
+                    color="white" if np.nan_to_num(norm[i, j]) > 0.5 else "black", fontsize=12)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("True")
     if title:
         ax.set_title(title, fontsize=14)
-    fig.colorbar(im, ax=ax)
+    fig.colorbar(im, ax=ax, label="fraction of the true class" + (" (weighted)" if weighted else ""))
     return save_figure(fig, path)
 
 

@@ -98,3 +98,19 @@ def test_a_sample_of_one_class_says_why_the_auc_is_absent_and_gives_the_selected
     texts = [t.get_text() for t in figures[0].axes[0].texts]
     assert any("all of one class" in t for t in texts)
     assert "roc_auc_note" not in evaluation.binary_report(np.array([0, 1, 1]), np.array([0.1, 0.8, 0.6]))
+
+
+def test_weighted_confusion_matrix_is_drawn_with_its_sums_and_fractions(tmp_path):
+    from kerahep import plotting
+
+    y = np.array([0, 0, 1, 1, 1])
+    pred_score = np.array([0.2, 0.7, 0.9, 0.8, 0.1])
+    w = np.array([0.25, 0.15, 0.3, -0.05, 0.2])
+    cm = evaluation.binary_report(y, pred_score, weights=w, n_boot=10)["confusion_matrix"]
+    np.testing.assert_allclose(cm, [[0.25, 0.15], [0.2, 0.25]])  # rows true, columns predicted at 0.5
+    norm, texts = plotting.confusion_cells(cm)
+    np.testing.assert_allclose(norm, [[0.625, 0.375], [0.2 / 0.45, 0.25 / 0.45]])  # sums below one still normalise
+    assert texts[0] == ["0.25\n0.62", "0.15\n0.38"]  # not truncated to 0
+    norm, texts = plotting.confusion_cells([[3, 1], [0, 0]])
+    assert texts == [["3\n0.75", "1\n0.25"], ["0", "0"]] and np.isnan(norm[1]).all()  # an empty row has no fraction
+    assert plotting.confusion_matrix(cm, tmp_path / "cm.png").stat().st_size > 0
