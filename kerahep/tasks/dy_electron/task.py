@@ -8,6 +8,7 @@ from ..base import Task
 from . import config as task_config
 from . import data as task_data
 from . import models as task_models
+from . import predict as task_predict
 from . import report as task_report
 
 
@@ -19,6 +20,8 @@ class DyElectron(Task):
     smoke = task_config.SMOKE
     monitor = "val_auc"
     monitor_mode = "max"
+    #: predict writes a friend of the NanoAOD Events tree (ROOT) by default
+    predict_formats = ("root", "parquet")
 
     def _preset(self, name: str) -> Config:
         return task_config.preset(self.name, self._check_preset(name))
@@ -51,3 +54,8 @@ class DyElectron(Task):
     # report
     def evaluate(self, ctx, result, data) -> dict:
         return task_report.evaluate(ctx, result, data)
+
+    # predict
+    def predict_file(self, run, path):
+        """Score a NanoAOD file directly: one row per entry of its Events tree (:mod:`.predict`)."""
+        return task_predict.predict_file(run, path)
