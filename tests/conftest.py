@@ -1,6 +1,7 @@
 """Shared fixtures: the real-data folder (skip without it, fail with
 KERAHEP_REQUIRE_REALDATA=1), the optional Keras backends (skip without them, fail with
-KERAHEP_REQUIRE_BACKENDS=1), quiet Keras, and a temporary results/data folder."""
+KERAHEP_REQUIRE_BACKENDS=1), quiet Keras, a temporary results/data folder, and smoke runs trained once per test
+session and shared (``smoke_run``)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,49 @@ def workdir(tmp_path, monkeypatch):
     """A temporary current directory with results/ and data/ inside."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """``smoke_run(task, *overrides)``: the run directory of ``task``'s smoke preset with
+    ``overrides``, trained once per test session (per worker under pytest-xdist) and shared
+    by every test that asks for the same task and overrides.
+
+    A smoke run takes half a minute to two minutes; the export, predict and report tests
+    of a task read the same run instead of training their own. Tests must treat it as
+    read-only: write exports, predictions and evaluations to their own ``tmp_path``.
+
+    Returns:
+        a function ``(task, *overrides) -> SmokeRun`` with ``run_dir`` (absolute),
+        ``root`` (its folder, ``data/`` holds the twin it was trained on) and ``config``.
+    """
+    from kerahep.registry import get_task
+    from kerahep.training import train
+
+    cache: dict = {}
+
+    def get(task: str, *overrides: str) -> SmokeRun:
+        key = (task, overrides)
+        if key not in cache:
+            root = tmp_path_factory.mktemp(f"smoke-{task}")
+            cfg = get_task(task).preset("smoke").override(
+                ["run.verbose=0", f"run.output_dir='{root / 'results'}'", f"data.data_dir='{root / 'data'}'",
+                 *overrides])
+            result = train(cfg)
+            cache[key] = SmokeRun(run_dir=Path(result.run_dir).resolve(), root=root, config=result.config)
+        return cache[key]
+
+    return get
+
+
+class SmokeRun:
+    """A shared smoke run (see the ``smoke_run`` fixture)."""
+
+    def __init__(self, run_dir: Path, root: Path, config):
+        self.run_dir, self.root, self.config = run_dir, root, config
+
+    def __fspath__(self) -> str:
+        return str(self.run_dir)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,6 +1,6 @@
 """Exports of trained runs (kerahep.export, python -m scripts.export).
 
-Each task's smoke preset is trained once per module (a module-scoped fixture), then its
+Each task's smoke preset is trained once per session (the shared ``smoke_run`` fixture), then its
 main model is exported to ONNX and run with ONNX Runtime at two batch sizes against Keras
 (1e-5); SavedModel round trips through ``tf.saved_model.load``; hls4ml emulations of the
 dense dy_electron network and of a tiny energy-only ResNet-15 are scored on the test
@@ -43,17 +43,6 @@ from kerahep.errors import KerahepError  # noqa: E402
 from kerahep.export import ExportError, MissingDependencyError, export_run, load_run  # noqa: E402
 
 ATOL = 1e-5
-
-
-def train_smoke(tmp_path_factory, task: str, *extra: str) -> Path:
-    """Train ``task``'s smoke preset into a fresh folder; returns the run directory."""
-    from kerahep.registry import get_task
-    from kerahep.training import train
-
-    root = tmp_path_factory.mktemp(task)
-    cfg = get_task(task).preset("smoke").override(
-        ["run.verbose=0", f"run.output_dir='{root / 'results'}'", f"data.data_dir='{root / 'data'}'", *extra])
-    return Path(train(cfg).run_dir)
 
 
 def onnx_outputs(path, feeds: dict) -> dict:
@@ -114,8 +103,8 @@ def leftovers(folder: Path) -> list:
 
 # ------------------------------------------------------------------ dy_electron
 @pytest.fixture(scope="module")
-def dy_run(tmp_path_factory):
-    return train_smoke(tmp_path_factory, "dy_electron")
+def dy_run(smoke_run):
+    return smoke_run("dy_electron").run_dir
 
 
 @pytest.fixture(scope="module")
@@ -263,29 +252,29 @@ def test_options_are_checked(dy_run, tmp_path):
 
 # ----------------------------------------------------------------- other tasks
 @pytest.fixture(scope="module")
-def electron_photon_run(tmp_path_factory):
-    return train_smoke(tmp_path_factory, "electron_photon")
+def electron_photon_run(smoke_run):
+    return smoke_run("electron_photon").run_dir
 
 
 @pytest.fixture(scope="module")
-def energy_resnet_run(tmp_path_factory):
-    return train_smoke(tmp_path_factory, "electron_photon", "model.variant='energy'", "model.widths=(4,8)",
-                       "model.blocks=(1,1)")
+def energy_resnet_run(smoke_run):
+    return smoke_run("electron_photon", "model.variant='energy'", "model.widths=(4,8)",
+                     "model.blocks=(1,1)").run_dir
 
 
 @pytest.fixture(scope="module")
-def hcal_run(tmp_path_factory):
-    return train_smoke(tmp_path_factory, "hcal_dqm", "model.name='moe_vit'")  # ViT with mixture-of-experts blocks
+def hcal_run(smoke_run):
+    return smoke_run("hcal_dqm", "model.name='moe_vit'").run_dir  # ViT with mixture-of-experts blocks
 
 
 @pytest.fixture(scope="module")
-def higgs_run(tmp_path_factory):
-    return train_smoke(tmp_path_factory, "higgs_mae")
+def higgs_run(smoke_run):
+    return smoke_run("higgs_mae").run_dir
 
 
 @pytest.fixture(scope="module")
-def jet_run(tmp_path_factory):
-    return train_smoke(tmp_path_factory, "jet_ssl")
+def jet_run(smoke_run):
+    return smoke_run("jet_ssl").run_dir
 
 
 @pytest.mark.slow

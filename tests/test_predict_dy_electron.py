@@ -29,17 +29,13 @@ REAL = ("nano_dy.root", "nano_tt_v12.root", "nanoAOD_2015_CMS_Open_Data_ttbar.ro
 
 # ------------------------------------------------------------------ the run, trained once
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """A trained smoke run of dy_electron and the NanoAOD twin files it was trained on."""
-    from kerahep.training import train
-
-    root = tmp_path_factory.mktemp("dy_predict")
-    task = get_task("dy_electron")
-    cfg = task.preset("smoke").override(
-        ["run.verbose=0", f"run.output_dir='{root / 'results'}'", f"data.data_dir='{root / 'data'}'"])
-    result = train(cfg)
+def smoke(smoke_run):
+    """The shared smoke run of dy_electron and the NanoAOD twin files it was trained on."""
+    shared = smoke_run("dy_electron")
+    root = shared.root
     twin = root / "data" / "synthetic" / "dy_electron" / "nanoaod"
-    return {"run_dir": Path(result.run_dir), "config": result.config, "task": task, "twin": twin, "root": root}
+    return {"run_dir": shared.run_dir, "config": shared.config, "task": get_task("dy_electron"), "twin": twin,
+            "root": root}
 
 
 @pytest.fixture(scope="module")
