@@ -8,6 +8,7 @@ from ..base import Task
 from . import config as task_config
 from . import data as task_data
 from . import models as task_models
+from . import predict as task_predict
 from . import report as task_report
 
 
@@ -19,6 +20,8 @@ class ElectronPhoton(Task):
     smoke = task_config.SMOKE
     monitor = "val_auc"
     monitor_mode = "max"
+    #: outputs of ``predict`` (the first is the default): one row per crop, ``index``, ``score``, ``y``
+    predict_formats = ("hdf5", "parquet")
 
     def _preset(self, name: str) -> Config:
         return task_config.preset(self.name, self._check_preset(name))
@@ -46,3 +49,9 @@ class ElectronPhoton(Task):
     # report
     def evaluate(self, ctx, result, data) -> dict:
         return task_report.evaluate(ctx, result, data)
+
+    # predict
+    def predict_file(self, run, path):
+        """Columns ``index``, ``score`` (P(electron)), ``y`` (when the file has it) and, with
+        ``run.embedding``, ``embedding``, chunk by chunk (:func:`.predict.predict_file`)."""
+        return task_predict.predict_file(run, path)

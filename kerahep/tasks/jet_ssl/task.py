@@ -8,6 +8,7 @@ from ..base import Task
 from . import config as task_config
 from . import data as task_data
 from . import models as task_models
+from . import predict as task_predict
 from . import report as task_report
 from . import stages as task_stages
 
@@ -23,6 +24,8 @@ class JetSSL(Task):
     monitor_mode = "max"
     artifacts = ("model", "encoder")
     result_type = task_report.JetSSLResult
+    #: outputs of ``predict`` (the first is the default): one row per jet, ``index``, ``score``, ``m_pred``, ...
+    predict_formats = ("hdf5", "parquet")
 
     def _preset(self, name: str) -> Config:
         return task_config.preset(self.name, self._check_preset(name))
@@ -55,3 +58,10 @@ class JetSSL(Task):
 
     def evaluate(self, ctx, result, data) -> dict:
         return task_report.evaluate(ctx, result, data)
+
+    # predict
+    def predict_file(self, run, path):
+        """Columns ``index``, ``score`` (P(top)), ``m_pred`` and ``pt_pred`` (GeV), the targets ``y``, ``m``,
+        ``pt`` (when the file has them) and, with ``run.embedding``, ``latent``, chunk by chunk
+        (:func:`.predict.predict_file`)."""
+        return task_predict.predict_file(run, path)
