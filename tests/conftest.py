@@ -106,10 +106,31 @@ class SmokeRun:
         return str(self.run_dir)
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Report how many hostile-input cases each reader survived."""
+#: hostile-input case counts sent back by pytest-xdist workers (merged in the controller)
+_WORKER_CASES: dict = {}
+
+
+def pytest_sessionfinish(session):
+    """In a pytest-xdist worker: send this worker's fuzzing counts to the controller."""
     fuzz = sys.modules.get("fuzzing")
-    if fuzz is not None and fuzz.CASES:
-        total = sum(fuzz.CASES.values())
-        per = ", ".join(f"{k} {v}" for k, v in sorted(fuzz.CASES.items()))
+    if fuzz is not None and hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["fuzz_cases"] = dict(fuzz.CASES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """In the pytest-xdist controller: add up the counts each worker sent."""
+    for reader, n in (getattr(node, "workeroutput", {}) or {}).get("fuzz_cases", {}).items():
+        _WORKER_CASES[reader] = _WORKER_CASES.get(reader, 0) + n
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Report how many hostile-input cases each reader survived (all workers together)."""
+    fuzz = sys.modules.get("fuzzing")
+    cases = dict(_WORKER_CASES)
+    for reader, n in (fuzz.CASES.items() if fuzz is not None else ()):
+        cases[reader] = cases.get(reader, 0) + n
+    if cases:
+        total = sum(cases.values())
+        per = ", ".join(f"{k} {v}" for k, v in sorted(cases.items()))
         terminalreporter.write_line(f"fuzzing: {total} hostile-input cases run ({per})")
