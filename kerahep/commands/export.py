@@ -24,7 +24,7 @@ def parser(prog: str = "kerahep export") -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--run", metavar="DIR", help="run directory (results/<task>/<run_id>)")
     g.add_argument("--task", help="export the task's LATEST run")
-    p.add_argument("--output-dir", default="results", help="results folder to search (default: results/)")
+    p.add_argument("--output-dir", default="results", help="results folder to search (default: results/ in the current folder)")
     p.add_argument("--format", required=True, choices=FORMATS, help="what to export to")
     p.add_argument("--out", metavar="PATH",
                    help="target file (onnx) or folder (saved_model, hls4ml); default <run>/export/...")

@@ -23,7 +23,7 @@ def parser(prog: str = "kerahep predict") -> argparse.ArgumentParser:
     g.add_argument("--run", metavar="DIR", help="run directory (results/<task>/<run_id>)")
     g.add_argument("--task", help="score with the task's LATEST run")
     p.add_argument("files", nargs="+", metavar="FILE", help="input files in the task's own format")
-    p.add_argument("--output-dir", default="results", help="results folder to search (default: results/)")
+    p.add_argument("--output-dir", default="results", help="results folder to search (default: results/ in the current folder)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: <run>/predictions/)")
     p.add_argument("--format", choices=FORMATS,
                    help="output format (default: the task's: root for dy_electron, hdf5 for electron_photon "
