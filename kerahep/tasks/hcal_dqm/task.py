@@ -8,6 +8,7 @@ from ..base import Task
 from . import config as task_config
 from . import data as task_data
 from . import models as task_models
+from . import predict as task_predict
 from . import report as task_report
 
 
@@ -21,6 +22,8 @@ class HcalDqm(Task):
     monitor_mode = "max"
     artifacts = ("model", "autoencoder")
     result_type = task_models.HcalResult
+    #: output formats of predict (the first is the default)
+    predict_formats = ("csv", "parquet")
 
     def _preset(self, name: str) -> Config:
         return task_config.preset(self.name, self._check_preset(name))
@@ -60,3 +63,8 @@ class HcalDqm(Task):
     # report
     def evaluate(self, ctx, result, data) -> dict:
         return task_report.evaluate(ctx, result, data)
+
+    # scoring new files
+    def predict_file(self, run, path):
+        """Chunks of class probabilities, anomaly score and flag per lumisection of a run file (see :mod:`.predict`)."""
+        return task_predict.predict_file(run, path)

@@ -8,6 +8,7 @@ from ..base import Task
 from . import config as task_config
 from . import data as task_data
 from . import models as task_models
+from . import predict as task_predict
 from . import report as task_report
 from . import stages as task_stages
 from .result import HiggsResult
@@ -23,6 +24,8 @@ class HiggsMae(Task):
     monitor_mode = "max"
     artifacts = ("model", "encoder", "pretrainer")
     result_type = HiggsResult
+    #: output formats of predict (the first is the default)
+    predict_formats = ("csv", "parquet")
 
     def _preset(self, name: str) -> Config:
         return task_config.preset(self.name, self._check_preset(name))
@@ -53,3 +56,8 @@ class HiggsMae(Task):
 
     def evaluate(self, ctx, result, data) -> dict:
         return task_report.evaluate(ctx, result, data)
+
+    # scoring new files
+    def predict_file(self, run, path):
+        """Chunks of line number, score (label when the file has it) of a HIGGS table (see :mod:`.predict`)."""
+        return task_predict.predict_file(run, path)

@@ -1,0 +1,217 @@
+"""higgs_mae ``predict``: score HIGGS tables with a trained run, one output row per input line.
+
+Input: a HIGGS table as training reads it (:mod:`kerahep.data.higgs`: ``.csv`` or
+``.csv.gz``, comma-, tab- or space-separated, no header), either with the label first (29
+columns, as ``HIGGS.csv``) or without it (the 28 stored features only). The layout is
+taken from the first line. An empty file (no line at all) gives an output with the
+columns and no rows; everything else is checked as training's reader checks it, chunk
+by chunk: a line with another column count, a field that is not a number, NaN or
+infinity, a value beyond float32, a label other than 0/1 raise
+:class:`~kerahep.errors.DataError` naming the file and the LINE (1-based), with what was
+expected and what was found.
+
+The file is read with ``pandas.read_csv(chunksize=run.chunk_size)``: at most that many
+lines are in memory at once. Each chunk is transformed exactly as training transforms
+its events (:func:`kerahep.data.higgs.transform` into the run's ``data.features``, float32)
+and scored by the final classifier (``model.keras``, the model the report scores the
+test set with).
+
+Output columns, in the input's line order, one row per line:
+
+* ``line`` (int64): the 1-based LINE number of the event in the input file; the files have
+  no header, so line 1 is the first event (the numbering of the reader's error messages);
+  ``line - 1`` is the 0-based row.
+* ``score`` (float32): the classifier's P(signal).
+* ``label`` (float32, 0 or 1): copied from the file when it has the label column; absent
+  otherwise.
+* ``embedding`` (float32, ``(n, d)``; ``embedding_0 ..`` in CSV and Parquet), with
+  ``run.embedding`` only: the latent of the pre-trained masked-autoencoder encoder
+  (``encoder.keras``, saved before any fine-tuning), pooled over its tokens as the
+  classifier pools them (``model.pooling``: ``flatten`` gives tokens x dim values,
+  ``mean`` gives dim).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ...data import higgs as hr
+from ...errors import DataError, KerahepError
+
+#: what a line of a file to score holds
+LABELLED = f"{hr.N_COLUMNS} columns (label then 28 features)"
+UNLABELLED = f"{hr.N_COLUMNS - 1} columns (the 28 features, without the label)"
+
+
+# ------------------------------------------------------------------------- layout
+def first_line(path: Path) -> tuple[str, bool]:
+    """``(first line, gzip)`` of ``path`` (``""`` for an empty file)."""
+    with open(path, "rb") as f:
+        is_gzip = f.read(2) == b"\x1f\x8b"
+    opener = gzip.open if is_gzip else open
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
+        return f.readline(), is_gzip
+
+
+def sniff(path) -> tuple[hr.FileFormat | None, bool]:
+    """``(format, labelled)`` of a file to score; ``(None, False)`` for an empty file.
+
+    A labelled table is checked by the training reader's own :func:`kerahep.data.higgs.sniff`;
+    a table of 28 columns is the same layout without the label.
+
+    Raises:
+        DataError: missing, unreadable or not a HIGGS table (naming the file).
+    """
+    path = Path(path)
+    first, is_gzip = None, False
+    if path.is_file():
+        try:
+            first, is_gzip = first_line(path)
+        except (OSError, EOFError):
+            first = None  # the reader's sniff says what is wrong
+        if first == "":
+            return None, False
+    try:
+        return hr.sniff(path), True
+    except DataError:
+        if first is None or not first.strip():
+            raise
+        sep = "\t" if "\t" in first else "," if "," in first else " "
+        fmt = hr.FileFormat(path, sep, is_gzip)
+        found = len(fmt.split(first))
+        if found != hr.N_COLUMNS - 1:
+            raise DataError(f"{path}, line 1", f"{LABELLED} or {UNLABELLED}",
+                            f"{found} columns separated by {sep!r}") from None
+        return fmt, False
+
+
+# ------------------------------------------------------------------------- checks
+def check_line(fmt: hr.FileFormat, line: str, lineno: int, labelled: bool) -> None:
+    """Raise DataError at a bad line: the training reader's line checks, with or without the label."""
+    where = f"{fmt.path}, line {lineno}"
+    fields = fmt.split(line)
+    names = hr.COLUMNS if labelled else hr.RAW_FEATURES
+    if len(fields) != len(names):
+        found = "an empty line" if not line.strip() else f"{len(fields)} columns"
+        raise DataError(where, LABELLED if labelled else UNLABELLED, found)
+    for j, text in enumerate(fields):
+        try:
+            v = float(text)
+        except ValueError:
+            raise DataError(where, f"a number in column {j + 1} ({names[j]})", repr(text)) from None
+        if not math.isfinite(v):
+            raise DataError(where, f"a finite number in column {j + 1} ({names[j]})", repr(text))
+        if abs(v) > hr.FLOAT32_MAX:
+            raise DataError(where, f"a number within float32 range in column {j + 1} ({names[j]})", repr(text))
+        if labelled and j == 0 and v not in (0.0, 1.0):
+            raise DataError(where, "label 0 (background) or 1 (signal) in column 1", repr(text))
+
+
+def diagnose(fmt: hr.FileFormat, first: int, stop: int | None, labelled: bool):
+    """Check lines ``first`` (0-based) .. ``stop`` one by one and raise DataError at the first bad one."""
+    import itertools
+
+    opener = gzip.open if fmt.gzip else open
+    try:
+        with opener(fmt.path, "rt", encoding="utf-8", errors="replace", newline="") as f:
+            for k, line in enumerate(itertools.islice(f, first, stop)):
+                check_line(fmt, line, first + k + 1, labelled)
+    except (OSError, EOFError) as exc:
+        raise DataError(fmt.path, "a readable (gzip) HIGGS table", f"{type(exc).__name__}: {exc}") from None
+    raise DataError(f"{fmt.path}, lines {first + 1}-{stop or 'end'}", "lines pandas can parse",
+                    "a malformed block (unbalanced quotes or binary data?)")
+
+
+def checked_array(df, labelled: bool) -> np.ndarray | None:
+    """The chunk as float32 (label first when ``labelled``), or None when anything is wrong in it."""
+    if not all(dt.kind in "fiu" for dt in df.dtypes):
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused below
+        arr = df.to_numpy(dtype=np.float32)
+    if not np.isfinite(arr).all():
+        return None
+    if labelled and not ((arr[:, 0] == 0) | (arr[:, 0] == 1)).all():
+        return None
+    return arr
+
+
+def iter_table(fmt: hr.FileFormat, labelled: bool, chunk_size: int):
+    """Yield ``(labels or None, stored features (n, 28) float32, first line 1-based)`` chunks of
+    at most ``chunk_size`` lines, every line checked."""
+    import pandas as pd
+
+    ncols = hr.N_COLUMNS if labelled else hr.N_COLUMNS - 1
+    line = 0  # lines read so far
+    try:
+        reader = pd.read_csv(fmt.path, sep=fmt.pandas_sep, header=None, names=list(range(ncols)), index_col=False,
+                             skip_blank_lines=False, engine="c", compression="gzip" if fmt.gzip else None,
+                             chunksize=int(chunk_size))
+        with reader:
+            while True:
+                try:
+                    df = next(reader)
+                except StopIteration:
+                    return
+                except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+                    diagnose(fmt, line, None, labelled)
+                arr = checked_array(df, labelled)
+                if arr is None:
+                    diagnose(fmt, line, line + len(df), labelled)
+                if labelled:
+                    yield arr[:, 0].copy(), arr[:, 1:], line + 1
+                else:
+                    yield None, arr, line + 1
+                line += len(arr)
+    except (OSError, EOFError) as exc:  # a damaged gzip stream
+        raise DataError(fmt.path, "a readable (gzip) HIGGS table", f"{type(exc).__name__}: {exc}") from None
+
+
+# ------------------------------------------------------------------------ scoring
+def pooled(run, x: np.ndarray) -> np.ndarray:
+    """The pre-trained encoder's tokens of ``x``, pooled as the classifier pools them: ``(n, d)``."""
+    tokens = np.asarray(run.score(x, "encoder"), dtype=np.float32)
+    tokens = tokens.reshape(len(x), *run.models["encoder"].output.shape[1:])
+    if run.config.model.pooling == "mean":
+        return tokens.mean(axis=1)
+    return tokens.reshape(len(x), -1)
+
+
+def embedding_width(run) -> int:
+    tokens, dim = run.models["encoder"].output.shape[1:]
+    return int(dim) if run.config.model.pooling == "mean" else int(tokens) * int(dim)
+
+
+def score_chunk(run, raw: np.ndarray, first: int, labels) -> dict:
+    """The output columns of one chunk of stored features ``raw`` starting at line ``first``."""
+    n = len(raw)
+    x = hr.transform(raw, run.config.data.features)
+    out = {"line": np.arange(first, first + n, dtype=np.int64),
+           "score": (np.asarray(run.score(x, "model"), dtype=np.float32).reshape(n) if n
+                     else np.zeros(0, np.float32))}
+    if labels is not None:
+        out["label"] = np.asarray(labels, dtype=np.float32)
+    if run.embedding:
+        out["embedding"] = pooled(run, x) if n else np.zeros((0, embedding_width(run)), np.float32)
+    return out
+
+
+def predict_file(run, path):
+    """Yield the output chunks of one HIGGS table (see the module docstring)."""
+    if run.embedding and "encoder" not in run.models:
+        raise KerahepError(f"{run.run_dir}: --embedding needs the pre-trained encoder (encoder.keras), "
+                           "which this run does not have")
+    fmt, labelled = sniff(path)
+    if fmt is None:  # an empty file: the columns, no rows
+        yield score_chunk(run, np.zeros((0, len(hr.RAW_FEATURES)), np.float32), 1, None)
+        return
+    chunks = 0
+    for labels, raw, first in iter_table(fmt, labelled, run.chunk_size):
+        chunks += 1
+        yield score_chunk(run, raw, first, labels)
+    if not chunks:  # only reachable for a file pandas reads as no rows
+        yield score_chunk(run, np.zeros((0, len(hr.RAW_FEATURES)), np.float32), 1,
+                          np.zeros(0, np.float32) if labelled else None)
