@@ -268,3 +268,25 @@ def test_real_file_friend_tree_and_parquet_give_the_same_columns(run, realdata, 
             else:
                 np.testing.assert_array_equal(got, want[k])
     check_provenance(table, run, path)
+
+
+@pytest.mark.realdata
+def test_dask_scores_every_real_file_into_the_serial_outputs(run, realdata, tmp_path):
+    """``--dask`` on a local dask.distributed cluster over loopback: one friend tree per file, identical to the
+    serial ones (and through the command line, as a user runs it)."""
+    pytest.importorskip("dask.distributed")
+    import uproot
+
+    from kerahep.commands import main
+
+    files = [realdata("nanoaod", name) for name in REAL]
+    serial = predict_files(run.run_dir, files, out=tmp_path / "serial", chunk_size=500)
+    assert main(["predict", "--run", str(run.run_dir), *map(str, files), "--out", str(tmp_path / "dask"),
+                 "--chunk-size", "500", "--dask"]) == 0
+    for res, path in zip(serial, files):
+        parallel = tmp_path / "dask" / Path(res["output"]).name
+        with uproot.open(res["output"]) as a, uproot.open(parallel) as b, uproot.open(path) as src:
+            assert a["Events"].num_entries == b["Events"].num_entries == src["Events"].num_entries
+            x, y = a["Events"].arrays(library="np"), b["Events"].arrays(library="np")
+            for k in COLUMNS:
+                np.testing.assert_array_equal(x[k], y[k])
