@@ -102,9 +102,8 @@ def test_xsec_weights_sum_to_cross_section_times_luminosity_per_sample(twin, tmp
 def test_a_samples_file_missing_a_sample_is_a_data_error_naming_file_and_sample(twin, tmp_path):
     task = twin[0]
     short = samples_file(tmp_path / "short.json", {k: v for k, v in XSEC.items() if k != "WZ"})
-    with pytest.raises(DataError, match=r"short\.json.*cross-section.*WZ") as e:
+    with pytest.raises(DataError, match=r"short\.json.*cross-section.*WZ"):  # never filled in from the built-in table
         task.load_data(config(twin, "data.weights='xsec'", f"data.samples_file='{short}'"))
-    assert "built-in table holds no cross-section values" in str(e.value)
     nolumi = samples_file(tmp_path / "nolumi.yaml", lumi=None)
     with pytest.raises(DataError, match=r"nolumi\.yaml.*luminosity"):
         task.load_data(config(twin, "data.weights='xsec'", f"data.samples_file='{nolumi}'"))
@@ -114,13 +113,31 @@ def test_a_samples_file_missing_a_sample_is_a_data_error_naming_file_and_sample(
     bad.write_text("luminosity: 10\nsamples:\n  WZ: -1\n")
     with pytest.raises(DataError, match=r"bad\.yaml.*positive cross-section.*'WZ'"):
         task.load_data(config(twin, "data.weights='xsec'", f"data.samples_file='{bad}'"))
-    # no samples file: refused when the configuration is made, saying what to give
-    with pytest.raises(ConfigError, match="data.samples_file"):
-        config(twin, "data.weights='xsec'")
+    with pytest.raises(ConfigError, match="data.luminosity must be >= 0"):
+        config(twin, "data.weights='xsec'", "data.luminosity=-1")
     with pytest.raises(ConfigError, match="data.weights must be one of"):
         config(twin, "data.weights='lumi'")
     with pytest.raises(ConfigError, match="data.negative_weights must be one of"):
         config(twin, "data.negative_weights='flip'")
+
+
+def test_without_a_samples_file_the_built_in_table_is_used(twin, tmp_path):
+    from kerahep.tasks.dy_electron.weights import BUILTIN_CROSS_SECTIONS, BUILTIN_TABLE, cross_sections
+
+    task = twin[0]
+    assert set(BUILTIN_TABLE) == set(XSEC) and all(src for _, src in BUILTIN_TABLE.values())  # every value sourced
+    for lumi_set, lumi in (((), 1000.0), (("data.luminosity=2256.4",), 2256.4)):
+        cfg = config(twin, "data.weights='xsec'", f"data.data_dir='{tmp_path / 'data'}'", "data.min_electrons=0",
+                     *lumi_set)
+        data = task.load_data(cfg)
+        assert data.info["weights"]["source"] == "built-in" and data.info["weights"]["luminosity_pb"] == lumi
+        for s, sigma in BUILTIN_CROSS_SECTIONS.items():  # every event kept: sigma x L per sample
+            assert data.weights[data.samples == s].sum() == pytest.approx(sigma * lumi, rel=1e-9), s
+    assert cross_sections(["TTJets"])[0] == {"TTJets": 831.76}
+    with pytest.raises(ConfigError, match=r"built-in table has no cross-section for sample\(s\) TTTo2L2Nu"):
+        cross_sections(["TTJets", "TTTo2L2Nu"])
+    # data.luminosity wins over a samples file's
+    assert cross_sections(["WZ"], str(twin[3]), luminosity=5.0)[1] == 5.0
 
 
 def test_samples_file_keys_may_be_full_dataset_names(twin, tmp_path):

@@ -31,7 +31,10 @@ class DyElectronData(DataConfig):
         negative_weights: how negative weights enter the training loss: ``abs`` (default),
             ``keep`` or ``zero``; every metric keeps them as they are.
         samples_file: YAML or JSON file with ``luminosity`` (pb^-1) and ``samples``
-            ({sample name: cross-section in pb}); needed by ``weights=xsec``.
+            ({sample name: cross-section in pb}) for ``weights=xsec``; empty: the built-in
+            table of the 13 TeV samples the task names (:data:`.weights.BUILTIN_TABLE`).
+        luminosity: integrated luminosity in pb^-1 for ``weights=xsec`` (0: the samples
+            file's, else 1000 pb^-1 = 1 fb^-1 with the built-in table).
     """
 
     n_electrons: int = 2
@@ -45,18 +48,18 @@ class DyElectronData(DataConfig):
     weights: str = "none"
     negative_weights: str = "abs"
     samples_file: str = ""
+    luminosity: float = 0.0
 
     def validate(self) -> None:
-        from .weights import NEGATIVE_MODES, WEIGHT_MODES, builtin_cross_sections
+        from .weights import NEGATIVE_MODES, WEIGHT_MODES
 
         super().validate()
         check(self.weights in WEIGHT_MODES, f"data.weights must be one of {', '.join(WEIGHT_MODES)}, "
                                             f"got {self.weights!r}")
         check(self.negative_weights in NEGATIVE_MODES, f"data.negative_weights must be one of "
                                                        f"{', '.join(NEGATIVE_MODES)}, got {self.negative_weights!r}")
-        check(self.weights != "xsec" or bool(self.samples_file) or bool(builtin_cross_sections()),
-              "data.weights=xsec needs data.samples_file=FILE (YAML or JSON: luminosity in pb^-1 and "
-              "samples: {name: cross-section in pb}); the built-in table holds no cross-section values")
+        check(self.luminosity >= 0, f"data.luminosity must be >= 0 (pb^-1; 0: from the samples file), "
+                                    f"got {self.luminosity}")
         check(self.n_electrons >= 1, f"data.n_electrons must be >= 1, got {self.n_electrons}")
         check(self.n_jets >= 0, f"data.n_jets must be >= 0, got {self.n_jets}")
         check(self.features in ("physics", "seed"), f"data.features must be physics or seed, got {self.features!r}")

@@ -13,7 +13,9 @@
   preselection; :class:`kerahep.data.nanoaod.PrepareReport` records it). The weights of
   all events read of a sample sum to ``sigma_s * L``; of its prepared rows, to the expected
   number of selected events. The values come from the user's ``data.samples_file``
-  (:func:`read_samples_file`), else from :data:`BUILTIN_CROSS_SECTIONS`.
+  (:func:`read_samples_file`), else from :data:`BUILTIN_TABLE` (the 13 TeV samples the task
+  names, each value with its source); ``L`` is ``data.luminosity``, else the samples
+  file's, else 1 fb^-1 with the built-in table.
 
 What each split carries as the third element of its batches:
 
@@ -53,27 +55,42 @@ SAMPLES_FILE_FORMAT = ("luminosity: <integrated luminosity in pb^-1> and samples
                        "<cross-section in pb>, ...}")
 
 
-def _builtin_table() -> dict:
-    from ...data.nanoaod import KNOWN_SAMPLES
+#: The built-in cross-sections (pb) of the 13 TeV CMS Monte Carlo samples the task names
+#: (:data:`kerahep.data.nanoaod.KNOWN_SAMPLES`, the names the preparation and the synthetic
+#: twin give their samples), with the calculation each comes from. They are the theory values
+#: CMS analyses of the 2015-2016 13 TeV data commonly normalise these datasets to; kerahep
+#: copies them from the references named, which were not re-checked against the documents
+#: on this machine (no network): check them against the values of your analysis, and give a
+#: samples file (``data.samples_file``) to use others. Samples not listed (Run 3 datasets at
+#: 13.6 TeV, other processes) need a samples file.
+BUILTIN_TABLE = {
+    "DYJetsToLL_M-10to50": (18610.0, "NLO (MadGraph5_aMC@NLO) for the amcatnloFXFX dataset, as in the CMS "
+                                     "generator cross-section database (XSDB)"),
+    "DYJetsToLL_M-50": (6025.2, "NNLO QCD + NLO EW (FEWZ 3.1), 3 x 2008.4 pb; CMS twiki "
+                                "StandardModelCrossSectionsat13TeV"),
+    "TTJets": (831.76, "NNLO+NNLL QCD (Top++ 2.0), m_t = 172.5 GeV; LHC Top Working Group, TtbarNNLO"),
+    "ST_t-channel_top": (136.02, "NLO QCD (Hathor 2.1), m_t = 172.5 GeV; LHC Top Working Group, SingleTopRefXsec"),
+    "ST_t-channel_antitop": (80.95, "NLO QCD (Hathor 2.1), m_t = 172.5 GeV; LHC Top Working Group, "
+                                    "SingleTopRefXsec"),
+    "ST_tW_top": (35.85, "approximate NNLO (N. Kidonakis), m_t = 172.5 GeV; LHC Top Working Group, "
+                         "SingleTopRefXsec"),
+    "ST_tW_antitop": (35.85, "approximate NNLO (N. Kidonakis), m_t = 172.5 GeV; LHC Top Working Group, "
+                             "SingleTopRefXsec"),
+    "WW": (118.7, "NNLO QCD (T. Gehrmann et al., Phys. Rev. Lett. 113 (2014) 212001)"),
+    "WZ": (47.13, "NLO QCD (MCFM); CMS twiki StandardModelCrossSectionsat13TeV"),
+    "ZZ": (16.523, "NLO QCD (MCFM); CMS twiki StandardModelCrossSectionsat13TeV"),
+}
 
-    # Cross-sections (pb) of the CERN Open Data samples the task names
-    # (kerahep.data.nanoaod.KNOWN_SAMPLES, the names the preparation and the synthetic twin give
-    # their samples). Every value is None: neither this repository nor its installed packages
-    # document a cross-section for these datasets (the repository records their names only),
-    # and kerahep does not make one up. data.weights=xsec therefore needs the user's
-    # data.samples_file; a value added here must cite its source beside it.
-    return {name: None for name in KNOWN_SAMPLES}
-
-
-#: {sample name: cross-section in pb or None (unknown)}; see the comment in ``_builtin_table``
-BUILTIN_CROSS_SECTIONS = _builtin_table()
-#: integrated luminosity (pb^-1) used without a samples file: none is documented either
-BUILTIN_LUMINOSITY = None
+#: {sample name: cross-section in pb} of :data:`BUILTIN_TABLE`
+BUILTIN_CROSS_SECTIONS = {name: value for name, (value, _) in BUILTIN_TABLE.items()}
+#: integrated luminosity (pb^-1) used with the built-in table when ``data.luminosity`` is not
+#: given: 1 fb^-1, so that the weighted sums of the report read as expected events per fb^-1
+BUILTIN_LUMINOSITY = 1000.0
 
 
 def builtin_cross_sections() -> dict:
-    """The built-in cross-sections that are known (an empty dict today: see the table's comment)."""
-    return {k: v for k, v in BUILTIN_CROSS_SECTIONS.items() if v is not None}
+    """The built-in cross-sections in pb, by sample name (see :data:`BUILTIN_TABLE` for their sources)."""
+    return dict(BUILTIN_CROSS_SECTIONS)
 
 
 @dataclass(frozen=True)
@@ -151,40 +168,40 @@ def _positive(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0
 
 
-def cross_sections(samples, samples_file: str = "") -> tuple[dict, float, str]:
+def cross_sections(samples, samples_file: str = "", luminosity: float = 0.0) -> tuple[dict, float, str]:
     """``({sample: cross-section in pb}, luminosity in pb^-1, source)`` for every name in ``samples``.
 
-    The user's file first, then the built-in table.
+    With a samples file, its values only (every sample must be in it: sources are never
+    mixed silently); without one, :data:`BUILTIN_TABLE`. The luminosity is ``luminosity``
+    when positive (``data.luminosity``), else the samples file's, else (built-in table only)
+    :data:`BUILTIN_LUMINOSITY`.
 
     Raises:
         DataError: the user's file lacks a sample or the luminosity (names the file and the samples).
-        ConfigError: no samples file and the built-in table lacks them.
+        ConfigError: no samples file and the built-in table lacks a sample.
     """
-    table = read_samples_file(samples_file) if samples_file else SamplesTable("", BUILTIN_LUMINOSITY, {})
-    out, missing = {}, []
-    for s in samples:
-        v = table.lookup(s)
-        if v is None:
-            v = BUILTIN_CROSS_SECTIONS.get(s)
-        if v is None:
-            missing.append(s)
-        else:
-            out[s] = float(v)
-    note = "; the built-in table holds no cross-section values"
+    if samples_file:
+        table = read_samples_file(samples_file)
+        values = {s: table.lookup(s) for s in samples}
+    else:
+        table = SamplesTable("", BUILTIN_LUMINOSITY, dict(BUILTIN_CROSS_SECTIONS))
+        values = {s: BUILTIN_CROSS_SECTIONS.get(s) for s in samples}
+    missing = [s for s, v in values.items() if v is None]
     if missing:
         if samples_file:
             raise DataError(samples_file, "a cross-section (pb) under 'samples' for every sample of the dataset",
-                            f"none for sample(s) {', '.join(missing)} (it lists {sorted(table.cross_sections)[:10]})"
-                            + note)
-        raise ConfigError(f"data.weights=xsec needs the cross-section of sample(s) {', '.join(missing)}{note}: "
-                          f"give data.samples_file=FILE ({SAMPLES_FILE_FORMAT})")
-    lumi = table.luminosity
+                            f"none for sample(s) {', '.join(missing)} (it lists {sorted(table.cross_sections)[:10]})")
+        raise ConfigError(f"data.weights=xsec: the built-in table has no cross-section for sample(s) "
+                          f"{', '.join(missing)} (it has {', '.join(BUILTIN_CROSS_SECTIONS)}): give "
+                          f"data.samples_file=FILE ({SAMPLES_FILE_FORMAT})")
+    lumi = float(luminosity) if luminosity and luminosity > 0 else table.luminosity
     if lumi is None:
-        if samples_file:
-            raise DataError(samples_file, "luminosity: the integrated luminosity in pb^-1", "no luminosity key")
-        raise ConfigError("data.weights=xsec needs the integrated luminosity: give data.samples_file=FILE "
-                          f"({SAMPLES_FILE_FORMAT})")
-    return out, float(lumi), samples_file or "built-in"
+        raise DataError(samples_file, "luminosity: the integrated luminosity in pb^-1 (or data.luminosity=...)",
+                        "no luminosity key")
+    if not samples_file and not (luminosity and luminosity > 0):
+        log.info("data.weights=xsec with the built-in cross-sections and no data.luminosity: weights are "
+                 "normalised to %g pb^-1 (the report's weighted sums are expected events per fb^-1)", lumi)
+    return {s: float(v) for s, v in values.items()}, float(lumi), samples_file or "built-in"
 
 
 def prepared_weight_sums(meta: dict) -> dict:
@@ -225,7 +242,7 @@ def event_weights(d, df, samples: np.ndarray, meta: dict, path) -> tuple[np.ndar
     if d.weights == "genWeight":
         return gw, info
     names = list(dict.fromkeys(samples.tolist()))
-    xsec, lumi, source = cross_sections(names, d.samples_file)
+    xsec, lumi, source = cross_sections(names, d.samples_file, d.luminosity)
     read = prepared_weight_sums(meta)
     w = np.empty_like(gw)
     per = {}
