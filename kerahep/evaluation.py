@@ -13,8 +13,10 @@ def predict_dataset(model, dataset, output: int | str | None = None, with_weight
     Args:
         model: a Keras model.
         dataset: batched ``tf.data.Dataset`` (or any iterable of such tuples).
-        output: for multi-output models, the output (index or name) to return; ``"all"``
-            returns every output as a dict (by name for dict outputs, else ``output_0``, ...).
+        output: for multi-output models, the output to return, by index (in the model's
+            order) or name (a dict output's key, else the model's ``output_names``); None:
+            the first; ``"all"`` returns every output as a dict (by name for dict outputs,
+            else ``output_0``, ...).
         with_weights: also return the per-sample weights (None where the dataset has none).
 
     Returns:
@@ -33,10 +35,8 @@ def predict_dataset(model, dataset, output: int | str | None = None, with_weight
                 p = {f"output_{i}": v for i, v in enumerate(p)}
             else:
                 p = {"output_0": p}
-        elif isinstance(p, dict):
-            p = p[output] if output is not None else next(iter(p.values()))
-        elif isinstance(p, (list, tuple)):
-            p = p[output or 0]
+        else:
+            p = _pick(model, p, output)
         ys.append(_np(y))
         ps.append({k: _np(v).astype(np.float32) for k, v in p.items()} if isinstance(p, dict)
                   else _np(p).astype(np.float32))
@@ -47,6 +47,22 @@ def predict_dataset(model, dataset, output: int | str | None = None, with_weight
         return y_true, y_pred
     weights = None if not ws or any(w is None for w in ws) else _concat(ws)
     return y_true, y_pred, weights
+
+
+def _pick(model, p, output):
+    """One output of a multi-output prediction, by index or name (None: the first)."""
+    if not isinstance(p, (dict, list, tuple)):
+        return p
+    values = list(p.values()) if isinstance(p, dict) else list(p)
+    if output is None:
+        return values[0]
+    if not isinstance(output, str):
+        return values[output]
+    names = list(p) if isinstance(p, dict) else list(getattr(model, "output_names", None) or ())
+    if output not in names:
+        raise ValueError(f"the model has no output {output!r}; its outputs: "
+                         f"{', '.join(map(str, names)) if names else f'{len(values)} unnamed'}")
+    return values[names.index(output)]
 
 
 def _concat(parts):
@@ -171,6 +187,9 @@ def working_points(y_true, score, weights=None, thresholds=(0.5,), signal_effici
     threshold and background rejection at fixed signal efficiencies.
 
     ``background_rejection`` is ``1 / background_efficiency`` (inf when no background passes).
+    The threshold at a signal efficiency is the highest signal score at which the efficiency,
+    counted from the top, reaches the target (with negative weights it need not grow
+    monotonically), or the lowest signal score when it never does.
     """
     y = np.asarray(y_true).astype(int).ravel()
     s = np.asarray(score, dtype=np.float64).ravel()
@@ -189,9 +208,9 @@ def working_points(y_true, score, weights=None, thresholds=(0.5,), signal_effici
         sig = np.argsort(-s[y == 1], kind="stable")
         cum = np.cumsum(w[y == 1][sig]) / ws
         for target in signal_efficiencies:
-            k = int(np.searchsorted(cum, target - 1e-12))
-            t = float(s[y == 1][sig][min(k, len(sig) - 1)]) if len(sig) else float("nan")
-            out["at_signal_efficiency"].append({"target": float(target), **at(t)})
+            reached = np.flatnonzero(cum >= target - 1e-12)  # not searchsorted: cum need not be sorted
+            k = int(reached[0]) if len(reached) else len(sig) - 1
+            out["at_signal_efficiency"].append({"target": float(target), **at(float(s[y == 1][sig][k]))})
     return out
 
 
