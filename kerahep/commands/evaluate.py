@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from .. import cli
+from ..saving import max_model_size, parse_size
 
 
 def parser(prog: str = "kerahep evaluate") -> argparse.ArgumentParser:
@@ -25,6 +26,10 @@ def parser(prog: str = "kerahep evaluate") -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=cli.BACKENDS, help="Keras backend to score with")
     p.add_argument("--unsafe-load", action="store_true",
                    help="allow models that carry arbitrary code (Lambda layers); only for files you trust")
+    p.add_argument("--max-model-size", type=parse_size, metavar="SIZE",
+                   help="largest model file loaded: bytes of weights, e.g. 2GB or 2GiB, or 'none' (the configuration "
+                        "may be 1/16 and the assets 1/4 of it, at least 64 MiB and 256 MiB; default 1GiB or "
+                        "$KERAHEP_MAX_MODEL_SIZE); raise it only for files you trust")
     return p
 
 
@@ -35,7 +40,8 @@ def main(argv=None, prog: str = "kerahep evaluate") -> int:
     from kerahep.training import evaluate_run, resolve_run
 
     run_dir = resolve_run(args.run, args.task, args.output_dir)
-    result = evaluate_run(run_dir, data_paths=args.data, unsafe_load=args.unsafe_load)
+    with max_model_size(args.max_model_size):
+        result = evaluate_run(run_dir, data_paths=args.data, unsafe_load=args.unsafe_load)
     print(f"run: {run_dir}\nresults written to: {result['output']}")
     cli.print_metrics(f"{result['task']} test metrics" + (" (independent sample)" if args.data else ""),
                       result["test"])

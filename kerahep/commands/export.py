@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from .. import cli
+from ..saving import max_model_size, parse_size
 
 FORMATS = ("onnx", "saved_model", "hls4ml")
 ROUTES = ("keras", "tf2onnx", "torch")
@@ -30,6 +31,10 @@ def parser(prog: str = "kerahep export") -> argparse.ArgumentParser:
                    help="target file (onnx) or folder (saved_model, hls4ml); default <run>/export/...")
     p.add_argument("--unsafe-load", action="store_true",
                    help="allow models that carry arbitrary code (Lambda layers); only for files you trust")
+    p.add_argument("--max-model-size", type=parse_size, metavar="SIZE",
+                   help="largest model file loaded: bytes of weights, e.g. 2GB or 2GiB, or 'none' (the configuration "
+                        "may be 1/16 and the assets 1/4 of it, at least 64 MiB and 256 MiB; default 1GiB or "
+                        "$KERAHEP_MAX_MODEL_SIZE); raise it only for files you trust")
     p.add_argument("--events", type=int, default=512, metavar="N",
                    help="test events the ONNX/SavedModel export is checked on (default 512)")
     p.add_argument("--atol", type=float, default=1e-5,
@@ -57,10 +62,11 @@ def main(argv=None, prog: str = "kerahep export") -> int:
     from ..training import resolve_run
 
     run_dir = resolve_run(args.run, args.task, args.output_dir)
-    result = export_run(run_dir, args.format, out=args.out, unsafe_load=args.unsafe_load, max_events=args.events,
-                        atol=args.atol, opset=args.opset, routes=args.route, precision=args.precision,
-                        reuse_factor=args.reuse_factor, io_type=args.io_type, backend=args.hls_backend,
-                        hls_events=args.hls_events)
+    with max_model_size(args.max_model_size):  # the torch route's subprocess inherits it
+        result = export_run(run_dir, args.format, out=args.out, unsafe_load=args.unsafe_load,
+                            max_events=args.events, atol=args.atol, opset=args.opset, routes=args.route,
+                            precision=args.precision, reuse_factor=args.reuse_factor, io_type=args.io_type,
+                            backend=args.hls_backend, hls_events=args.hls_events)
     print_summary(run_dir, result)
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from .. import cli
+from ..saving import max_model_size, parse_size
 
 
 def parser(prog: str = "kerahep predict") -> argparse.ArgumentParser:
@@ -37,6 +38,10 @@ def parser(prog: str = "kerahep predict") -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=cli.BACKENDS, help="Keras backend to score with")
     p.add_argument("--unsafe-load", action="store_true",
                    help="allow models that carry arbitrary code (Lambda layers); only for files you trust")
+    p.add_argument("--max-model-size", type=parse_size, metavar="SIZE",
+                   help="largest model file loaded: bytes of weights, e.g. 2GB or 2GiB, or 'none' (the configuration "
+                        "may be 1/16 and the assets 1/4 of it, at least 64 MiB and 256 MiB; default 1GiB or "
+                        "$KERAHEP_MAX_MODEL_SIZE); raise it only for files you trust")
     return p
 
 
@@ -48,9 +53,10 @@ def main(argv=None, prog: str = "kerahep predict") -> int:
     from ..training import resolve_run
 
     run_dir = resolve_run(args.run, args.task, args.output_dir)
-    results = predict_files(run_dir, args.files, out=args.out, fmt=args.format, dask=args.dask,
-                            scheduler=args.scheduler, batch_size=args.batch_size, chunk_size=args.chunk_size,
-                            embedding=args.embedding, unsafe_load=args.unsafe_load)
+    with max_model_size(args.max_model_size):
+        results = predict_files(run_dir, args.files, out=args.out, fmt=args.format, dask=args.dask,
+                                scheduler=args.scheduler, batch_size=args.batch_size, chunk_size=args.chunk_size,
+                                embedding=args.embedding, unsafe_load=args.unsafe_load)
     print_summary(run_dir, results)
     return 0
 
