@@ -1,10 +1,23 @@
 """Figures in the mplhep CMS style, written atomically as PNG.
 
-Every function takes the output path last-but-options and returns it, so tasks can
-collect their plots. Matplotlib runs headless (Agg).
+Every figure function takes the output path last-but-options and returns it, so tasks can
+collect their plots. Matplotlib runs headless (Agg). The numbers a figure shows come from
+small pure functions (:func:`confusion_cells`, :func:`score_curves`, :func:`score_bins`,
+:func:`history_panels`, :func:`map_limits`, :func:`resolution_summary`, ...), so tests check
+those rather than pixels.
+
+Every figure says "kerahep", never "CMS", followed by what the data are
+(:data:`DATA_LABELS`): inside ``with data_label(kind):``, where the tasks' reports set the
+kind from the run's recorded source (:func:`data_kind`). Outside such a block a figure
+claims nothing about its data.
 """
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+from pathlib import Path
 
 import matplotlib
 
@@ -13,11 +26,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 from .artifacts import save_figure  # noqa: E402
+from .errors import KerahepError  # noqa: E402
 
 _STYLE_SET = False
+
+#: what follows "kerahep" in the experiment label, by kind of data (:func:`data_kind`): the
+#: task's synthetic twin is kerahep's own generator, not a detector simulation, and says so
+DATA_LABELS = {"synthetic": "Simulation (synthetic twin)", "simulation": "Simulation", "collision": "Collision data"}
+_DATA_KIND: contextvars.ContextVar = contextvars.ContextVar("kerahep_data_kind", default=None)
+_AUC_IN_LABEL = re.compile(r"\s*\(AUC [^)]*\)")
 
 
 def use_style():
@@ -29,12 +51,63 @@ def use_style():
         _STYLE_SET = True
 
 
-def experiment_label(ax, text="", data=False):
-    """Experiment-style label; says "kerahep" rather than claiming a CMS result."""
+# ------------------------------------------------------------ what the data are
+def data_kind(source: str, files_are: str, paths=()) -> str:
+    """The kind of data a run's figures show (a key of :data:`DATA_LABELS`).
+
+    ``"synthetic"`` when the run read its task's synthetic twin: its source
+    (``TaskData.source``, recorded as ``metrics.json["data"]["source"]``) is
+    ``"synthetic"``, or every input file lies beside the ``twin.json`` a twin generator
+    writes (a twin given as files). Otherwise ``files_are``: what the task's own files are,
+    ``"simulation"`` (simulated samples) or ``"collision"`` (recorded collision data).
+
+    Example:
+        >>> data_kind("synthetic", "collision"), data_kind("files", "collision")
+        ('synthetic', 'collision')
+    """
+    if files_are not in DATA_LABELS or files_are == "synthetic":
+        raise KerahepError(f"files_are: expected 'simulation' or 'collision', found {files_are!r}")
+    paths = [Path(p) for p in paths or ()]
+    if source == "synthetic" or (paths and all((p.parent / "twin.json").is_file() for p in paths)):
+        return "synthetic"
+    return files_are
+
+
+@contextlib.contextmanager
+def data_label(kind: str | None):
+    """Within the block, figures label their data as ``DATA_LABELS[kind]`` (None: nothing claimed)."""
+    token = _DATA_KIND.set(kind)
     try:
-        hep.label.exp_label(exp="kerahep", text=text, data=data, ax=ax, loc=0, fontsize=14, rlabel="")
+        yield
+    finally:
+        _DATA_KIND.reset(token)
+
+
+def label_text(kind: str | None = None) -> str:
+    """``"kerahep"`` and what the data are (of ``kind``, else of the enclosing :func:`data_label`)."""
+    what = DATA_LABELS.get(_DATA_KIND.get() if kind is None else kind, "")
+    return f"kerahep {what}".strip()
+
+
+def experiment_label(ax, text: str = "", kind: str | None = None):
+    """Experiment-style label: "kerahep" (never "CMS") and what the data are (:func:`label_text`)."""
+    what = DATA_LABELS.get(_DATA_KIND.get() if kind is None else kind, "")
+    try:
+        hep.label.exp_label(exp="kerahep", text=" ".join(t for t in (what, text) if t), data=True, ax=ax, loc=0,
+                            fontsize=14, rlabel="")
     except Exception:  # noqa: BLE001 - the label is decoration; never fail a plot for it
         pass
+
+
+def figure_title(fig, title: str | None = None, fontsize: int = 15):
+    """The suptitle of a multi-panel figure: ``title`` over the experiment label line."""
+    return fig.suptitle("\n".join(t for t in (title, label_text()) if t), fontsize=fontsize)
+
+
+# ------------------------------------------------------------ ROC and scores
+def roc_label(name, auc: float) -> str:
+    """Legend entry of a ROC curve: its name (an AUC it already carries dropped) and its AUC, once."""
+    return f"{_AUC_IN_LABEL.sub('', str(name)).strip()} (AUC {auc:.4f})"
 
 
 def roc_curve(y_true, score, path, label: str = "model", curves: dict | None = None, weights=None):
@@ -61,7 +134,7 @@ def roc_curve(y_true, score, path, label: str = "model", curves: dict | None = N
             w = np.asarray(w, np.float64).ravel()
             fpr, tpr, _ = skm.roc_curve(y, s, sample_weight=w, drop_intermediate=False)
             auc = weighted_roc_auc(y, s, w)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.4f})")
+        ax.plot(fpr, tpr, label=roc_label(name, auc))
     if not ax.lines:  # no curve could be drawn: say why instead of leaving empty axes
         ax.text(0.5, 0.5, "no ROC curve: the events are all of one class", ha="center", va="center",
                 transform=ax.transAxes, fontsize=14)
@@ -75,43 +148,107 @@ def roc_curve(y_true, score, path, label: str = "model", curves: dict | None = N
     return save_figure(fig, path)
 
 
-def score_distributions(y_true, score, path, groups=None, class_names=("background", "signal"), bins=40,
+def distinct_colours(n: int) -> list:
+    """``n`` colours, no two alike: tab10 up to 10, tab20 up to 20, else evenly along turbo."""
+    if n <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(n)]
+    if n <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(n)]
+    return [plt.get_cmap("turbo")(x) for x in np.linspace(0.05, 0.95, n)]
+
+
+def score_bins(counts, lo: float = 0.0, hi: float = 1.0, fewest: int = 5, most: int = 50) -> np.ndarray:
+    """Bin edges shared by every curve of a score histogram: about sqrt(N) bins over
+    ``[lo, hi]``, N the median number of events per curve (``counts``), clipped to
+    ``[fewest, most]``, so a curve of N events has about sqrt(N) per bin.
+
+    Example:
+        >>> len(score_bins([100, 400])) - 1, len(score_bins([3])) - 1, len(score_bins([10 ** 6])) - 1
+        (16, 5, 50)
+    """
+    counts = [int(c) for c in counts if c > 0]
+    n = float(np.median(counts)) if counts else 0.0
+    k = int(np.clip(round(np.sqrt(n)), fewest, most))
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, k + 1)
+
+
+def unit_area_histogram(values, edges, weights=None) -> tuple:
+    """``(heights, errors)``: the histogram of ``values`` normalised to unit area (by the sum
+    of weights, or of their absolute values where that sum is not positive) and its
+    statistical errors, sqrt(N) per bin (sqrt(sum w^2) with weights), scaled the same way."""
+    values = np.asarray(values, float).ravel()
+    w = np.ones(len(values)) if weights is None else np.asarray(weights, np.float64).ravel()
+    h, _ = np.histogram(values, bins=edges, weights=w)
+    h2, _ = np.histogram(values, bins=edges, weights=w ** 2)
+    total = w.sum() if w.sum() > 0 else np.abs(w).sum()
+    norm = (total if total > 0 else 1.0) * np.diff(edges)
+    return h / norm, np.sqrt(h2) / norm
+
+
+def score_curves(y_true, score, groups=None, class_names=("background", "signal"), weights=None,
+                 bins=None) -> list[dict]:
+    """The curves :func:`score_distributions` draws, one per class or per group (sample).
+
+    Each: ``name``, ``target`` (its class; a group's majority), ``n`` (events), ``sum_w``,
+    ``edges`` (shared by all, :func:`score_bins` unless ``bins`` is given), ``values`` (unit
+    area), ``errors`` (statistical), ``color`` (one per curve, none shared) and ``linestyle``
+    (signal solid, background dashed).
+    """
+    score = np.asarray(score, float).ravel()
+    y = np.asarray(y_true).astype(int).ravel()
+    if groups is None:
+        masks = [(class_names[c], c, y == c) for c in (0, 1)]
+    else:
+        g = np.asarray(groups).astype(str).ravel()
+        masks = [(str(n), int(round(float(y[g == n].mean()))), g == n) for n in np.unique(g)]
+    masks = [m for m in masks if m[2].any()]
+    lo, hi = (0.0, 1.0) if is_probability(score) else (float(score.min()), float(score.max())) if score.size \
+        else (0.0, 1.0)
+    if bins is None:
+        edges = score_bins([int(m.sum()) for *_, m in masks], lo, hi)
+    else:
+        edges = np.linspace(lo, hi, int(bins) + 1) if np.isscalar(bins) else np.asarray(bins, float)
+    w = None if weights is None else np.asarray(weights, np.float64).ravel()
+    out = []
+    for (name, target, m), colour in zip(masks, distinct_colours(len(masks))):
+        values, errors = unit_area_histogram(score[m], edges, None if w is None else w[m])
+        out.append({"name": name, "target": target, "n": int(m.sum()),
+                    "sum_w": float(m.sum()) if w is None else float(w[m].sum()), "edges": edges,
+                    "values": values, "errors": errors, "color": colour, "linestyle": "-" if target == 1 else "--"})
+    return out
+
+
+def is_probability(score) -> bool:
+    score = np.asarray(score)
+    return bool(score.size and score.min() >= 0 and score.max() <= 1)
+
+
+def score_distributions(y_true, score, path, groups=None, class_names=("background", "signal"), bins=None,
                         weights=None):
     """Score histograms per class, or per group (for example the process) when ``groups`` is given.
 
-    With ``weights`` (one per event, negative ones allowed) the histograms are weighted, each
-    normalised to unit area by its sum of weights (of their absolute values where that sum is
-    not positive), with sum-of-w^2 error bars; the legend gives entries and sum of weights.
+    Unit area, with statistical error bars, on bins that fit the number of events
+    (:func:`score_curves`); the x axis names whose probability the score is (the second
+    class, ``P(signal)``). With ``weights`` (one per event, negative ones allowed) the
+    histograms are weighted with sqrt(sum w^2) errors; the legend (outside the axes) gives
+    entries and sum of weights.
     """
     use_style()
+    curves = score_curves(y_true, score, groups, class_names, weights, bins)
     fig, ax = plt.subplots()
-    score = np.asarray(score).ravel()
-    edges = np.linspace(0, 1, bins + 1) if score.size and score.min() >= 0 and score.max() <= 1 else bins
-    if groups is None:
-        y_true = np.asarray(y_true).astype(int).ravel()
-        masks = [(class_names[c], y_true == c) for c in (0, 1)]
-    else:
-        groups = np.asarray(groups).ravel()
-        masks = [(str(g), groups == g) for g in np.unique(groups)]
-    w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
-    for name, m in masks:
-        s = score[m]
-        if not len(s):
-            continue
-        if w is None:
-            h, e = np.histogram(s, bins=edges, density=True)
-            hep.histplot(h, e, ax=ax, label=f"{name} ({len(s)})")
-            continue
-        ws = w[m]
-        h, e = np.histogram(s, bins=edges, weights=ws)
-        h2, _ = np.histogram(s, bins=e, weights=ws ** 2)
-        total = ws.sum() if ws.sum() > 0 else np.abs(ws).sum()
-        norm = (total if total > 0 else 1.0) * np.diff(e)
-        hep.histplot(h / norm, e, yerr=np.sqrt(h2) / norm, ax=ax, label=f"{name} ({len(s)}, sum w {ws.sum():.3g})")
-    ax.set_xlabel("Classifier score")
-    ax.set_ylabel("Normalised entries" if w is None else "Normalised weighted entries")
+    for c in curves:
+        label = f"{c['name']} ({c['n']})" if weights is None else f"{c['name']} ({c['n']}, sum w {c['sum_w']:.3g})"
+        hep.histplot(c["values"], c["edges"], yerr=c["errors"], ax=ax, label=label, color=c["color"],
+                     linestyle=c["linestyle"])
+    ax.set_xlabel(f"Predicted P({class_names[1]})" if is_probability(score) else "Classifier score")
+    ax.set_ylabel("Normalised entries" if weights is None else "Normalised weighted entries")
     ax.set_yscale("log")
-    ax.legend(fontsize=11)
+    if curves:
+        title = f"solid: {class_names[1]}, dashed: {class_names[0]}" if groups is not None else None
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=11, title=title,
+                  title_fontsize=11)
     experiment_label(ax)
     return save_figure(fig, path)
 
@@ -150,89 +287,173 @@ def confusion_matrix(cm, path, class_names=("background", "signal"), title: str 
                     color="white" if np.nan_to_num(norm[i, j]) > 0.5 else "black", fontsize=12)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("True")
-    if title:
-        ax.set_title(title, fontsize=14)
+    ax.set_title("\n".join(t for t in (label_text(), title) if t), fontsize=14)
     fig.colorbar(im, ax=ax, label="fraction of the true class" + (" (weighted)" if weighted else ""))
     return save_figure(fig, path)
 
 
-def history(hist: dict, path):
-    """Training curves: every metric with its validation twin, one panel each."""
+# ------------------------------------------------------------ training curves
+def history_panels(hist: dict) -> list[tuple[str, dict]]:
+    """The panels of :func:`history`: ``(metric, {series name: values})``, one per metric with
+    its train and validation series, then the learning rate in a panel of its own."""
+    panels = [(k, {"train": list(hist[k]), **({"validation": list(hist[f"val_{k}"])} if f"val_{k}" in hist else {})})
+              for k in hist if not k.startswith("val_") and k != "learning_rate"]
+    panels += [(k, {"validation": list(hist[k])}) for k in hist if k.startswith("val_") and k[4:] not in hist]
+    if "learning_rate" in hist:
+        panels.append(("learning_rate", {"learning rate": list(hist["learning_rate"])}))
+    return panels
+
+
+def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
+    """``(rows, columns)`` of a grid of ``n`` panels, at most ``max_cols`` wide."""
+    cols = max(1, min(int(n), int(max_cols)))
+    return max(1, -(-int(n) // cols)), cols
+
+
+def history(hist: dict, path, max_cols: int = 4):
+    """Training curves in a grid (:func:`history_panels`): integer epochs, markers up to 30
+    epochs (one epoch is a point, not an invisible line), the learning rate on its own
+    (log) axis."""
     use_style()
-    keys = [k for k in hist if not k.startswith("val_") and k != "learning_rate"]
-    n = max(len(keys), 1)
-    fig, axes = plt.subplots(1, n, figsize=(6 * n, 5), squeeze=False)
-    for ax, k in zip(axes[0], keys):
-        ax.plot(np.arange(1, len(hist[k]) + 1), hist[k], label="train")
-        if f"val_{k}" in hist:
-            ax.plot(np.arange(1, len(hist[f"val_{k}"]) + 1), hist[f"val_{k}"], label="validation")
-        ax.set_xlabel("Epoch")
-        ax.set_ylabel(k)
+    panels = history_panels(hist)
+    rows, cols = grid_shape(len(panels), max_cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.5 * rows), squeeze=False, layout="constrained")
+    for ax, (key, series) in zip(axes.ravel(), panels):
+        n = max((len(v) for v in series.values()), default=1)
+        for name, values in series.items():
+            v = np.asarray(values, dtype=float)
+            ax.plot(np.arange(1, len(v) + 1), v, marker="o" if n <= 30 else None, ms=5, label=name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlim(0.5, n + 0.5)
+        ax.set_xlabel("Epoch", fontsize=13)
+        ax.set_ylabel("learning rate" if key == "learning_rate" else key, fontsize=13)
+        if key == "learning_rate" and all(np.all(np.asarray(v, float) > 0) for v in series.values()):
+            ax.set_yscale("log")
         ax.legend(fontsize=11)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
     return save_figure(fig, path)
 
 
-def true_vs_pred(y_true, y_pred, path, name: str = "value", unit: str = "GeV", bins: int = 50):
-    """2-D histogram of prediction against truth with the diagonal."""
+# ------------------------------------------------------------ regression
+def pred_bins(n: int, fewest: int = 5, most: int = 50) -> int:
+    """Bins per axis of a true-against-predicted histogram of ``n`` entries: about
+    sqrt(n / 10), clipped to ``[fewest, most]`` (a sparse sample gets coarse bins)."""
+    return int(np.clip(round(np.sqrt(max(int(n), 0) / 10.0)), fewest, most))
+
+
+def true_vs_pred(y_true, y_pred, path, name: str = "value", unit: str = "GeV", bins: int | None = None,
+                 entries: str = "entries"):
+    """2-D histogram of prediction against truth with the diagonal: :func:`pred_bins` bins
+    and a log colour scale from one entry (empty bins blank), fit for sparse samples."""
     use_style()
-    y_true = np.asarray(y_true).ravel()
-    y_pred = np.asarray(y_pred).ravel()
-    lo = float(min(y_true.min(), y_pred.min()))
-    hi = float(max(y_true.max(), y_pred.max()))
+    y_true = np.asarray(y_true, dtype=float).ravel()
+    y_pred = np.asarray(y_pred, dtype=float).ravel()
+    lo = float(min(y_true.min(), y_pred.min())) if y_true.size else 0.0
+    hi = float(max(y_true.max(), y_pred.max())) if y_true.size else 1.0
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
     fig, ax = plt.subplots()
-    h = ax.hist2d(y_true, y_pred, bins=bins, range=[[lo, hi], [lo, hi]], cmap="viridis", cmin=1)
-    fig.colorbar(h[3], ax=ax, label="entries")
+    k = pred_bins(len(y_true)) if bins is None else int(bins)
+    h = ax.hist2d(y_true, y_pred, bins=k, range=[[lo, hi], [lo, hi]], cmap="viridis", cmin=1, norm=LogNorm(vmin=1))
+    fig.colorbar(h[3], ax=ax, label=f"{entries} per bin")
     ax.plot([lo, hi], [lo, hi], color="red", lw=1)
     ax.set_xlabel(f"true {name} [{unit}]")
     ax.set_ylabel(f"predicted {name} [{unit}]")
+    experiment_label(ax)
     return save_figure(fig, path)
 
 
-def resolution(y_true, y_pred, path, name: str = "value", unit: str = "GeV", bins: int = 60):
-    """Histogram of the relative residual (pred - true) / true with its mean and spread."""
-    use_style()
+def resolution_summary(y_true, y_pred, limit: float = 1.0) -> dict:
+    """Relative residuals ``(pred - true) / true`` (a true 0 divides by 1): ``rel``, ``n``,
+    their ``mean`` and ``std`` over every entry, and how many lie ``below`` -limit or
+    ``above`` +limit (outside the drawn range)."""
     y_true = np.asarray(y_true, dtype=float).ravel()
     rel = (np.asarray(y_pred, dtype=float).ravel() - y_true) / np.where(y_true == 0, 1, y_true)
+    return {"rel": rel, "n": int(rel.size), "mean": float(rel.mean()) if rel.size else float("nan"),
+            "std": float(rel.std()) if rel.size else float("nan"), "limit": float(limit),
+            "below": int((rel < -limit).sum()), "above": int((rel > limit).sum())}
+
+
+def resolution(y_true, y_pred, path, name: str = "value", unit: str = "GeV", bins: int | None = None,
+               limit: float = 1.0):
+    """Histogram of the relative residual in ``[-limit, limit]`` with sqrt(N) errors; the mean
+    and spread are of every entry, and the figure says how many lie outside (not drawn)."""
+    use_style()
+    s = resolution_summary(y_true, y_pred, limit)
+    k = int(np.clip(round(np.sqrt(s["n"])), 10, 60)) if bins is None else int(bins)
     fig, ax = plt.subplots()
-    h, e = np.histogram(np.clip(rel, -1, 1), bins=bins, range=(-1, 1))
-    hep.histplot(h, e, ax=ax, label=f"mean {rel.mean():+.3f}, std {rel.std():.3f}")
+    h, e = np.histogram(s["rel"], bins=k, range=(-limit, limit))
+    hep.histplot(h, e, yerr=np.sqrt(h), ax=ax, label=f"all {s['n']}: mean {s['mean']:+.3f}, std {s['std']:.3f}")
+    if s["below"] or s["above"]:
+        ax.text(0.97, 0.80, f"outside $\\pm${limit:g}, not drawn:\n{s['below']} below, {s['above']} above",
+                transform=ax.transAxes, ha="right", va="top", fontsize=12)
     ax.set_xlabel(f"({name}_pred - {name}_true) / {name}_true")
     ax.set_ylabel("entries")
-    ax.legend(fontsize=12)
+    ax.legend(fontsize=12, loc="upper left")
+    experiment_label(ax)
     return save_figure(fig, path)
+
+
+# ------------------------------------------------------------ maps
+def map_limits(images, log: bool = False, symmetric: bool = False) -> tuple[float, float]:
+    """One colour scale ``(vmin, vmax)`` over the finite values of ``images``: with ``log``
+    from the smallest positive value to the largest, with ``symmetric`` +-the largest |value|."""
+    vals = np.concatenate([np.asarray(im, dtype=float).ravel() for im in images]) if len(images) else np.zeros(0)
+    vals = vals[np.isfinite(vals)]
+    if log:
+        pos = vals[vals > 0]
+        lo, hi = (float(pos.min()), float(pos.max())) if pos.size else (1e-6, 1.0)
+        return lo, hi if hi > lo else lo * 10
+    if symmetric:
+        v = float(np.abs(vals).max()) if vals.size else 0.0
+        return -(v or 1.0), v or 1.0
+    lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0)
+    return lo, hi if hi > lo else lo + 1.0
 
 
 def image_grid(images, path, titles=None, xlabel="", ylabel="", cmap="viridis", log: bool = False,
-               extent=None, suptitle: str | None = None, symmetric: bool = False):
-    """A row (or grid) of 2-D maps with colour bars (mean images, saliency, attention maps)."""
-    use_style()
-    images = [np.asarray(im) for im in images]
-    n = len(images)
-    cols = min(n, 4)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.8 * rows), squeeze=False)
-    for i, ax in enumerate(axes.ravel()):
-        if i >= n:
-            ax.axis("off")
-            continue
-        im = images[i]
-        kw = {}
-        if log:
-            from matplotlib.colors import LogNorm
+               extent=None, suptitle: str | None = None, symmetric: bool = False, shared: bool = False,
+               limits=None, cbar_label="", difference: bool = False, diff_label: str | None = None, note=None):
+    """A grid of 2-D maps with colour bars (mean images, saliency, attention maps).
 
-            pos = im[im > 0]
-            kw["norm"] = LogNorm(vmin=pos.min() if pos.size else 1e-6, vmax=max(im.max(), 1e-6))
-        elif symmetric:
-            v = float(np.abs(im).max()) or 1.0
-            kw.update(vmin=-v, vmax=v)
-        art = ax.imshow(im, origin="lower", cmap=cmap, aspect="auto", extent=extent, **kw)
-        fig.colorbar(art, ax=ax)
-        if titles:
-            ax.set_title(str(titles[i]), fontsize=13)
+    Args:
+        shared: one colour scale for every map (:func:`map_limits`), for maps compared with
+            each other (classes, runs); ``limits`` gives it explicitly (shared across figures).
+        cbar_label: the colour bars' quantity and unit (one for all, or one per map).
+        difference: add a panel per map after the first: it minus the first, on one
+            symmetric diverging scale (``diff_label`` on its colour bar).
+        note: a footnote (the mapping of the axes, for example).
+    """
+    use_style()
+    images = [np.asarray(im, dtype=float) for im in images]
+    titles = [str(t) for t in titles] if titles else [""] * len(images)
+    labels = list(cbar_label) if isinstance(cbar_label, (list, tuple)) else [cbar_label] * len(images)
+    if limits is None and shared:
+        limits = map_limits(images, log, symmetric)
+    panels = [(im, log, cmap, limits or map_limits([im], log, symmetric), t, lab)
+              for im, t, lab in zip(images, titles, labels)]
+    if difference and len(images) > 1:
+        diffs = [im - images[0] for im in images[1:]]
+        dlim = map_limits(diffs, symmetric=True)
+        panels += [(d, False, "RdBu_r", dlim, f"{t} - {titles[0]}", diff_label or f"difference of {labels[0]}")
+                   for d, t in zip(diffs, titles[1:])]
+    rows, cols = grid_shape(len(panels))
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.8 * rows), squeeze=False, layout="constrained")
+    for ax, (im, is_log, cm, (lo, hi), title, lab) in zip(axes.ravel(), panels):
+        scale = {"norm": LogNorm(vmin=lo, vmax=hi)} if is_log else {"vmin": lo, "vmax": hi}
+        art = ax.imshow(im, origin="lower", cmap=cm, aspect="auto", extent=extent, interpolation="nearest",
+                        **scale)
+        fig.colorbar(art, ax=ax).set_label(lab, fontsize=12)
+        ax.set_title(title, fontsize=13)
         ax.set_xlabel(xlabel, fontsize=13)
         ax.set_ylabel(ylabel, fontsize=13)
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=15)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    figure_title(fig, suptitle)
+    if note:  # a footnote below everything (the constrained layout makes room for it)
+        fig.supxlabel(note, fontsize=11)
     return save_figure(fig, path)
 
 
@@ -250,7 +471,7 @@ def embedding_scatter(points, colour, path, title: str = "t-SNE", label: str = "
     else:
         sc = ax.scatter(points[:, 0], points[:, 1], c=colour, s=4, alpha=0.7, cmap="viridis")
         fig.colorbar(sc, ax=ax, label=label)
-    ax.set_title(title, fontsize=14)
+    ax.set_title(f"{title}\n{label_text()}", fontsize=14)
     ax.set_xticks([])
     ax.set_yticks([])
     return save_figure(fig, path)

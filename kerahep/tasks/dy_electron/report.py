@@ -9,6 +9,10 @@ from ...errors import DataError
 from ..base import FitResult
 from .data import DyElectronInputs
 
+#: what the task's own files are (the experiment label of its figures; its twin says "synthetic twin"):
+#: labelled by their process, NanoAOD samples are simulated
+FILES_ARE = "simulation"
+
 
 def check_model_inputs(model, data: DyElectronInputs) -> None:
     """Refuse files whose feature columns are not the model's inputs (DataError naming the file)."""
@@ -28,8 +32,17 @@ def evaluate(ctx, result: FitResult, data: DyElectronInputs) -> dict:
     With event weights (``data.weights`` not ``none``) every metric is weighted, negative
     weights included: ROC AUC and its interval, confusion matrix (sums of weights),
     accuracy, sums of weights and effective events per class, efficiency and rejection at
-    working points, per-sample sums, and the ROC curve and score distributions.
+    working points, per-sample sums, and the ROC curve and score distributions. The figures
+    say what the data are (:func:`kerahep.plotting.data_kind`).
     """
+    from ... import plotting
+
+    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)):
+        return evaluate_labelled(ctx, result, data)
+
+
+def evaluate_labelled(ctx, result: FitResult, data: DyElectronInputs) -> dict:
+    """The body of :func:`evaluate`, inside its data label."""
     from ... import evaluation, plotting
 
     model = result.models["model"]

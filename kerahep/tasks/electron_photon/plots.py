@@ -18,7 +18,14 @@ from ...data.calo import CLASS_NAMES
 
 log = logging.getLogger("kerahep")
 
-_AXES = dict(xlabel="i$\\phi$", ylabel="i$\\eta$")
+_AXES = dict(xlabel="i$\\phi$ (crop pixel)", ylabel="i$\\eta$ (crop pixel)")
+#: colour-bar quantities of the crops' two channels: the files do not give their units (the
+#: energy cannot be GeV: a 50 GeV particle's crop sums to about 1.2), hence arbitrary units
+ENERGY, TIME = "mean hit energy [a.u.]", "mean hit time [a.u.]"
+#: what each explanation map is, for its colour bar
+MAP_QUANTITY = {"saliency": "|d logit / d input| (each map scaled to [0, 1])",
+                "gradcam": "Grad-CAM relevance (each map scaled to [0, 1])",
+                "gradcam_plus_plus": "Grad-CAM++ relevance (each map scaled to [0, 1])"}
 
 
 def mean_images(means: dict, counts: dict, plots_dir: Path) -> None:
@@ -35,14 +42,17 @@ def mean_images(means: dict, counts: dict, plots_dir: Path) -> None:
         return
     titles = [f"{CLASS_NAMES[c]} ({counts[c]} crops)" for c in present]
     plotting.image_grid([means[c][..., 0] for c in present], plots_dir / "mean_energy.png", titles=titles, log=True,
-                        suptitle="Mean energy per class (test crops, log scale)", **_AXES)
+                        shared=True, cbar_label=ENERGY, suptitle="Mean energy per class (test crops, log scale)",
+                        **_AXES)
     plotting.image_grid([means[c][..., 1] for c in present], plots_dir / "mean_time.png", titles=titles,
-                        cmap="RdBu_r", symmetric=True, suptitle="Mean time per class (test crops)", **_AXES)
+                        cmap="RdBu_r", symmetric=True, shared=True, cbar_label=TIME,
+                        suptitle="Mean time per class (test crops)", **_AXES)
     if len(present) == 2:
         plotting.image_grid([means[1][..., 0] - means[0][..., 0], means[1][..., 1] - means[0][..., 1]],
                             plots_dir / "mean_difference.png", titles=["energy: electron - photon",
                                                                        "time: electron - photon"],
-                            cmap="RdBu_r", symmetric=True, suptitle="Difference of the class means", **_AXES)
+                            cmap="RdBu_r", symmetric=True, cbar_label=[f"difference of {ENERGY}", f"difference of {TIME}"],
+                            suptitle="Difference of the class means", **_AXES)
 
 
 def tsne_embedding(model, x, y, seed: int, batch_size: int, plots_dir: Path) -> None:
@@ -58,7 +68,8 @@ def tsne_embedding(model, x, y, seed: int, batch_size: int, plots_dir: Path) -> 
 
 def explanation_maps(model, x, y, n_per_class: int, plots_dir: Path) -> dict:
     """``saliency.png``, ``gradcam.png`` and ``gradcam_plus_plus.png``: maps of the score of the
-    true class, averaged per class over the first ``n_per_class`` crops of each class.
+    true class, averaged per class over the first ``n_per_class`` crops of each class, both
+    classes on one colour scale, with the electron minus photon map beside them.
 
     Returns:
         What the report records: crops per class and the Grad-CAM layer, or ``skipped``
@@ -86,8 +97,9 @@ def explanation_maps(model, x, y, n_per_class: int, plots_dir: Path) -> dict:
         per_class = explain.class_average(m, ys)
         imgs = [per_class[c] for c in (0, 1) if c in per_class]
         titles = [f"{CLASS_NAMES[c]} ({int((ys == c).sum())})" for c in (0, 1) if c in per_class]
-        plotting.image_grid(imgs, plots_dir / f"{kind}.png", titles=titles, cmap="inferno",
-                            suptitle=f"{kind} averaged per class (score of the true class)", **_AXES)
+        plotting.image_grid(imgs, plots_dir / f"{kind}.png", titles=titles, cmap="inferno", shared=True,
+                            difference=True, cbar_label=MAP_QUANTITY[kind], diff_label=f"difference of {kind} relevance",
+                            suptitle=f"{kind} averaged per class (score of the true class), one scale", **_AXES)
     return out
 
 

@@ -19,6 +19,9 @@ from . import plots
 from .data import ElectronPhotonInputs
 from .models import describe_model
 
+#: what the task's own files are (the experiment label of its figures; its twin says "synthetic twin"):
+#: the crops come from simulated single-particle events
+FILES_ARE = "simulation"
 #: the columns of :func:`compare_runs`
 COMPARISON_COLUMNS = ("variant", "run", "source", "roc_auc", "roc_auc_low", "roc_auc_high", "accuracy",
                       "n_test", "oracle_auc_test", "epochs", "model")
@@ -70,7 +73,16 @@ class CropSummary:
 
 
 def evaluate(ctx, result: FitResult, data: ElectronPhotonInputs) -> dict:
-    """Test metrics and figures of the saved ResNet-15 (see :meth:`kerahep.tasks.base.Task.evaluate`)."""
+    """Test metrics and figures of the saved ResNet-15 (see :meth:`kerahep.tasks.base.Task.evaluate`),
+    the figures labelled with what the data are (:func:`kerahep.plotting.data_kind`)."""
+    from ... import plotting
+
+    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)):
+        return evaluate_labelled(ctx, result, data)
+
+
+def evaluate_labelled(ctx, result: FitResult, data: ElectronPhotonInputs) -> dict:
+    """The body of :func:`evaluate`, inside its data label."""
     from ... import evaluation, plotting
 
     cfg = ctx.config

@@ -3,23 +3,83 @@ routing and load, and the monitoring view (per-lumisection scores, autoencoder r
 
 Each function draws one figure into the path (or plots folder) it is given, in the style
 of :func:`kerahep.plotting.use_style`, written by :func:`kerahep.artifacts.save_figure`.
+Maps are drawn on CMS iEta and iPhi (:func:`ieta_of_rows` states how rows are read, and
+every map figure says it in a footnote); maps compared with each other share one colour
+scale.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-AXES = {"xlabel": "iPhi index", "ylabel": "iEta index"}
+#: colour-bar quantities of the maps
+HITS_MEAN, HITS_ONE = "mean hits per lumisection", "hits in the lumisection"
 
 
-def _extent(shape) -> tuple:
-    h, w = shape
-    return (0, w, 0, h)
+def ieta_of_rows(n_rows: int):
+    """CMS iEta of each row of an ``(iEta, iPhi)`` map, or None where no such reading fits.
+
+    The files carry no coordinates, so the rows are read as ``n_rows / 2`` consecutive
+    rings on each side of iEta 0, which CMS does not have (64 rows: -32..-1, 1..32; 82
+    rows: -41..-1, 1..41). An odd count or more than 82 rows (beyond -41..41) gives None:
+    such maps are drawn on array indices. Columns are iPhi 1..72 (column c is iPhi c + 1).
+
+    Example:
+        >>> rows = ieta_of_rows(64)
+        >>> int(rows[0]), int(rows[31]), int(rows[32]), int(rows[-1]), 0 in rows
+        (-32, -1, 1, 32, False)
+    """
+    n_rows = int(n_rows)
+    if n_rows % 2 or not 0 < n_rows <= 82:
+        return None
+    half = n_rows // 2
+    return np.concatenate([np.arange(-half, 0), np.arange(1, half + 1)])
+
+
+def cms_map(image) -> tuple:
+    """``(image, extent)`` to draw a map on CMS iEta and iPhi (:func:`ieta_of_rows`): an empty
+    (NaN) row inserted for iEta 0, cell centres on integer iEta and iPhi; on array indices
+    where the rows cannot be read as iEta."""
+    image = np.asarray(image, dtype=float)
+    h, w = image.shape[-2:]
+    if ieta_of_rows(h) is None:
+        return image, (-0.5, w - 0.5, -0.5, h - 0.5)
+    half = h // 2
+    return np.insert(image, half, np.nan, axis=-2), (0.5, w + 0.5, -half - 0.5, half + 0.5)
+
+
+def map_axes(shape) -> dict:
+    """Axis labels and the footnote stating the mapping, for :func:`kerahep.plotting.image_grid`."""
+    h, w = (int(v) for v in shape)
+    if ieta_of_rows(h) is None:
+        return {"xlabel": "iPhi index", "ylabel": "iEta index", "note": f"array indices ({h} rows cannot be read "
+                                                                          "as CMS iEta -41..41)"}
+    half = h // 2
+    return {"xlabel": "iPhi", "ylabel": "iEta",
+            "note": f"map rows read as iEta -{half}..-1, 1..{half} (row r: iEta r - {half} below row {half}, "
+                    f"r - {half - 1} from it; the files carry no coordinates), columns as iPhi 1..{w}; iEta 0 empty"}
+
+
+def cell_range(rows, cols, shape) -> str:
+    """``"iEta a..b, iPhi c..d"`` of the array index ranges ``[first, last + 1)`` of a map of ``shape``."""
+    ieta = ieta_of_rows(shape[0])
+    (r0, r1), (c0, c1) = rows, cols
+    span = lambda a, b: f"{a}" if a == b else f"{a}..{b}"  # noqa: E731
+    eta = f"iEta {span(ieta[r0], ieta[r1 - 1])}" if ieta is not None else f"iEta index {span(r0, r1 - 1)}"
+    return f"{eta}, iPhi {span(c0 + 1, c1)}"
+
+
+def draw_maps(images, path, shape, **kw):
+    """:func:`kerahep.plotting.image_grid` of maps of ``shape`` on CMS iEta and iPhi."""
+    from ... import plotting
+
+    drawn = [cms_map(im)[0] for im in images]
+    return plotting.image_grid(drawn, path, extent=cms_map(np.zeros(shape))[1], **map_axes(shape), **kw)
 
 
 def classification(labels, p, proba, class_names, baseline_score, model_name, confusion, plots_dir) -> None:
     """``roc.png`` (with the band-means baseline for two runs, one-vs-rest curves for more),
-    ``scores.png`` (two runs) and ``confusion.png``."""
+    ``scores.png`` (two runs: P(second run)) and ``confusion.png``."""
     from ... import plotting
 
     k = proba.shape[1]
@@ -34,24 +94,8 @@ def classification(labels, p, proba, class_names, baseline_score, model_name, co
     plotting.confusion_matrix(confusion, plots_dir / "confusion.png", class_names=class_names)
 
 
-def occupancy_maps(means, names, shape, plots_dir) -> None:
-    """``occupancy_mean.png`` (each run) and, for two runs or more, ``occupancy_difference.png``
-    (each run minus the first)."""
-    from ... import plotting
-
-    extent = _extent(shape)
-    plotting.image_grid(means, plots_dir / "occupancy_mean.png", titles=[f"{n}: mean occupancy" for n in names],
-                        extent=extent, suptitle="Mean DigiOccupancy per lumisection", **AXES)
-    if len(names) > 1:
-        plotting.image_grid([m - means[0] for m in means[1:]], plots_dir / "occupancy_difference.png",
-                            titles=[f"{n} - {names[0]}" for n in names[1:]], extent=extent, cmap="RdBu_r",
-                            symmetric=True, suptitle="Difference of mean occupancy between runs", **AXES)
-
-
-def sample_maps(runs, run_idx, ls, plots_dir, per_run: int = 2) -> None:
-    """``sample_maps.png``: ``per_run`` scored lumisections of each run, spread over its range."""
-    from ... import plotting
-
+def sample_images(runs, run_idx, ls, per_run: int = 2) -> tuple[list, list]:
+    """``(maps, titles)`` of ``per_run`` scored lumisections of each run, spread over its range."""
     images, titles = [], []
     for r in range(runs.n_classes):
         mine = ls[run_idx == r]
@@ -60,17 +104,36 @@ def sample_maps(runs, run_idx, ls, plots_dir, per_run: int = 2) -> None:
         for j in np.unique(np.linspace(0, len(mine) - 1, per_run).round().astype(int)):
             images.append(np.asarray(runs.runs[r].array[int(mine[j])], dtype=np.float64))
             titles.append(f"{runs.names[r]} LS {int(mine[j])}")
-    if images:
-        plotting.image_grid(images, plots_dir / "sample_maps.png", titles=titles, log=True, extent=_extent(runs.shape),
-                            suptitle="Sample lumisections", **AXES)
+    return images, titles
+
+
+def occupancy_maps(means, names, samples, sample_titles, shape, plots_dir) -> tuple:
+    """``occupancy_mean.png`` (each run), ``sample_maps.png`` (lumisections ``samples``), both on
+    one log scale (returned), and for two runs or more ``occupancy_difference.png`` (each
+    run minus the first)."""
+    from ... import plotting
+
+    limits = plotting.map_limits(list(means) + list(samples), log=True)
+    draw_maps(means, plots_dir / "occupancy_mean.png", shape, titles=list(names),
+              log=True, limits=limits, cbar_label=HITS_MEAN,
+              suptitle="Mean DigiOccupancy per lumisection (log scale shared with sample_maps.png)")
+    if samples:
+        draw_maps(samples, plots_dir / "sample_maps.png", shape, titles=sample_titles, log=True, limits=limits,
+                  cbar_label=HITS_ONE, suptitle="Sample lumisections (log scale shared with occupancy_mean.png)")
+    if len(names) > 1:
+        draw_maps([m - means[0] for m in means[1:]], plots_dir / "occupancy_difference.png", shape,
+                  titles=[f"{n} - {names[0]}" for n in names[1:]], cmap="RdBu_r", symmetric=True, shared=True,
+                  cbar_label=f"difference of {HITS_MEAN}", suptitle="Difference of mean occupancy between runs")
+    return limits
 
 
 def attention_rollout(images, titles, shape, plots_dir) -> None:
-    """``attention_rollout.png``: the mean attention-rollout map of each run."""
-    from ... import plotting
-
-    plotting.image_grid(images, plots_dir / "attention_rollout.png", titles=titles, extent=_extent(shape),
-                        cmap="magma", suptitle="Attention rollout per run (mean over test lumisections)", **AXES)
+    """``attention_rollout.png``: the mean attention-rollout map of each run on one scale, and
+    each run's minus the first's."""
+    draw_maps(images, plots_dir / "attention_rollout.png", shape, titles=titles, cmap="magma", shared=True,
+              difference=True, cbar_label="rollout relevance per cell (a map sums to 1)",
+              diff_label="difference of rollout relevance",
+              suptitle="Attention rollout per run (mean over test lumisections)")
 
 
 def routing_maps(items, path, n_experts: int, shape):
@@ -79,27 +142,30 @@ def routing_maps(items, path, n_experts: int, shape):
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
     from ...artifacts import save_figure
-    from ...plotting import use_style
+    from ...plotting import figure_title, use_style
 
     use_style()
     n = len(items)
     cols = min(n, 2)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 5 * rows), squeeze=False, layout="constrained")
     colours = ["#bbbbbb"] + [plt.get_cmap("tab10")(i % 10) for i in range(n_experts)]
     cmap = ListedColormap(colours)
     norm = BoundaryNorm(np.arange(-1.5, n_experts + 0.5), cmap.N)
+    axes_kw = map_axes(shape)
     for ax, (title, img) in zip(axes.ravel(), items):
-        art = ax.imshow(img, origin="lower", cmap=cmap, norm=norm, aspect="auto", extent=_extent(shape),
+        drawn, extent = cms_map(img)
+        art = ax.imshow(drawn, origin="lower", cmap=cmap, norm=norm, aspect="auto", extent=extent,
                         interpolation="nearest")
         ax.set_title(title, fontsize=12)
-        ax.set_xlabel(AXES["xlabel"], fontsize=12)
-        ax.set_ylabel(AXES["ylabel"], fontsize=12)
+        ax.set_xlabel(axes_kw["xlabel"], fontsize=12)
+        ax.set_ylabel(axes_kw["ylabel"], fontsize=12)
         cb = fig.colorbar(art, ax=ax, ticks=range(-1, n_experts))
         cb.ax.set_yticklabels(["dropped"] + [f"expert {i}" for i in range(n_experts)], fontsize=10)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
-    fig.suptitle("Most frequent first-choice expert per patch", fontsize=14)
+    figure_title(fig, "Most frequent first-choice expert per patch", fontsize=14)
+    fig.supxlabel(axes_kw["note"], fontsize=11)
     return save_figure(fig, path)
 
 
@@ -108,7 +174,7 @@ def expert_load(load_rows: dict, class_names, path):
     import matplotlib.pyplot as plt
 
     from ...artifacts import save_figure
-    from ...plotting import use_style
+    from ...plotting import figure_title, use_style
 
     use_style()
     n = len(load_rows)
@@ -124,6 +190,7 @@ def expert_load(load_rows: dict, class_names, path):
         ax.set_ylabel("fraction of token assignments", fontsize=12)
         ax.set_title(layer, fontsize=13)
         ax.legend(fontsize=10)
+    figure_title(fig, "Expert load per run", fontsize=14)
     return save_figure(fig, path)
 
 
@@ -134,7 +201,7 @@ def monitoring(run_idx, ls, names, confidence, wrong, score, threshold, truth, p
     import matplotlib.pyplot as plt
 
     from ...artifacts import save_figure
-    from ...plotting import use_style
+    from ...plotting import figure_title, use_style
 
     use_style()
     present = [r for r in range(len(names)) if (run_idx == r).any()]
@@ -148,7 +215,7 @@ def monitoring(run_idx, ls, names, confidence, wrong, score, threshold, truth, p
         if score is not None:
             _score_panel(axes[1, j], x, score[sel], threshold, truth[sel] if truth is not None else None)
         axes[-1, j].set_xlabel("lumisection", fontsize=12)
-    fig.suptitle("Monitoring: per-lumisection scores", fontsize=14)
+    figure_title(fig, "Monitoring: per-lumisection scores", fontsize=14)
     return save_figure(fig, path)
 
 
@@ -175,9 +242,8 @@ def _score_panel(ax, x, s, threshold, t) -> None:
 
 
 def anomaly_residuals(residuals, order, run_idx, ls, names, anomalies, score, shape, path) -> None:
-    """Autoencoder residual maps (observed - expected, per-cell standardised) of the most anomalous maps."""
-    from ... import plotting
-
+    """Autoencoder residual maps (observed - reconstructed, in log space) of the most anomalous
+    maps, on one symmetric scale; the injected truth (twin) in CMS iEta and iPhi."""
     images, titles = [], []
     for i in order:
         if int(i) not in residuals:
@@ -185,9 +251,10 @@ def anomaly_residuals(residuals, order, run_idx, ls, names, anomalies, score, sh
         r, lumi = int(run_idx[i]), int(ls[i])
         images.append(residuals[int(i)])
         rec = (anomalies or {}).get(names[r], {}).get(lumi)
-        tag = f"\ninjected {rec['kind']}: iEta {rec['ieta']}, iPhi {rec['iphi']}" if rec else "\n(nothing injected)"
+        tag = f"\ninjected {rec['kind']}: {cell_range(rec['ieta'], rec['iphi'], shape)}" if rec else "\n(nothing injected)"
         titles.append(f"{names[r]} LS {lumi}, score {score[i]:.3g}{tag}")
     if images:
-        # titles take two lines (run, lumisection, score; the injected truth): no suptitle over them
-        plotting.image_grid(images, path, titles=titles, cmap="RdBu_r", symmetric=True, extent=_extent(shape),
-                            **AXES)
+        draw_maps(images, path, shape, titles=titles, cmap="RdBu_r", symmetric=True, shared=True,
+                  cbar_label="residual: observed - reconstructed log(1 + hits)",
+                  suptitle="Autoencoder residuals of the highest-scoring lumisections (per-cell standardised "
+                           "with model.normalize)")

@@ -15,9 +15,21 @@ from .data import HcalInputs, mean_occupancy, run_means, training_runs
 from .models import HcalResult
 from .monitoring import monitoring_report
 
+#: what the task's own files are (the experiment label of its figures; its twin says "synthetic twin")
+FILES_ARE = "collision"
+
 
 def evaluate(ctx, result: HcalResult, data: HcalInputs) -> dict:
-    """Test metrics and plots (see :meth:`kerahep.tasks.base.Task.evaluate`)."""
+    """Test metrics and plots (see :meth:`kerahep.tasks.base.Task.evaluate`), the figures
+    labelled with what the data are (:func:`kerahep.plotting.data_kind`)."""
+    from ... import plotting
+
+    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)):
+        return evaluate_labelled(ctx, result, data)
+
+
+def evaluate_labelled(ctx, result: HcalResult, data: HcalInputs) -> dict:
+    """The body of :func:`evaluate`, inside its data label."""
     from ...data import hcal
 
     if data.test is None:
@@ -35,8 +47,7 @@ def evaluate(ctx, result: HcalResult, data: HcalInputs) -> dict:
     plots.classification(labels, p, proba, names, baseline["score"], model.name, report["confusion_matrix"],
                          plots_dir)
 
-    report["occupancy"] = occupancy(data.runs, plots_dir)
-    plots.sample_maps(data.runs, run_idx, ls, plots_dir)
+    report["occupancy"] = occupancy(data.runs, plots_dir, samples=plots.sample_images(data.runs, run_idx, ls))
     maps_x, maps_r = map_subset(data.runs, data.segments[2], per_run=200)
     report["attention"] = attention(model, maps_x, maps_r, data.runs, plots_dir)
     if any(layer.name.endswith("_moe") for layer in model.layers):
@@ -161,8 +172,10 @@ def map_subset(runs: HcalRuns, segments, per_run: int = 200):
     return np.concatenate(xs), np.concatenate(rs)
 
 
-def occupancy(runs: HcalRuns, plots_dir) -> dict:
-    """Mean occupancy of each run and their differences to the first (``occupancy_*.png``)."""
+def occupancy(runs: HcalRuns, plots_dir, samples: tuple = ((), ())) -> dict:
+    """Mean occupancy of each run and their differences to the first (``occupancy_*.png``), and
+    ``sample_maps.png`` of ``samples`` (``(maps, titles)``, none: no figure) on the mean maps'
+    log scale."""
     means = run_means(runs)
     names = runs.names
     out = {"mean": {n: float(m.mean()) for n, m in zip(names, means)},
@@ -175,7 +188,7 @@ def occupancy(runs: HcalRuns, plots_dir) -> dict:
                                            "relative_difference_active": float(rel[means[0] > 0].mean())
                                            if (means[0] > 0).any() else 0.0}
     out["differences"] = diffs
-    plots.occupancy_maps(means, names, runs.shape, plots_dir)
+    plots.occupancy_maps(means, names, samples[0], samples[1], runs.shape, plots_dir)
     return out
 
 
@@ -192,7 +205,7 @@ def attention(model, x, r, runs: HcalRuns, plots_dir) -> dict:
             continue
         m = maps[r == c].mean(axis=0)
         images.append(m)
-        titles.append(f"{names[c]}: attention rollout")
+        titles.append(names[c])
         out[names[c]] = {"relevance_on_active_cells": float(m[active].sum() / max(m.sum(), 1e-12)),
                          "n_maps": int((r == c).sum())}
     out["active_cell_fraction"] = float(active.mean())

@@ -38,6 +38,7 @@ def reconstruction_grid(true, rec, mask, names, path, bins=40):
     import matplotlib.pyplot as plt
 
     from ...artifacts import save_figure
+    from ...plotting import figure_title
 
     n = len(names)
     cols = 6
@@ -54,6 +55,7 @@ def reconstruction_grid(true, rec, mask, names, path, bins=40):
             ax.locator_params(nbins=3)
         fig.supxlabel("true value of the masked feature")
         fig.supylabel("reconstructed")
+        figure_title(fig, "Masked features: reconstructed against true (test events)", fontsize=11)
         fig.tight_layout()
         return save_figure(fig, path, dpi=80)
 

@@ -33,11 +33,23 @@ INDEPENDENT_NOTE = ("independent sample: the stored comparison of training (clas
                     "is scored on these files")
 NOT_STORED_NOTE = ("the run stored no training comparison (no rows in fit_result.json): only the final classifier "
                    "(model.keras) is scored")
+#: what the task's own files are (the experiment label of its figures; its twin says "synthetic twin"):
+#: UCI HIGGS is simulated
+FILES_ARE = "simulation"
 COMPARISON_COLUMNS = ["model", "roc_auc", "roc_auc_low", "roc_auc_high", "accuracy", "n", "features"]
 
 
 def evaluate(ctx, result: HiggsResult, data: HiggsInputs) -> dict:
-    """Test metrics, comparison and reconstruction (see :meth:`kerahep.tasks.base.Task.evaluate`)."""
+    """Test metrics, comparison and reconstruction (see :meth:`kerahep.tasks.base.Task.evaluate`),
+    the figures labelled with what the data are (:func:`kerahep.plotting.data_kind`)."""
+    from ... import plotting
+
+    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)):
+        return evaluate_labelled(ctx, result, data)
+
+
+def evaluate_labelled(ctx, result: HiggsResult, data: HiggsInputs) -> dict:
+    """The body of :func:`evaluate`, inside its data label."""
     from ... import evaluation, plotting
 
     cfg = ctx.config

@@ -9,11 +9,14 @@ from .config import CLASS_NAMES, METHODS
 
 
 def model_plots(truth: dict, pred: dict, report: dict, plots_dir) -> None:
-    """Scores, confusion matrix, and mass and pT true-against-predicted and resolution of the saved model."""
+    """Scores (P(top)), confusion matrix, and mass and pT true-against-predicted (log colour
+    scale, bins fit to the number of jets) and resolution (saying what lies outside its range)
+    of the saved model."""
     from ... import plotting
 
     for key, name in (("m", "m"), ("pt", "pT")):
-        plotting.true_vs_pred(truth[key], pred[key], plots_dir / f"{key}_true_vs_pred.png", name=name, unit="GeV")
+        plotting.true_vs_pred(truth[key], pred[key], plots_dir / f"{key}_true_vs_pred.png", name=name, unit="GeV",
+                              entries="jets")
         plotting.resolution(truth[key], pred[key], plots_dir / f"{key}_resolution.png", name=name)
     plotting.score_distributions(truth["y"], pred["y"], plots_dir / "scores.png", class_names=CLASS_NAMES)
     plotting.confusion_matrix(report["confusion_matrix"], plots_dir / "confusion.png", class_names=CLASS_NAMES)
@@ -25,7 +28,7 @@ def fraction_plot(rows, path):
     import matplotlib.pyplot as plt
 
     from ... import artifacts
-    from ...plotting import use_style
+    from ...plotting import figure_title, use_style
 
     use_style()
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.5))
@@ -42,6 +45,7 @@ def fraction_plot(rows, path):
         ax.set_xlabel("fraction of labelled training jets")
         ax.set_ylabel(lab)
         ax.legend(fontsize=11)
+    figure_title(fig, "Test metrics against the label fraction", fontsize=14)
     return artifacts.save_figure(fig, path)
 
 

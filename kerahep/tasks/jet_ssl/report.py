@@ -17,6 +17,10 @@ from ..base import FitResult, stored
 from .config import CLASS_NAMES, METHODS, tag
 from .data import JetSSLInputs
 
+#: what the task's own files are (the experiment label of its figures; its twin says "synthetic twin"):
+#: the jet images are simulated
+FILES_ARE = "simulation"
+
 
 @dataclass
 class JetSSLResult(FitResult):
@@ -96,8 +100,16 @@ def evaluate(ctx, result: JetSSLResult, data: JetSSLInputs) -> dict:
     """Test metrics, table and plots (see :meth:`kerahep.tasks.base.Task.evaluate`).
 
     On an independent sample (``evaluate --data``) there is no table: its rows are of the
-    run's own test split.
+    run's own test split. The figures say what the data are (:func:`kerahep.plotting.data_kind`).
     """
+    from ... import plotting
+
+    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)):
+        return evaluate_labelled(ctx, result, data)
+
+
+def evaluate_labelled(ctx, result: JetSSLResult, data: JetSSLInputs) -> dict:
+    """The body of :func:`evaluate`, inside its data label."""
     from ... import evaluation, plotting
     from ...data.jets import surface_errors
     from . import plots
@@ -113,8 +125,7 @@ def evaluate(ctx, result: JetSSLResult, data: JetSSLInputs) -> dict:
     curves = {}
     if not data.independent:
         rows = table(result, data, cfg, truth, pred)
-        top = max(data.subsets)
-        curves = {f"{method} ({tag(top)})": (truth["y"], np.asarray(s)) for method, s in result.roc_scores.items()}
+        curves = roc_curves(result.roc_scores, cfg, truth["y"])
         write_table(rows, ctx)
         out["table"] = rows
         out["comparison"] = comparison(rows)
@@ -126,6 +137,15 @@ def evaluate(ctx, result: JetSSLResult, data: JetSSLInputs) -> dict:
             truth_z, z = evaluation.predict_dataset(result.models["encoder"], data.test)
         plots.tsne_plots(z, truth_z, cfg.data.tsne_points, cfg.run.seed, ctx.plots_dir)
     return out
+
+
+def roc_curves(roc_scores: dict, config, labels) -> dict:
+    """The ROC curves drawn beside ``model.keras``'s: ``{"<method> (<fraction>)": (labels,
+    scores)}`` of the stored methods at the largest label fraction, the exported method left
+    out whatever was stored (``model.keras`` is that model: drawing it twice hides a curve)."""
+    top = tag(max(config.data.label_fractions))
+    return {f"{method} ({top})": (labels, np.asarray(s)) for method, s in roc_scores.items()
+            if method != config.model.export}
 
 
 def table(result: JetSSLResult, data: JetSSLInputs, config, truth: dict, pred: dict) -> list:
