@@ -57,11 +57,13 @@ def test_scored_files_must_carry_the_models_features(prepared, tmp_path):
     df = pd.read_csv(path)
     fewer = tmp_path / "fewer.csv"
     df.drop(columns=["m_ee"]).to_csv(fewer, index=False)
-    with pytest.raises(DataError, match=r"fewer\.csv.*columns of .*differing in \['m_ee'\]"):
+    with pytest.raises(DataError, match=r"fewer\.csv.*feature columns of the preset.*missing m_ee"):
         task.load_data(cfg, paths=[str(path), str(fewer)], for_evaluation=True)
-    other = task.load_data(cfg, paths=[str(fewer)], for_evaluation=True)
-    with pytest.raises(DataError, match=r"fewer\.csv.*feature columns the model was trained on.*m_ee"):
-        task.evaluate(RunContext(cfg, task, other, tmp_path / "run"), FitResult(models={"model": model}), other)
+    # data read with other settings (two jets: Jet_*_2 and Jet_*_3 ignored) are not the model's inputs
+    other_cfg = cfg.override(["data.n_jets=2"])
+    other = task.load_data(other_cfg, paths=[str(path)], for_evaluation=True)
+    with pytest.raises(DataError, match=r"electron_dataset.*feature columns the model was trained on.*Jet_pt_2"):
+        task.evaluate(RunContext(other_cfg, task, other, tmp_path / "run"), FitResult(models={"model": model}), other)
     assert not (tmp_path / "run" / "plots" / "roc.png").exists()  # refused before anything is written
 
 

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, KerahepError
+from ..errors import ConfigError, DataError, KerahepError, check_output_path
 
 log = logging.getLogger("kerahep")
 
@@ -636,14 +636,41 @@ def _iterate(info: FileInfo, spec: FeatureSpec, step_size, max_events):
         f.close()
 
 
+def process_chunk(events, spec: FeatureSpec = FeatureSpec(), path: str = "<events>") -> tuple[np.ndarray, dict]:
+    """Preparation's preselection and features of one step of NanoAOD events.
+
+    The one place where the preparation (serial and Dask) and dy_electron's ``predict``
+    turn events into model features, so a scored file gets exactly training's selection
+    and features.
+
+    Args:
+        events: the events of one step (as :func:`flatten_events` takes them).
+        spec: features and preselection.
+        path: the file the events come from, named in errors.
+
+    Returns:
+        ``(mask, columns)``: the boolean :func:`preselection_mask` over every event of
+        ``events``, and the :func:`flatten_events` columns (every feature of
+        ``spec.columns`` and ``genWeight``) of the events it selects, in order.
+
+    Raises:
+        DataError: a branch the features need is absent or of the wrong structure (naming
+            ``path``).
+    """
+    try:
+        mask = preselection_mask(events, spec)
+        return mask, flatten_events(events, spec, mask=mask)
+    except DataError as err:
+        raise DataError(path, err.expected, err.found) from None
+
+
 def _process_chunk(chunk, spec: FeatureSpec, path: str = "<events>", start: int = 0):
     """Preselect and flatten one step whose first event is entry ``start`` of its file:
     ``(columns with the identifiers, n_read, n_selected, sum of genWeight read)``."""
     import awkward as ak
 
+    mask, cols = process_chunk(chunk, spec, path)
     try:
-        mask = preselection_mask(chunk, spec)
-        cols = flatten_events(chunk, spec, mask=mask)
         for name in EVENT_ID_BRANCHES:
             cols[name] = np.asarray(ak.to_numpy(_require(chunk, name)))[mask].astype(ID_DTYPES[name])
     except DataError as err:
@@ -859,8 +886,9 @@ def prepare_dataset(signal, background, out, spec: FeatureSpec = FeatureSpec(), 
         The :class:`PrepareReport` (also printed by the command line).
 
     Raises:
-        DataError: bad input files (see :func:`inspect_file`) or no event passing the
-            preselection.
+        DataError: ``out`` is a directory or in a folder that cannot be written (checked
+            before any input is read), bad input files (see :func:`inspect_file`) or no
+            event passing the preselection.
 
     Example:
         >>> report = prepare_dataset(["DYJetsToLL_M-50.root"], ["TTJets.root", "WW.root"],
@@ -870,6 +898,8 @@ def prepare_dataset(signal, background, out, spec: FeatureSpec = FeatureSpec(), 
     t0 = time.perf_counter()
     out = Path(out)
     fmt = _infer_fmt(out, fmt)
+    check_output_path(out, "the prepared dataset")  # before any input is read
+    check_output_path(Path(str(out) + ".report.json"), "the preparation report (beside the dataset)")
     plan, samples = _plan(signal, background, spec, max_events, keep_open=not dask)
     try:
         return _prepare(plan, samples, out, fmt, spec, progress, dask, scheduler, step_size, t0)
@@ -1059,17 +1089,24 @@ def _run_dask(plan, spec: FeatureSpec, writer, samples, bar, scheduler, step_siz
 
 
 # --------------------------------------------------------------------------- loading
-def load_prepared(path, spec: FeatureSpec | None = None):
+def load_prepared(path, spec: FeatureSpec | None = None, bookkeeping=()):
     """Read a prepared dataset (CSV, CSV.gz or Parquet) into a pandas DataFrame.
 
     Args:
         path: the file written by :func:`prepare_dataset`.
-        spec: when given, every column of ``spec.columns`` must be present.
+        spec: when given, the frame holds exactly the features of ``spec`` (every column of
+            ``spec.columns`` must be present) and the bookkeeping columns of the file
+            (:data:`META_COLUMNS`, :data:`ID_COLUMNS` and ``bookkeeping``), in the file's
+            order. Any other column is dropped before the values are checked, with one
+            warning (``kerahep`` logger) naming the file and the columns: a column the
+            preset does not build never becomes a model input, not even a copy of ``target``.
+            Without ``spec`` every column is returned.
+        bookkeeping: further column names (with ``spec``) kept without a warning.
 
     Raises:
-        DataError: missing or corrupt file, missing ``target``/``sample``/feature
-            columns, empty or non-numeric or missing values (names the file, the column
-            and the first bad row).
+        DataError: missing or corrupt file, missing ``target``/``sample`` columns, missing
+            features of ``spec`` (names the file and every missing column), empty or
+            non-numeric or missing values (names the file, the column and the first bad row).
     """
     import pandas as pd
 
@@ -1096,12 +1133,13 @@ def load_prepared(path, spec: FeatureSpec | None = None):
         raise DataError(path, f"a readable {what} dataset", f"a corrupt file ({msg})") from None
     except Exception as exc:  # noqa: BLE001 - pyarrow raises its own error types
         raise DataError(path, "a readable dataset", f"a corrupt file ({type(exc).__name__}: {exc})") from None
-    need = ["target", "sample"] + (spec.columns if spec is not None else [])
-    absent = [c for c in need if c not in df.columns]
+    absent = [c for c in ("target", "sample") if c not in df.columns]
     if absent:
-        raise DataError(path, f"columns {', '.join(need[:6])}{' ...' if len(need) > 6 else ''}",
-                        f"missing {', '.join(absent[:8])}{' ...' if len(absent) > 8 else ''} "
+        raise DataError(path, "columns target, sample" + (f", {', '.join(spec.columns[:4])} ..." if spec else ""),
+                        f"missing {', '.join(absent)} "
                         f"(columns: {', '.join(map(str, df.columns[:8]))}{' ...' if df.shape[1] > 8 else ''})")
+    if spec is not None:
+        df = _exact_features(df, path, spec, bookkeeping)
     if len(df) == 0:
         raise DataError(path, "at least one row", "a header without rows")
     feats = [c for c in df.columns if c not in ("sample",)]
@@ -1131,4 +1169,24 @@ def load_prepared(path, spec: FeatureSpec | None = None):
     if df["sample"].isna().any():
         row = int(np.flatnonzero(df["sample"].isna().to_numpy())[0])
         raise DataError(path, "a sample name in every row", f"an empty one at data row {row + 1}")
+    return df
+
+
+def _exact_features(df, path: Path, spec: FeatureSpec, bookkeeping=()):
+    """``df`` restricted to the features of ``spec`` and the bookkeeping columns (see :func:`load_prepared`)."""
+    cols = [str(c) for c in df.columns]
+    missing = [c for c in spec.columns if c not in cols]
+    settings = f"features={spec.preset}, n_electrons={spec.n_electrons}, n_jets={spec.n_jets}"
+    if missing:
+        shown = ", ".join(missing[:24]) + (f" and {len(missing) - 24} more" if len(missing) > 24 else "")
+        raise DataError(path, f"the {len(spec.columns)} feature columns of the preset ({settings})",
+                        f"missing {shown} ({len(missing)} of them; prepared with other settings? prepare it "
+                        "again with these, or set data.features, data.n_electrons and data.n_jets to the file's)")
+    keep = set(spec.columns) | set(META_COLUMNS) | set(ID_COLUMNS) | set(bookkeeping)
+    extra = [c for c in cols if c not in keep]
+    if extra:
+        log.warning("%s: ignoring column(s) %s: neither features of the preset (%s) nor bookkeeping; "
+                    "the model takes exactly the preset's %d features", path, ", ".join(extra), settings,
+                    len(spec.columns))
+        df = df.loc[:, [c in keep for c in cols]]
     return df

@@ -2,7 +2,11 @@
 
 The default input is ``<data_dir>/processed/electron_dataset.csv`` (written by
 ``scripts.prepare_dataset``); without it, the NanoAOD synthetic twin is made, prepared
-and read (:func:`synthetic_dataset`). With ``data.weights`` other than ``none``, every
+and read (:func:`synthetic_dataset`). The model takes exactly the feature columns of the
+data settings (:func:`~kerahep.tasks.dy_electron.config.feature_spec`: ``data.features``,
+``n_electrons``, ``n_jets``): a file lacking one is refused (DataError naming the file and
+the columns), and a column that is neither a feature nor bookkeeping (:data:`META_COLUMNS`)
+is ignored with a warning naming it. With ``data.weights`` other than ``none``, every
 split's batches are ``(x, y, w)`` (:mod:`.weights`).
 """
 
@@ -78,13 +82,19 @@ def synthetic_dataset(task_name: str, config: Config) -> Path:
     return out
 
 
-def load_frame(paths):
-    """Read and concatenate prepared datasets that share one column layout."""
+def load_frame(paths, spec=None):
+    """Read and concatenate prepared datasets that share one column layout.
+
+    With ``spec`` (a :class:`~kerahep.data.nanoaod.FeatureSpec`), each file must hold every
+    feature of it (DataError naming the file and the missing columns), and its other
+    columns that are not bookkeeping (:data:`META_COLUMNS`) are dropped with a warning
+    naming them (:func:`kerahep.data.nanoaod.load_prepared`).
+    """
     import pandas as pd
 
     from ...data.nanoaod import load_prepared
 
-    frames = [load_prepared(p) for p in paths]
+    frames = [load_prepared(p, spec=spec, bookkeeping=META_COLUMNS) for p in paths]
     for p, f in zip(paths[1:], frames[1:]):
         if list(f.columns) != list(frames[0].columns):
             diff = sorted(set(f.columns) ^ set(frames[0].columns))
@@ -97,8 +107,12 @@ def load_frame(paths):
     return df
 
 
-def feature_columns(df) -> list[str]:
-    """The numeric columns of a prepared dataset that are model features (not bookkeeping)."""
+def feature_columns(df, spec=None) -> list[str]:
+    """The model features of a prepared dataset: exactly ``spec.columns`` (in the preset's order)
+    when a :class:`~kerahep.data.nanoaod.FeatureSpec` is given, else its numeric columns that
+    are not bookkeeping."""
+    if spec is not None:
+        return list(spec.columns)
     return [c for c in df.columns if c not in META_COLUMNS and np.issubdtype(df[c].dtype, np.number)]
 
 
@@ -111,8 +125,9 @@ def load_inputs(config: Config, inputs: Inputs, for_evaluation: bool = False) ->
     meta = dataset_meta(files)
     if meta and all(m.get("source") == "synthetic" for m in meta.values()):
         source = "synthetic"  # a prepared copy of the twin (prepare_dataset --synthetic)
-    df = load_frame(files)
-    feats = feature_columns(df)
+    spec = feature_spec(config.data)
+    df = load_frame(files, spec)  # exactly the preset's features: extra columns warned of, missing ones refused
+    feats = feature_columns(df, spec)
     y = df["target"].to_numpy()
     if not np.isin(y, (0, 1)).all():
         bad = sorted(set(np.unique(y)) - {0, 1})[:5]

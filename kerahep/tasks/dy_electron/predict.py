@@ -2,9 +2,8 @@
 
 :func:`predict_file` reads the ``Events`` tree of a NanoAOD file in steps of
 ``run.chunk_size`` entries, and applies to each step what ``scripts.prepare_dataset``
-applies (:func:`kerahep.data.nanoaod.preselection_mask` and
-:func:`kerahep.data.nanoaod.flatten_events` with the run's
-:func:`~kerahep.tasks.dy_electron.config.feature_spec`). The events passing the
+applies (:func:`kerahep.data.nanoaod.process_chunk`: its preselection and features, with
+the run's :func:`~kerahep.tasks.dy_electron.config.feature_spec`). The events passing the
 preselection are scored by the run's model; every entry, selected or not, gives one row,
 in the file's order, so the output is a friend of the input tree:
 
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...data.nanoaod import EVENT_ID_BRANCHES, TREE, FeatureSpec, flatten_events, inspect_file, preselection_mask
+from ...data.nanoaod import EVENT_ID_BRANCHES, TREE, FeatureSpec, inspect_file, process_chunk
 from ...errors import ConfigError, DataError
 from ...scoring import input_spec
 from .config import feature_spec
@@ -99,11 +98,7 @@ def score_chunk(run, chunk, spec: FeatureSpec, features: list, id_types: dict, p
     and features, then the model on the selected events."""
     import awkward as ak
 
-    try:
-        mask = preselection_mask(chunk, spec)
-        cols = flatten_events(chunk, spec, mask=mask)
-    except DataError as err:
-        raise DataError(path, err.expected, err.found) from None
+    mask, cols = process_chunk(chunk, spec, path)
     n = len(mask)
     out = {SCORE: np.full(n, NOT_SELECTED, np.float32), SELECTED: np.asarray(mask, bool)}
     if mask.any():
