@@ -37,17 +37,33 @@ def setup_logging(verbose: bool = True) -> None:
 
 
 def run(main, argv=None) -> int:
-    """Call ``main(argv)``; print a user mistake (KerahepError) as one line and exit 2."""
-    from .errors import KerahepError
+    """Call ``main(argv)``; print a user mistake as one line and exit 2.
+
+    User mistakes are :class:`~kerahep.errors.KerahepError` and the OSErrors about a
+    user's path that no reader turned into one (a permission denied, a directory where a
+    file belongs, a full disk: :func:`kerahep.errors.is_user_os_error`), printed as
+    :func:`kerahep.errors.os_error` names them.
+    """
+    from .errors import KerahepError, is_user_os_error, os_error
 
     try:
         return main(argv) or 0
     except KerahepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if not is_user_os_error(exc):
+            raise
+        print(f"error: {one_line(os_error(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(exc) -> str:
+    """The message of ``exc`` on one line (line breaks of a multi-line message become ``; ``)."""
+    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 def _fmt(v):

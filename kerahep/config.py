@@ -27,7 +27,7 @@ import typing
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
-from .errors import ConfigError
+from .errors import ConfigError, is_user_os_error, os_error
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "data_parallel")
@@ -201,7 +201,10 @@ class Config:
 
     def __post_init__(self):
         for sec in SECTIONS:
-            getattr(self, sec).validate()
+            try:
+                getattr(self, sec).validate()
+            except (TypeError, AttributeError) as exc:  # a tuple of strings where numbers belong, ...
+                raise ConfigError(f"a {sec} value of the wrong type: {exc}") from None
 
     # ------------------------------------------------------------------ overrides
     def replace(self, **sections) -> "Config":
@@ -278,11 +281,18 @@ class Config:
         from .registry import get_task
 
         if not isinstance(d, dict) or "task" not in d:
-            raise ConfigError(f"a configuration needs a 'task' entry, found {sorted(d) if isinstance(d, dict) else type(d).__name__}")
-        cfg = get_task(d["task"]).preset(d.get("preset", "default"))
+            found = f"the keys {sorted(map(str, d))}" if isinstance(d, dict) else f"a JSON {type(d).__name__}"
+            raise ConfigError(f"a configuration must be an object with a 'task' entry, found {found}")
+        if not isinstance(d["task"], str):
+            raise ConfigError(f"a configuration's 'task' must be a task name, found {type(d['task']).__name__}")
+        preset = d.get("preset", "default")
+        if not isinstance(preset, str):
+            raise ConfigError(f"a configuration's 'preset' must be a preset name, found {type(preset).__name__}")
+        cfg = get_task(d["task"]).preset(preset)
         changes = {}
         for sec in SECTIONS:
-            values = d.get(sec) or {}
+            values = d.get(sec)
+            values = {} if values is None else values
             if not isinstance(values, dict):
                 raise ConfigError(f"configuration section {sec!r} must be a mapping of keys to values, "
                                   f"found {type(values).__name__}")
@@ -301,11 +311,15 @@ class Config:
         from pathlib import Path
 
         path = Path(path)
+        expected = "a readable configuration file (config.json or YAML)"
         try:
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: expected a readable configuration file (config.json or YAML), "
-                              f"found {type(exc).__name__}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: expected {expected} in UTF-8 text, found bytes that are not "
+                              f"(at byte {exc.start})") from None
+        except OSError as exc:
+            found = os_error(exc, path).found if is_user_os_error(exc) else f"{type(exc).__name__}: {exc}"
+            raise ConfigError(f"{path}: expected {expected}, found {found}") from None
         try:
             if path.suffix.lower() in (".yaml", ".yml"):
                 import yaml

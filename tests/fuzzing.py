@@ -5,6 +5,9 @@ that reads a file in full. Hypothesis then throws truncated, empty, bit-flipped 
 random-byte variants at it: the reader must either read the file or raise the package's
 own error (a :class:`~kerahep.errors.KerahepError`), within a bounded time, and never
 crash or hang. Cases run are counted and printed at the end of the test session.
+
+The command-line fuzzer (``test_cli_fuzz.py``) counts its cases in :data:`CASES` too, as
+``cli_<command>`` (``cli_subprocess`` for those run as real processes).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def parser(prog: str = "kerahep prepare") -> argparse.ArgumentParser:
 def main(argv=None, prog: str = "kerahep prepare") -> int:
     args = parser(prog).parse_args(argv)
     cli.setup_logging()
-    from kerahep.errors import ConfigError
+    from kerahep.errors import ConfigError, check_output_path, user_os_errors
     from kerahep.registry import get_task
 
     task = get_task(args.task)
@@ -56,7 +56,9 @@ def main(argv=None, prog: str = "kerahep prepare") -> int:
             raise ConfigError(f"task {args.task!r} reads its files directly at training time "
                               f"(python -m scripts.train --task {args.task} --data ...); "
                               f"prepare_dataset only writes its synthetic twin (--synthetic)")
-        files = task.make_synthetic(cfg)
+        with user_os_errors(f"a folder kerahep may write into (data.data_dir={cfg.data.data_dir!r}, where the "
+                            "synthetic twin is written)"):
+            files = task.make_synthetic(cfg)
         print("synthetic twin files:\n  " + "\n  ".join(map(str, files)))
         return 0
 
@@ -68,15 +70,21 @@ def main(argv=None, prog: str = "kerahep prepare") -> int:
     if args.max_events is not None and args.max_events <= 0:
         raise ConfigError(f"--max-events must be positive, got {args.max_events}")
     signal, background = list(args.signal), list(args.background)
-    if args.synthetic:
-        if signal or background:
-            raise ConfigError("--synthetic makes its own samples; do not pass --signal/--background with it")
-        files = make_twin(Path(cfg.data.data_dir) / "synthetic" / "dy_electron" / "nanoaod",
-                          cfg.data.synthetic_events, seed=cfg.run.seed)
-        signal, background = files["signal"], files["background"]
-    if not signal or not background:
+    if args.synthetic and (signal or background):
+        raise ConfigError("--synthetic makes its own samples; do not pass --signal/--background with it")
+    if not args.synthetic and (not signal or not background):
         raise ConfigError("dy_electron needs --signal and --background samples (or --synthetic)")
     out = Path(args.out) if args.out else Path(cfg.data.data_dir) / DEFAULT_DATASET
+    # the outputs are checked before any input is read or made (a mistake costs no processing)
+    where = "--out" if args.out else f"the default under data.data_dir={cfg.data.data_dir!r}"
+    check_output_path(out, f"the prepared dataset ({where})")
+    check_output_path(Path(str(out) + ".report.json"), f"the preparation report (beside the dataset, {where})")
+    if args.synthetic:
+        with user_os_errors(f"a folder kerahep may write into (data.data_dir={cfg.data.data_dir!r}, where the "
+                            "synthetic twin is written)"):
+            files = make_twin(Path(cfg.data.data_dir) / "synthetic" / "dy_electron" / "nanoaod",
+                              cfg.data.synthetic_events, seed=cfg.run.seed)
+        signal, background = files["signal"], files["background"]
     # --format unset: by the suffix (.parquet or .pq: Parquet), as the reader decides
     report = prepare_dataset(signal, background, out, spec=feature_spec(cfg.data), max_events=args.max_events,
                              fmt=args.format, progress=not args.quiet, dask=args.dask, scheduler=args.scheduler)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, user_os_errors
 from .h5 import hdf5_errors
 from .splits import stratified_split
 
@@ -113,7 +113,11 @@ def inspect_file(path, role: int | None = "auto", max_events: int | None = None,
         raise DataError(path, "an existing HDF5 file of calorimeter crops", "no such file")
     if path.is_dir():
         raise DataError(path, "an HDF5 file of calorimeter crops", "a directory")
-    if not h5py.is_hdf5(path):
+    with user_os_errors("an HDF5 file of calorimeter crops that kerahep may read", path):
+        with open(path, "rb"):  # an unreadable file is refused as such, not as "not HDF5"
+            pass
+        is_hdf5 = h5py.is_hdf5(path)
+    if not is_hdf5:
         raise DataError(path, "an HDF5 file of calorimeter crops", "a file that is not HDF5")
     if role == "auto":
         role = file_role(path)

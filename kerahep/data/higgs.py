@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
 import os
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, is_user_os_error, os_error, user_os_errors
 from ..schema import (  # noqa: F401 - the layout is part of the reader's public face
     BTAG_LEVELS, COLUMNS, FEATURE_SETS, HIGH_LEVEL, LOW_LEVEL, LOW_LEVEL_TRIG, N_COLUMNS, OBJECTS, PHI_MAX,
     RAW_FEATURES, feature_names, object_of,
@@ -115,7 +116,7 @@ def sniff(path) -> FileFormat:
                         "the real one from https://archive.ics.uci.edu/dataset/280/higgs)", "no such file")
     if path.is_dir():
         raise DataError(path, "a HIGGS table file", "a directory")
-    with open(path, "rb") as f:
+    with user_os_errors("a readable HIGGS table (a file kerahep may read)", path), open(path, "rb") as f:
         magic = f.read(2)
     is_gzip = magic == b"\x1f\x8b"
     try:
@@ -139,7 +140,7 @@ def count_rows(path) -> int:
     fmt = sniff(path)
     opener = gzip.open if fmt.gzip else open
     n, last = 0, b"\n"
-    with opener(fmt.path, "rb") as f:
+    with _stream_errors(fmt, lambda: n), opener(fmt.path, "rb") as f:
         while True:
             block = f.read(1 << 23)
             if not block:
@@ -147,6 +148,25 @@ def count_rows(path) -> int:
             n += block.count(b"\n")
             last = block[-1:]
     return n + (last != b"\n")
+
+
+@contextlib.contextmanager
+def _stream_errors(fmt: FileFormat, lines_read):
+    """A gzip stream that ends early (a truncated download or copy) or is damaged, and a
+    file that cannot be read, as :class:`DataError` naming the file and the last good line
+    (``lines_read()``, the lines read before the error)."""
+    try:
+        yield
+    except EOFError:
+        raise DataError(fmt.path, "a complete gzip file (HIGGS.csv.gz)",
+                        f"a compressed stream that ends early, after line {lines_read()} (a truncated download "
+                        "or copy?)") from None
+    except OSError as exc:
+        if is_user_os_error(exc):
+            raise os_error(exc, fmt.path, "a readable HIGGS table") from None
+        what = "gzip stream" if fmt.gzip else "file"
+        raise DataError(fmt.path, f"a readable {what}",
+                        f"a damaged one after line {lines_read()} ({type(exc).__name__}: {exc})") from None
 
 
 def resolve_rows(path, rows, total: int | None = None) -> tuple[int, int | None]:
@@ -193,10 +213,12 @@ def _diagnose(fmt: FileFormat, first_line: int, stop_line: int | None):
     """Scan lines ``first_line`` (0-based) .. ``stop_line`` and raise DataError at the first bad one."""
     import itertools
 
-    with _open_text(fmt.path, fmt.gzip) as f:
+    done = [first_line]
+    with _stream_errors(fmt, lambda: done[0]), _open_text(fmt.path, fmt.gzip) as f:
         lines = itertools.islice(f, first_line, stop_line)
         for k, line in enumerate(lines):
             _check_line(fmt, line, first_line + k + 1)
+            done[0] = first_line + k + 1
     # nothing wrong found line by line: report the range
     raise DataError(f"{fmt.path}, lines {first_line + 1}-{stop_line or 'end'}",
                     "lines pandas can parse", "a malformed block (unbalanced quotes or binary data?)")

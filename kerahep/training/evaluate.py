@@ -16,6 +16,10 @@ def resolve_run(run: str | None = None, task: str | None = None, output_dir: str
             raise KerahepError(f"{p}: expected a run directory with config.json, found none")
         return p
     root = Path(output_dir)
+    if root.exists() and not root.is_dir():
+        from ..errors import DataError
+
+        raise DataError(root, "a results folder (--output-dir) holding <task>/<run_id> run directories", "a file")
     if task:
         from ..artifacts import check_name
 
@@ -53,8 +57,10 @@ def evaluate_run(run_dir, data_paths=None, unsafe_load: bool = False) -> dict:
     with a logged warning that their data could not be checked.
 
     Raises:
-        DataError: the input files differ from those the run was trained on (nothing is
-            written then).
+        DataError: the input files differ from those the run was trained on, or the run's
+            ``metrics.json`` is damaged (nothing is written then); an input file cannot be
+            read. A failed evaluation of ``data_paths`` leaves no folder under ``external/``.
+        ConfigError: the run's ``config.json`` is empty, not JSON, or holds refused values.
 
     Returns:
         dict with ``run_dir``, ``output`` (where results went) and ``test`` metrics.
@@ -63,16 +69,16 @@ def evaluate_run(run_dir, data_paths=None, unsafe_load: bool = False) -> dict:
     import secrets
     from pathlib import Path
 
-    from ..artifacts import read_json, write_json
+    from ..artifacts import write_json
     from ..config import Config
     from ..registry import get_task
     from ..saving import load_model
     from .context import RunContext
     from .rundir import plot_histories
-    from .trainer import to_plain
+    from .trainer import load_task_data, to_plain
 
     run_dir = Path(run_dir)
-    cfg = Config.from_dict(read_json(run_dir / "config.json"))
+    cfg = Config.from_file(run_dir / "config.json")  # names the file: empty, not JSON, a bad section
     task = get_task(cfg.task)
     models = {}
     for name in task.artifacts:
@@ -83,24 +89,39 @@ def evaluate_run(run_dir, data_paths=None, unsafe_load: bool = False) -> dict:
         from ..errors import KerahepError
 
         raise KerahepError(f"{run_dir}: expected model.keras, found none (did the run finish?)")
-    data = task.load_data(cfg, paths=list(data_paths) if data_paths else None, for_evaluation=bool(data_paths))
+    data = load_task_data(task, cfg, paths=list(data_paths) if data_paths else None,
+                          for_evaluation=bool(data_paths))
     if not data_paths:
         check_same_data(run_dir, data)  # before anything is written into the run
-    if data_paths:
-        out = run_dir / "external" / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    else:
         out = run_dir
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(cfg, task, data, out)
-    result = task.result_type.load(run_dir, models)
-    test = to_plain(task.evaluate(ctx, result, data))
-    if not data_paths:
-        plot_histories(run_dir)
-    record = {"task": cfg.task, "run_dir": str(run_dir), "data": data.describe(), "test": test,
-              "independent_sample": bool(data_paths)}
-    write_json(out / ("evaluation.json" if not data_paths else "metrics.json"), record)
+    else:
+        out = run_dir / "external" / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        ctx = RunContext(cfg, task, data, out)
+        result = task.result_type.load(run_dir, models)
+        test = to_plain(task.evaluate(ctx, result, data))
+        if not data_paths:
+            plot_histories(run_dir)
+        record = {"task": cfg.task, "run_dir": str(run_dir), "data": data.describe(), "test": test,
+                  "independent_sample": bool(data_paths)}
+        write_json(out / ("evaluation.json" if not data_paths else "metrics.json"), record)
+    except BaseException:
+        if data_paths:  # a failed independent evaluation leaves nothing: no half-filled or empty folder
+            remove_external(out)
+        raise
     record["output"] = str(out)
     return record
+
+
+def remove_external(out) -> None:
+    """Remove ``<run>/external/<id>`` and, when nothing else is left in it, ``<run>/external``."""
+    import contextlib
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        out.parent.rmdir()  # only when empty
 
 
 def check_same_data(run_dir, data) -> None:
@@ -113,17 +134,32 @@ def check_same_data(run_dir, data) -> None:
 
     log = logging.getLogger(__name__)
     metrics_path = run_dir / "metrics.json"
-    try:
-        recorded = (read_json(metrics_path).get("data") or {}).get("fingerprint") if metrics_path.exists() else None
-    except ValueError:
-        recorded = None
+    recorded = None
+    if metrics_path.exists():
+        expected = "the run's metrics.json: a JSON object (with the data fingerprint of its training)"
+        try:
+            metrics = read_json(metrics_path)
+        except UnicodeDecodeError:
+            raise DataError(metrics_path, expected, "bytes that are not UTF-8 text") from None
+        except ValueError as exc:
+            raise DataError(metrics_path, expected, f"a damaged file ({str(exc).splitlines()[0][:120]})") from None
+        except OSError as exc:
+            raise DataError(metrics_path, expected, f"an unreadable file ({exc.strerror or exc})") from None
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("data") or {}, dict):
+            raise DataError(metrics_path, expected, f"a JSON {type(metrics).__name__}" if not isinstance(metrics, dict)
+                            else "a 'data' entry that is not an object")
+        recorded = metrics["data"].get("fingerprint") if metrics.get("data") else None
     if not recorded:
         log.warning("%s: no data fingerprint recorded (run made before fingerprints); cannot check that "
                     "%s are the files it was trained on: if they changed since, the rebuilt test split "
                     "may hold other events, including training events", run_dir,
                     ", ".join(str(p) for p in data.paths) or "the inputs")
         return
-    diff = compare_fingerprints(recorded, data_fingerprint(data))
+    try:
+        diff = compare_fingerprints(recorded, data_fingerprint(data))
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError):
+        raise DataError(metrics_path, "the run's metrics.json with the data fingerprint kerahep wrote at training",
+                        "a damaged fingerprint (edited by hand?); nothing was written") from None
     if diff is not None:
         path, expected, found = diff
         raise DataError(

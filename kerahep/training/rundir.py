@@ -4,7 +4,6 @@ stages (one row per epoch, the best value so far for checkpoints and early stopp
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as _dt
 import logging
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from .. import artifacts
 from ..config import Config
-from ..errors import ConfigError, KerahepError
+from ..errors import ConfigError, DataError, KerahepError, check_output_path, user_os_errors
 
 log = logging.getLogger("kerahep")
 
@@ -28,43 +27,82 @@ def task_dir(config: Config) -> Path:
     return Path(config.run.output_dir) / config.task
 
 
+#: LATEST holds one run name (at most 128 characters); anything longer is not one
+LATEST_MAX_BYTES = 256
+
+
 def latest_run(task_root: Path) -> Path | None:
-    """The run named by ``<task_root>/LATEST``, or None."""
+    """The run named by ``<task_root>/LATEST``, or None (no LATEST, or it names no folder).
+
+    LATEST is a small plain file kerahep writes; anything else there is refused without
+    reading (a link is not followed), and a file that does not hold a run name is refused
+    without printing what it holds.
+
+    Raises:
+        DataError: LATEST is a link, a directory or another non-file, unreadable, not
+            UTF-8 text, or not a run folder's name.
+    """
     latest = Path(task_root) / "LATEST"
+    expected = "a small text file naming the newest complete run (written by kerahep)"
+    if latest.is_symlink():
+        raise DataError(latest, expected, "a symbolic link (not followed)")
     if not latest.exists():
         return None
-    name = latest.read_text(encoding="utf-8").strip()
-    artifacts.check_name(name, f"run named in {latest}")
+    if latest.is_dir():
+        raise DataError(latest, expected, "a directory")
+    if not latest.is_file():
+        raise DataError(latest, expected, "a special file (not a regular file)")
+    with user_os_errors(expected, latest), open(latest, "rb") as f:
+        raw = f.read(LATEST_MAX_BYTES + 1)
+    if len(raw) > LATEST_MAX_BYTES:
+        raise DataError(latest, expected, f"a file of more than {LATEST_MAX_BYTES} bytes (contents not shown)")
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise DataError(latest, expected, "bytes that are not UTF-8 text (contents not shown)") from None
+    try:
+        artifacts.check_name(name, "run name")
+    except ConfigError:
+        raise DataError(latest, "the name of a run folder (letters, digits, '_', '-' or '.')",
+                        f"{len(name)} characters that are not one (contents not shown)") from None
     path = Path(task_root) / name
     return path if path.is_dir() else None
 
 
+def run_status(run_dir: Path) -> str | None:
+    """``metrics.json["status"]`` of a run (``running``, ``failed``, ``complete``), or None when
+    the file is absent or damaged (not readable JSON, not an object)."""
+    try:
+        metrics = artifacts.read_json(Path(run_dir) / "metrics.json")
+    except (OSError, ValueError):
+        return None
+    status = metrics.get("status") if isinstance(metrics, dict) else None
+    return status if isinstance(status, str) else None
+
+
 def unfinished_run(root: Path) -> Path | None:
-    candidates = []
-    for d in root.iterdir() if root.exists() else ():
-        if d.is_dir() and (d / "config.json").exists():
-            status = None
-            if (d / "metrics.json").exists():
-                try:
-                    status = artifacts.read_json(d / "metrics.json").get("status")
-                except ValueError:
-                    status = None
-            if status != "complete":
-                candidates.append(d)
+    candidates = [d for d in (root.iterdir() if root.is_dir() else ())
+                  if d.is_dir() and (d / "config.json").exists() and run_status(d) != "complete"]
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
 def make_run_dir(config: Config) -> tuple[Path, bool]:
-    """Create (or, with ``run.resume``, find) the run directory; return (path, resumed)."""
+    """Create (or, with ``run.resume``, find) the run directory; return (path, resumed).
+
+    Raises:
+        DataError: ``run.output_dir`` (or its task folder) is a file, or a folder kerahep
+            may not write into.
+        ConfigError: the run exists (without resume), or is complete (with resume).
+    """
     root = task_dir(config)
-    root.mkdir(parents=True, exist_ok=True)
+    what = f"run directories, run.output_dir={config.run.output_dir!r}"
+    check_output_path(root, what, folder=True)
+    with user_os_errors(f"a folder kerahep may write into, for {what}"):
+        root.mkdir(parents=True, exist_ok=True)
     if config.run.resume:
         run = root / config.run.run_id if config.run.run_id else unfinished_run(root)
         if run is not None and run.is_dir():
-            status = None
-            with contextlib.suppress(ValueError, OSError):
-                status = artifacts.read_json(run / "metrics.json").get("status") if (run / "metrics.json").exists() else None
-            if status == "complete":  # its resume state is gone: it would train again from scratch
+            if run_status(run) == "complete":  # its resume state is gone: it would train again from scratch
                 raise ConfigError(f"run directory {run} holds a complete run: nothing to resume (score it with "
                                   f"python -m scripts.evaluate --run {run}, or start a new run)")
             return run, True
@@ -72,10 +110,12 @@ def make_run_dir(config: Config) -> tuple[Path, bool]:
             log.warning("--resume: no unfinished %s run under %s; starting a new one", config.task, root)
     run_id = config.run.run_id or new_run_id()
     run = root / run_id
-    try:
-        run.mkdir(parents=False, exist_ok=False)
-    except FileExistsError:
-        raise ConfigError(f"run directory {run} already exists; pass --resume to continue it or choose another --run-id") from None
+    with user_os_errors(f"a folder kerahep may write into, for {what}"):
+        try:
+            run.mkdir(parents=False, exist_ok=False)
+        except FileExistsError:
+            raise ConfigError(f"run directory {run} already exists; pass --resume to continue it or choose "
+                              "another --run-id") from None
     return run, False
 
 
@@ -93,9 +133,9 @@ def resume_config(config: Config, run_dir: Path) -> Config:
     if not saved_path.exists():
         return config
     try:
-        saved = Config.from_dict(artifacts.read_json(saved_path))
-    except (ValueError, KerahepError) as exc:
-        raise ConfigError(f"{saved_path}: cannot resume from this configuration: {exc}") from None
+        saved = Config.from_file(saved_path)  # names the file: empty, not JSON, a section not an object
+    except KerahepError as exc:
+        raise ConfigError(f"cannot resume {run_dir} from its configuration: {exc}") from None
     if saved.task != config.task:
         raise ConfigError(f"{saved_path}: expected a {config.task} run, found one of task {saved.task!r}")
     given, kept = config.to_dict(), saved.to_dict()
@@ -112,19 +152,64 @@ def stage_file(stage: str, stem: str, ext: str) -> str:
     return f"{stem}{ext}" if stage == "main" else f"{stem}_{stage}{ext}"
 
 
+def read_history(path: Path) -> tuple[list, list]:
+    """``(header, rows)`` of a CSVLogger file; rows whose field count is not the header's
+    (a line cut by a kill, a damaged line) are left out, with a warning naming the file."""
+    with user_os_errors("a readable history file of the run", path), open(path, newline="", encoding="utf-8",
+                                                                          errors="replace") as f:
+        rows = [r for r in csv.reader(f) if r]
+    if not rows:
+        return [], []
+    header, body, bad = rows[0], [], 0
+    for r in rows[1:]:
+        if r == header:
+            continue
+        if len(r) != len(header) or not _is_number(r[0]):
+            bad += 1
+            continue
+        body.append(r)
+    if bad:
+        log.warning("%s: left out %d damaged or incomplete line(s) (a write cut by a kill?)", path, bad)
+    return header, body
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def repair_history(path: Path) -> bool:
+    """Drop a last line cut off by a kill (no line end) from a CSVLogger file, so that the
+    rows a resumed run appends start on a line of their own; True when something was cut."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with user_os_errors("a readable history file of the run", path):
+        data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    keep = data[:data.rfind(b"\n") + 1]  # empty when even the header was cut
+    log.warning("%s: its last line was cut off (the run was killed while writing it); dropped it: %d bytes",
+                path, len(data) - len(keep))
+    with artifacts.atomic_path(path, suffix=".csv") as tmp:
+        tmp.write_bytes(keep)
+    return True
+
+
 def dedupe_history(path: Path) -> None:
-    """Keep one row per epoch (the last written) in a CSVLogger file, in epoch order."""
+    """Keep one row per epoch (the last written) in a CSVLogger file, in epoch order (damaged
+    lines are dropped, see :func:`read_history`)."""
     if not path.exists():
         return
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    if len(rows) < 2:
+    header, body = read_history(path)
+    if not header:
         return
-    header, body = rows[0], rows[1:]
     by_epoch = {}
     for r in body:
-        if r and r != header:
-            by_epoch[int(float(r[0]))] = r
+        by_epoch[int(float(r[0]))] = r
     lines = [",".join(header)] + [",".join(by_epoch[k]) for k in sorted(by_epoch)]
     artifacts.write_text(path, "\n".join(lines) + "\n")
 
@@ -136,22 +221,21 @@ def best_in_history(path: Path, monitor: str, mode: str):
 
 def history_progress(path: Path, monitor: str, mode: str) -> tuple:
     """``(best finite value of monitor, epochs since it improved)`` over a history.csv, as
-    Keras' EarlyStopping counts them (a non-finite or missing value is no improvement)."""
+    Keras' EarlyStopping counts them (a non-finite or missing value is no improvement;
+    damaged lines are not epochs, see :func:`read_history`)."""
     import math
 
     best, wait = None, 0
     if not path.exists():
         return best, wait
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            try:
-                v = float(row.get(monitor, "nan"))
-            except ValueError:
-                v = float("nan")
-            if math.isfinite(v) and (best is None or (v > best if mode == "max" else v < best)):
-                best, wait = v, 0
-            else:
-                wait += 1
+    header, body = read_history(path)
+    col = header.index(monitor) if monitor in header else None
+    for row in body:
+        v = float(row[col]) if col is not None and _is_number(row[col]) else float("nan")
+        if math.isfinite(v) and (best is None or (v > best if mode == "max" else v < best)):
+            best, wait = v, 0
+        else:
+            wait += 1
     return best, wait
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -29,11 +30,11 @@ from pathlib import Path
 
 from .. import artifacts
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, user_os_errors
 from .context import RunContext, TrainingDiverged
 from .distribution import is_chief, join_processes, make_strategy, num_processes_configured, resolve_precision
 from ..tasks.base import FitResult
-from .rundir import make_run_dir, plot_histories, resume_config
+from .rundir import make_run_dir, plot_histories, repair_history, resume_config, run_status
 
 log = logging.getLogger("kerahep")
 
@@ -83,7 +84,7 @@ def train(config: Config) -> RunResult:
     try:
         artifacts.write_json(run_dir / "config.json", config.to_dict())
         strategy = make_strategy(config.run.strategy)
-        data = task.load_data(config)
+        data = load_task_data(task, config)
         from ..data.fingerprint import data_fingerprint
 
         fingerprint = data_fingerprint(data)  # checked by evaluate_run before rebuilding the test split
@@ -145,7 +146,29 @@ def open_run(config: Config) -> tuple:
     run_dir, resumed = make_run_dir(config)
     if resumed:
         config = resume_config(config, run_dir)
+        for history in sorted(run_dir.glob("history*.csv")):
+            repair_history(history)  # a last line cut by the kill: appended rows start on their own line
     return config, run_dir, resumed
+
+
+def load_task_data(task, config: Config, **kwargs):
+    """``task.load_data(config, **kwargs)`` with the file-system mistakes met on the way (an
+    input without read permission, a directory given for a file, a ``data.data_dir`` that
+    cannot be written) raised as :class:`~kerahep.errors.DataError` naming the path."""
+    data_dir = os.path.realpath(config.data.data_dir)
+    given = {os.path.realpath(p) for p in (kwargs.get("paths") or config.data.paths or ())}
+
+    def expected(path: str):
+        real = os.path.realpath(path)
+        if real in given:
+            return f"an input file of {config.task} that kerahep may read (--data)"
+        if (real == data_dir or real.startswith(data_dir + os.sep)) and not os.path.isfile(path):
+            return (f"a folder kerahep may write into (data.data_dir={config.data.data_dir!r}, where synthetic "
+                    "twins and prepared datasets are written)")
+        return None
+
+    with user_os_errors(expected):
+        return task.load_data(config, **kwargs)
 
 
 def fit_task(task, ctx) -> FitResult:
@@ -180,9 +203,8 @@ def mark_failed(config: Config, run_dir: Path, reason: str) -> None:
     """Record a failed run in ``metrics.json`` (never over a complete run's metrics)."""
     failed = {"task": config.task, "status": "failed", "reason": reason}
     with contextlib.suppress(Exception):
-        path = run_dir / "metrics.json"
-        if not path.exists() or artifacts.read_json(path).get("status") != "complete":
-            artifacts.write_json(path, failed)
+        if run_status(run_dir) != "complete":
+            artifacts.write_json(run_dir / "metrics.json", failed)
 
 
 def to_plain(d):
