@@ -158,3 +158,17 @@ def test_the_command_line_scores_into_the_run_by_default(toy_run, inputs, capsys
     assert "a.csv" in capsys.readouterr().out
     assert main(["predict", "--run", str(toy_run), str(folder / "nothing.npy")]) == 2
     assert "nothing.npy" in capsys.readouterr().err
+
+
+def test_a_damaged_run_config_is_one_error_naming_it(toy_run, inputs, tmp_path, capsys):
+    import shutil
+
+    from kerahep.commands import main
+
+    folder, _ = inputs
+    broken = tmp_path / "run"
+    shutil.copytree(toy_run, broken)
+    (broken / "config.json").write_text("{not json")
+    assert main(["predict", "--run", str(broken), str(folder / "a.npy"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "config.json" in err and "Traceback" not in err and not (tmp_path / "o").exists()

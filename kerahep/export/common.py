@@ -94,7 +94,6 @@ def load_run(run_dir, unsafe_load: bool = False, max_events: int | None = 512,
     Raises:
         KerahepError: no run there, no model.keras, no test split, or changed data.
     """
-    from ..artifacts import read_json
     from ..config import Config
     from ..registry import get_task
     from ..saving import load_model
@@ -105,7 +104,7 @@ def load_run(run_dir, unsafe_load: bool = False, max_events: int | None = 512,
     model_path = run_dir / "model.keras"
     if not model_path.exists():
         raise KerahepError(f"{run_dir}: expected model.keras, found none (did the run finish?)")
-    cfg = Config.from_dict(read_json(run_dir / "config.json"))
+    cfg = Config.from_file(run_dir / "config.json")
     task = get_task(cfg.task)
     model = load_model(model_path, safe_mode=not unsafe_load)
     data = task.load_data(cfg)

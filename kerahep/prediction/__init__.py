@@ -88,7 +88,6 @@ class PredictRun:
 def open_run(run_dir, batch_size: int = 1024, chunk_size: int = 65536, embedding: bool = False,
              unsafe_load: bool = False) -> PredictRun:
     """Load the run in ``run_dir`` for scoring (its models in Keras' safe mode unless ``unsafe_load``)."""
-    from ..artifacts import read_json
     from ..config import Config
     from ..registry import get_task
     from ..saving import load_model
@@ -98,7 +97,7 @@ def open_run(run_dir, batch_size: int = 1024, chunk_size: int = 65536, embedding
         raise KerahepError(f"{run_dir}: expected a run directory with config.json, found none")
     if batch_size < 1 or chunk_size < 1:
         raise KerahepError(f"batch size and chunk size must be positive, got {batch_size} and {chunk_size}")
-    cfg = Config.from_dict(read_json(run_dir / "config.json"))
+    cfg = Config.from_file(run_dir / "config.json")
     task = get_task(cfg.task)
     models = {name: load_model(run_dir / f"{name}.keras", safe_mode=not unsafe_load)
               for name in task.artifacts if (run_dir / f"{name}.keras").exists()}
