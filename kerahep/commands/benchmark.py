@@ -17,14 +17,15 @@ from pathlib import Path
 
 from .. import cli
 
-TASKS = ("dy_electron", "electron_photon", "higgs_mae", "jet_ssl", "hcal_dqm", "backends")
+TASKS = ("dy_electron", "electron_photon", "higgs_mae", "jet_ssl", "hcal_dqm", "backends", "predict")
 
 
 def parser(prog: str = "kerahep benchmark") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--task", action="append", choices=TASKS, help="benchmark only this task (repeatable)")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    p.add_argument("--out", default="results/benchmark.json", help="JSON output (default results/benchmark.json)")
+    p.add_argument("--out", default="results/benchmark.json",
+                   help="JSON output (default: results/benchmark.json in the current folder)")
     p.add_argument("--workdir", help="where benchmark data are written (default: a temporary folder)")
     return p
 
