@@ -145,7 +145,9 @@ def test_written_csv_and_parquet_join_to_the_input(smoke, twin, tmp_path):
     t = pq.read_table(pqt[0]["output"])
     assert t.column_names == ["line", "score", "label"] and t.num_rows == len(ref["line"])
     np.testing.assert_array_equal(t.column("line").to_numpy(), ref["line"])
-    np.testing.assert_array_equal(t.column("score").to_numpy(), ref["score"])  # float32 kept exactly
+    assert str(t.schema.field("score").type) == "float"  # float32 kept as float32
+    # other chunk sizes: other batch shapes of the compiled model call, so round-off differs (1 ulp)
+    np.testing.assert_allclose(t.column("score").to_numpy(), ref["score"], rtol=1e-6)
     meta = json.loads(t.schema.metadata[b"kerahep"])
     assert meta["run_id"] == result.run_dir.name and meta["input"]["path"] == str(twin.resolve())
 
@@ -173,7 +175,8 @@ def test_real_lightgbm_higgs_files_join_line_by_line(smoke, realdata, tmp_path, 
     np.testing.assert_array_equal(out["label"], np.array(first, np.float32))
     written = predict_files(result.run_dir, [path], out=tmp_path, fmt="parquet", chunk_size=1000)
     assert written[0]["output"].endswith(f"{name}.parquet") and written[0]["rows"] == rows
-    np.testing.assert_array_equal(pq.read_table(written[0]["output"]).column("score").to_numpy(), out["score"])
+    np.testing.assert_allclose(pq.read_table(written[0]["output"]).column("score").to_numpy(), out["score"],
+                               rtol=1e-6)  # another chunk size: round-off of other batch shapes only
 
 
 def test_empty_file_gives_the_columns_and_no_rows(smoke, tmp_path):

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ class PredictRun:
         run_dir: the run directory.
         config: its configuration (``config.json``).
         task: its task object.
-        models: artifact name -> loaded Keras model (every saved one of ``task.artifacts``).
+        models: artifact name -> Keras model (every saved one of ``task.artifacts``; loaded on first use).
         result: the task's :class:`~kerahep.tasks.base.FitResult` with the stored fields.
         batch_size: events per model call.
         chunk_size: rows read from a file at a time: the memory bound.
@@ -68,7 +69,7 @@ class PredictRun:
     run_dir: Path
     config: Any
     task: Any
-    models: dict
+    models: Mapping
     result: Any
     batch_size: int = 1024
     chunk_size: int = 65536
@@ -85,12 +86,44 @@ class PredictRun:
         return self.run_dir.name
 
 
+class LazyModels(Mapping):
+    """A run's saved models by artifact name, each loaded on first use (``model`` at once).
+
+    A task's ``predict_file`` uses one or two of its artifacts (the pre-trainer of higgs_mae,
+    say, never): loading only those saves seconds per ``predict`` call.
+    """
+
+    def __init__(self, run_dir: Path, names, safe_mode: bool):
+        self._paths = {n: run_dir / f"{n}.keras" for n in names if (run_dir / f"{n}.keras").exists()}
+        self._safe_mode = safe_mode
+        self._loaded: dict = {}
+
+    def __getitem__(self, name):
+        if name not in self._loaded:
+            from ..saving import load_model
+
+            self._loaded[name] = load_model(self._paths[name], safe_mode=self._safe_mode)
+        return self._loaded[name]
+
+    def __iter__(self):
+        return iter(self._paths)
+
+    def __len__(self):
+        return len(self._paths)
+
+    def loaded(self) -> list:
+        """The names of the models loaded so far."""
+        return list(self._loaded)
+
+
 def open_run(run_dir, batch_size: int = 1024, chunk_size: int = 65536, embedding: bool = False,
              unsafe_load: bool = False) -> PredictRun:
-    """Load the run in ``run_dir`` for scoring (its models in Keras' safe mode unless ``unsafe_load``)."""
+    """Load the run in ``run_dir`` for scoring (its models in Keras' safe mode unless ``unsafe_load``).
+
+    ``model.keras`` is loaded (and checked) at once, the task's other artifacts when first used.
+    """
     from ..config import Config
     from ..registry import get_task
-    from ..saving import load_model
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
@@ -99,11 +132,12 @@ def open_run(run_dir, batch_size: int = 1024, chunk_size: int = 65536, embedding
         raise KerahepError(f"batch size and chunk size must be positive, got {batch_size} and {chunk_size}")
     cfg = Config.from_file(run_dir / "config.json")
     task = get_task(cfg.task)
-    models = {name: load_model(run_dir / f"{name}.keras", safe_mode=not unsafe_load)
-              for name in task.artifacts if (run_dir / f"{name}.keras").exists()}
+    models = LazyModels(run_dir, task.artifacts, safe_mode=not unsafe_load)
     if "model" not in models:
         raise KerahepError(f"{run_dir}: expected model.keras, found none (did the run finish?)")
-    result = task.result_type.load(run_dir, models)
+    models["model"]  # noqa: B018 - load and check the main model before any input is read
+    result = task.result_type.load(run_dir, {})
+    result.models = models
     return PredictRun(run_dir=run_dir, config=cfg, task=task, models=models, result=result,
                       batch_size=int(batch_size), chunk_size=int(chunk_size), embedding=bool(embedding))
 
@@ -133,7 +167,7 @@ def provenance(run: PredictRun, path: Path, fmt: str, model_hashes: dict | None 
     """What an output records of where it came from (see the module docstring)."""
     import kerahep
 
-    hashes = model_hashes or {name: _sha256(run.run_dir / f"{name}.keras") for name in run.models}
+    hashes = model_hashes or {name: _sha256(run.run_dir / f"{name}.keras") for name in run.models}  # names only
     return {
         "kerahep_version": kerahep.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
