@@ -24,6 +24,25 @@ def select_backend(name: str | None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def add_run_arguments(p, verb: str) -> None:
+    """The arguments every command that opens a trained run shares: ``--run`` or
+    ``--task`` (one of them), ``--output-dir``, ``--unsafe-load`` and ``--max-model-size``.
+    ``verb`` completes the ``--task`` help: "evaluate" gives "evaluate the task's LATEST run"."""
+    from .saving import parse_size
+
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--run", metavar="DIR", help="run directory (results/<task>/<run_id>)")
+    g.add_argument("--task", help=f"{verb} the task's LATEST run")
+    p.add_argument("--output-dir", default="results",
+                   help="results folder to search (default: results/ in the current folder)")
+    p.add_argument("--unsafe-load", action="store_true",
+                   help="allow models that carry arbitrary code (Lambda layers); only for files you trust")
+    p.add_argument("--max-model-size", type=parse_size, metavar="SIZE",
+                   help="largest model file loaded: bytes of weights, e.g. 2GB or 2GiB, or 'none' (the configuration "
+                        "may be 1/16 and the assets 1/4 of it, at least 64 MiB and 256 MiB; default 1GiB or "
+                        "$KERAHEP_MAX_MODEL_SIZE); raise it only for files you trust")
+
+
 def setup_logging(verbose: bool = True) -> None:
     try:
         from rich.logging import RichHandler

@@ -12,24 +12,15 @@ from __future__ import annotations
 import argparse
 
 from .. import cli
-from ..saving import max_model_size, parse_size
+from ..saving import max_model_size
 
 
 def parser(prog: str = "kerahep evaluate") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--run", metavar="DIR", help="run directory (results/<task>/<run_id>)")
-    g.add_argument("--task", help="evaluate the task's LATEST run")
+    cli.add_run_arguments(p, "evaluate")
     p.add_argument("--data", nargs="+", metavar="PATH",
                    help="score these files in full as an independent sample (results go to <run>/external/)")
-    p.add_argument("--output-dir", default="results", help="results folder to search (default: results/ in the current folder)")
     p.add_argument("--backend", choices=cli.BACKENDS, help="Keras backend to score with")
-    p.add_argument("--unsafe-load", action="store_true",
-                   help="allow models that carry arbitrary code (Lambda layers); only for files you trust")
-    p.add_argument("--max-model-size", type=parse_size, metavar="SIZE",
-                   help="largest model file loaded: bytes of weights, e.g. 2GB or 2GiB, or 'none' (the configuration "
-                        "may be 1/16 and the assets 1/4 of it, at least 64 MiB and 256 MiB; default 1GiB or "
-                        "$KERAHEP_MAX_MODEL_SIZE); raise it only for files you trust")
     return p
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from .. import cli
-from ..saving import max_model_size, parse_size
+from ..saving import max_model_size
 
 FORMATS = ("onnx", "saved_model", "hls4ml")
 ROUTES = ("keras", "tf2onnx", "torch")
@@ -22,19 +22,10 @@ def parser(prog: str = "kerahep export") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Needs the export extra: pip install 'kerahep[export]'")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--run", metavar="DIR", help="run directory (results/<task>/<run_id>)")
-    g.add_argument("--task", help="export the task's LATEST run")
-    p.add_argument("--output-dir", default="results", help="results folder to search (default: results/ in the current folder)")
+    cli.add_run_arguments(p, "export")
     p.add_argument("--format", required=True, choices=FORMATS, help="what to export to")
     p.add_argument("--out", metavar="PATH",
                    help="target file (onnx) or folder (saved_model, hls4ml); default <run>/export/...")
-    p.add_argument("--unsafe-load", action="store_true",
-                   help="allow models that carry arbitrary code (Lambda layers); only for files you trust")
-    p.add_argument("--max-model-size", type=parse_size, metavar="SIZE",
-                   help="largest model file loaded: bytes of weights, e.g. 2GB or 2GiB, or 'none' (the configuration "
-                        "may be 1/16 and the assets 1/4 of it, at least 64 MiB and 256 MiB; default 1GiB or "
-                        "$KERAHEP_MAX_MODEL_SIZE); raise it only for files you trust")
     p.add_argument("--events", type=int, default=512, metavar="N",
                    help="test events the ONNX/SavedModel export is checked on (default 512)")
     p.add_argument("--atol", type=float, default=1e-5,
