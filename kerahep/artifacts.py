@@ -4,6 +4,7 @@ folder and renamed into place, so a crash never leaves a half-written file."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -135,3 +136,12 @@ def read_table(path):
     import pandas as pd
 
     return pd.read_csv(path)
+
+
+def sha256(path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (model files can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

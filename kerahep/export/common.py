@@ -286,16 +286,6 @@ def check_batch_sizes(n_events: int) -> list[int]:
 
 
 # -------------------------------------------------------------------- file system
-def sha256(path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def temporary_sibling(path: Path, kind: str = "part") -> Path:
     """A fresh name beside ``path`` (same folder, so renaming it onto ``path`` is atomic)."""
     path = Path(path)

@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import sha256
 from .common import (
     ExportError, check_batch_sizes, check_summary, compare_outputs, describe_failure, flat_inputs, input_specs,
     keras_outputs, remove, require,
-    require_tensorflow_backend, sha256, slice_inputs, staged,
+    require_tensorflow_backend, slice_inputs, staged,
 )
 from .provenance import converter_versions, custom_layers, provenance, walk_layers
 

@@ -87,7 +87,7 @@ def provenance(run, fmt: str, route: str, inputs, outputs, check: dict, converte
     """The provenance record of one export of ``run`` (a :class:`~kerahep.export.common.RunInputs`)."""
     import kerahep
 
-    from .common import sha256
+    from ..artifacts import sha256
 
     model = run.model
     cfg = run.config

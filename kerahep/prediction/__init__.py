@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import sha256
 from ..errors import DataError, KerahepError
 from .writers import EXTENSIONS, FORMATS, WRITERS, read_provenance
 
@@ -143,14 +144,6 @@ def open_run(run_dir, batch_size: int = 1024, chunk_size: int = 65536, embedding
 
 
 # ---------------------------------------------------------------------------- provenance
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def config_sha256(config) -> str:
     """sha256 of the configuration as canonical JSON (sorted keys): equal configurations, equal hashes."""
     text = json.dumps(config.to_dict(), sort_keys=True, default=str, separators=(",", ":"))
@@ -167,7 +160,7 @@ def provenance(run: PredictRun, path: Path, fmt: str, model_hashes: dict | None 
     """What an output records of where it came from (see the module docstring)."""
     import kerahep
 
-    hashes = model_hashes or {name: _sha256(run.run_dir / f"{name}.keras") for name in run.models}  # names only
+    hashes = model_hashes or {name: sha256(run.run_dir / f"{name}.keras") for name in run.models}  # names only
     return {
         "kerahep_version": kerahep.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -285,7 +278,7 @@ def predict_files(run_dir, files, out=None, fmt: str | None = None, *, dask: boo
     fmt = check_format(run.task, fmt)
     out = Path(out) if out else run.run_dir / "predictions"
     pairs = plan_outputs(files, out, fmt)
-    hashes = {name: _sha256(run.run_dir / f"{name}.keras") for name in run.models}
+    hashes = {name: sha256(run.run_dir / f"{name}.keras") for name in run.models}
     if dask:
         from .distributed import predict_on_dask
 
