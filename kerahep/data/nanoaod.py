@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dask_cluster import dask_client
 from ..errors import ConfigError, DataError, KerahepError, check_output_path
 
 log = logging.getLogger("kerahep")
@@ -1031,23 +1032,12 @@ def _run_dask(plan, spec: FeatureSpec, writer, samples, bar, scheduler, step_siz
     try:
         import dask
         import uproot
-        from dask.distributed import Client, LocalCluster
     except ImportError as exc:
         raise KerahepError(f"--dask needs dask, distributed and dask-awkward: pip install 'kerahep[dask]' ({exc})") \
             from None
 
-    cluster = None
-    try:
-        if scheduler:
-            client = Client(scheduler, timeout="20s")
-        else:
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
-                                   host="127.0.0.1",
-                                   dashboard_address=None)
-            client = Client(cluster)
-    except OSError as exc:
-        raise KerahepError(f"cannot reach the dask scheduler {scheduler!r}: {exc}") from None
-    try:
+    with dask_client(scheduler, n_workers=2, threads_per_worker=1,
+                     needs="dask, distributed and dask-awkward") as client:
         tasks, meta = [], []
         for sample, target, info, stop in plan:
             steps = _dask_steps(info, stop, step_size)
@@ -1082,10 +1072,6 @@ def _run_dask(plan, spec: FeatureSpec, writer, samples, bar, scheduler, step_siz
             bar.advance(n_read)
         if last is not None:
             bar.file_done()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 # --------------------------------------------------------------------------- loading

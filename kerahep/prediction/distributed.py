@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from ..errors import KerahepError
+from ..dask_cluster import dask_client
 
 
 @functools.lru_cache(maxsize=4)
@@ -32,27 +32,9 @@ def _score_one(run_dir, options, path, target, fmt, hashes):
 def predict_on_dask(run, pairs, fmt: str, hashes: dict, scheduler: str | None = None,
                     unsafe_load: bool = False) -> list[dict]:
     """Score ``pairs`` of ``(input, output)`` on a Dask cluster; results in the order of ``pairs``."""
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError as exc:
-        raise KerahepError(f"--dask needs dask and distributed: pip install 'kerahep[dask]' ({exc})") from None
-    cluster = None
-    try:
-        if scheduler:
-            client = Client(scheduler, timeout="20s")
-        else:
-            cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://",
-                                   host="127.0.0.1", dashboard_address=None)
-            client = Client(cluster)
-    except OSError as exc:
-        raise KerahepError(f"cannot reach the dask scheduler {scheduler!r}: {exc}") from None
     options = (run.batch_size, run.chunk_size, run.embedding, unsafe_load)
-    try:
+    with dask_client(scheduler, n_workers=1, threads_per_worker=2, needs="dask and distributed") as client:
         futures = [client.submit(_score_one, str(run.run_dir), options, str(path), str(target), fmt, hashes,
                                  key=f"kerahep-predict-{i}-{path.name}", pure=False)
                    for i, (path, target) in enumerate(pairs)]
         return [f.result() for f in futures]
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
