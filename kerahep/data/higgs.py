@@ -209,56 +209,67 @@ def resolve_rows(path, rows, total: int | None = None) -> tuple[int, int | None]
 
 
 # ------------------------------------------------------------------------ reading
-def _diagnose(fmt: FileFormat, first_line: int, stop_line: int | None):
-    """Scan lines ``first_line`` (0-based) .. ``stop_line`` and raise DataError at the first bad one."""
+#: what a line holds, with and without the label column (files to score may lack it)
+LABELLED_LINE = f"{N_COLUMNS} columns (label then 28 features)"
+UNLABELLED_LINE = f"{N_COLUMNS - 1} columns (the 28 features, without the label)"
+
+
+def diagnose(fmt: FileFormat, first_line: int, stop_line: int | None, labelled: bool = True):
+    """Scan lines ``first_line`` (0-based) .. ``stop_line`` and raise DataError at the first bad one.
+
+    ``labelled=False`` checks the 28 features of a file to score, without the label."""
     import itertools
 
     done = [first_line]
     with _stream_errors(fmt, lambda: done[0]), _open_text(fmt.path, fmt.gzip) as f:
         lines = itertools.islice(f, first_line, stop_line)
         for k, line in enumerate(lines):
-            _check_line(fmt, line, first_line + k + 1)
+            check_line(fmt, line, first_line + k + 1, labelled)
             done[0] = first_line + k + 1
     # nothing wrong found line by line: report the range
     raise DataError(f"{fmt.path}, lines {first_line + 1}-{stop_line or 'end'}",
                     "lines pandas can parse", "a malformed block (unbalanced quotes or binary data?)")
 
 
-def _check_line(fmt: FileFormat, line: str, lineno: int) -> None:
+def check_line(fmt: FileFormat, line: str, lineno: int, labelled: bool = True) -> None:
+    """Raise DataError naming the file and LINE (1-based) when ``line`` is not a HIGGS event."""
     where = f"{fmt.path}, line {lineno}"
     fields = fmt.split(line)
-    if len(fields) != N_COLUMNS:
+    names = COLUMNS if labelled else RAW_FEATURES
+    if len(fields) != len(names):
         found = "an empty line" if not line.strip() else f"{len(fields)} columns"
-        raise DataError(where, f"{N_COLUMNS} columns (label then 28 features)", found)
+        raise DataError(where, LABELLED_LINE if labelled else UNLABELLED_LINE, found)
     for j, text in enumerate(fields):
         try:
             v = float(text)
         except ValueError:
-            raise DataError(where, f"a number in column {j + 1} ({COLUMNS[j]})", repr(text)) from None
+            raise DataError(where, f"a number in column {j + 1} ({names[j]})", repr(text)) from None
         if not math.isfinite(v):
-            raise DataError(where, f"a finite number in column {j + 1} ({COLUMNS[j]})", repr(text))
+            raise DataError(where, f"a finite number in column {j + 1} ({names[j]})", repr(text))
         if abs(v) > FLOAT32_MAX:
-            raise DataError(where, f"a number within float32 range in column {j + 1} ({COLUMNS[j]})", repr(text))
-        if j == 0 and v not in (0.0, 1.0):
+            raise DataError(where, f"a number within float32 range in column {j + 1} ({names[j]})", repr(text))
+        if labelled and j == 0 and v not in (0.0, 1.0):
             raise DataError(where, "label 0 (background) or 1 (signal) in column 1", repr(text))
 
 
-def _chunk_array(df) -> np.ndarray | None:
-    """The chunk as a float32 array, or None when it holds a non-number, NaN/inf or a bad label."""
+def checked_array(df, labelled: bool = True) -> np.ndarray | None:
+    """The chunk (a DataFrame) as float32, label first when ``labelled``; None when it holds a
+    non-number, NaN/inf or a bad label (the caller then finds the line with :func:`diagnose`)."""
     if not all(dt.kind in "fiu" for dt in df.dtypes):
         return None
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf, caught below
         arr = df.to_numpy(dtype=np.float32)
-    return _checked(arr)
+    return _checked(arr, labelled)
 
 
-def _checked(arr: np.ndarray) -> np.ndarray | None:
-    """``arr`` (float32, label first), or None when it holds NaN/inf or a label other than 0/1."""
+def _checked(arr: np.ndarray, labelled: bool = True) -> np.ndarray | None:
+    """``arr`` (float32, label first when ``labelled``), or None when it holds NaN/inf or a label other than 0/1."""
     if not np.isfinite(arr).all():
         return None
-    lab = arr[:, 0]
-    if not ((lab == 0) | (lab == 1)).all():
-        return None
+    if labelled:
+        lab = arr[:, 0]
+        if not ((lab == 0) | (lab == 1)).all():
+            return None
     return arr
 
 
@@ -318,7 +329,7 @@ def _line_blocks(fmt: FileFormat, start: int, nrows: int | None, chunksize: int)
 
 def _parse_block(fmt: FileFormat, block, lines: int | None):
     """Parse one block of ``lines`` lines (None: not counted) into the checked float32 array
-    of :func:`_chunk_array`; None when anything is wrong (the caller then finds the line)."""
+    of :func:`checked_array`; None when anything is wrong (the caller then finds the line)."""
     import io
 
     import pandas as pd
@@ -335,7 +346,7 @@ def _parse_block(fmt: FileFormat, block, lines: int | None):
                          index_col=False, skip_blank_lines=False, engine="c")
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
         return None
-    return _chunk_array(df) if lines is None or len(df) == lines else None
+    return checked_array(df) if lines is None or len(df) == lines else None
 
 
 def _parse_arrow(fmt: FileFormat, block, lines: int | None) -> np.ndarray | None:
@@ -407,7 +418,7 @@ def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | N
             future, n = pending.popleft()
             arr = future.result() if future is not None else None
             if arr is None:
-                _diagnose(fmt, line, None if future is None or n is None else line + n)
+                diagnose(fmt, line, None if future is None or n is None else line + n)
             yield arr[:, 0].copy(), arr[:, 1:], line + 1
             line += len(arr)
     finally:

@@ -34,7 +34,6 @@ Output columns, in the input's line order, one row per line:
 from __future__ import annotations
 
 import gzip
-import math
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +41,6 @@ import numpy as np
 from ...data import higgs as hr
 from ...errors import DataError, KerahepError
 
-#: what a line of a file to score holds
-LABELLED = f"{hr.N_COLUMNS} columns (label then 28 features)"
-UNLABELLED = f"{hr.N_COLUMNS - 1} columns (the 28 features, without the label)"
 
 
 # ------------------------------------------------------------------------- layout
@@ -84,59 +80,9 @@ def sniff(path) -> tuple[hr.FileFormat | None, bool]:
         fmt = hr.FileFormat(path, sep, is_gzip)
         found = len(fmt.split(first))
         if found != hr.N_COLUMNS - 1:
-            raise DataError(f"{path}, line 1", f"{LABELLED} or {UNLABELLED}",
+            raise DataError(f"{path}, line 1", f"{hr.LABELLED_LINE} or {hr.UNLABELLED_LINE}",
                             f"{found} columns separated by {sep!r}") from None
         return fmt, False
-
-
-# ------------------------------------------------------------------------- checks
-def check_line(fmt: hr.FileFormat, line: str, lineno: int, labelled: bool) -> None:
-    """Raise DataError at a bad line: the training reader's line checks, with or without the label."""
-    where = f"{fmt.path}, line {lineno}"
-    fields = fmt.split(line)
-    names = hr.COLUMNS if labelled else hr.RAW_FEATURES
-    if len(fields) != len(names):
-        found = "an empty line" if not line.strip() else f"{len(fields)} columns"
-        raise DataError(where, LABELLED if labelled else UNLABELLED, found)
-    for j, text in enumerate(fields):
-        try:
-            v = float(text)
-        except ValueError:
-            raise DataError(where, f"a number in column {j + 1} ({names[j]})", repr(text)) from None
-        if not math.isfinite(v):
-            raise DataError(where, f"a finite number in column {j + 1} ({names[j]})", repr(text))
-        if abs(v) > hr.FLOAT32_MAX:
-            raise DataError(where, f"a number within float32 range in column {j + 1} ({names[j]})", repr(text))
-        if labelled and j == 0 and v not in (0.0, 1.0):
-            raise DataError(where, "label 0 (background) or 1 (signal) in column 1", repr(text))
-
-
-def diagnose(fmt: hr.FileFormat, first: int, stop: int | None, labelled: bool):
-    """Check lines ``first`` (0-based) .. ``stop`` one by one and raise DataError at the first bad one."""
-    import itertools
-
-    opener = gzip.open if fmt.gzip else open
-    try:
-        with opener(fmt.path, "rt", encoding="utf-8", errors="replace", newline="") as f:
-            for k, line in enumerate(itertools.islice(f, first, stop)):
-                check_line(fmt, line, first + k + 1, labelled)
-    except (OSError, EOFError) as exc:
-        raise DataError(fmt.path, "a readable (gzip) HIGGS table", f"{type(exc).__name__}: {exc}") from None
-    raise DataError(f"{fmt.path}, lines {first + 1}-{stop or 'end'}", "lines pandas can parse",
-                    "a malformed block (unbalanced quotes or binary data?)")
-
-
-def checked_array(df, labelled: bool) -> np.ndarray | None:
-    """The chunk as float32 (label first when ``labelled``), or None when anything is wrong in it."""
-    if not all(dt.kind in "fiu" for dt in df.dtypes):
-        return None
-    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused below
-        arr = df.to_numpy(dtype=np.float32)
-    if not np.isfinite(arr).all():
-        return None
-    if labelled and not ((arr[:, 0] == 0) | (arr[:, 0] == 1)).all():
-        return None
-    return arr
 
 
 def iter_table(fmt: hr.FileFormat, labelled: bool, chunk_size: int):
@@ -157,10 +103,10 @@ def iter_table(fmt: hr.FileFormat, labelled: bool, chunk_size: int):
                 except StopIteration:
                     return
                 except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
-                    diagnose(fmt, line, None, labelled)
-                arr = checked_array(df, labelled)
+                    hr.diagnose(fmt, line, None, labelled)
+                arr = hr.checked_array(df, labelled)
                 if arr is None:
-                    diagnose(fmt, line, line + len(df), labelled)
+                    hr.diagnose(fmt, line, line + len(df), labelled)
                 if labelled:
                     yield arr[:, 0].copy(), arr[:, 1:], line + 1
                 else:
