@@ -167,17 +167,23 @@ def test_synthetic_twin_regenerated_is_same_data_but_new_params_or_real_file_are
     assert _snapshot(run) == before
 
 
-def test_run_without_fingerprint_evaluates_with_warning(toyfile, workdir, caplog):
+def test_run_without_fingerprint_is_refused_unless_no_data_check(toyfile, workdir, caplog):
     _write_csv(Path("in.csv"), seed=1)
     run = train(toyfile.preset().override(["data.paths=('in.csv',)"])).run_dir
     m = json.loads((run / "metrics.json").read_text())
     del m["data"]["fingerprint"]
     (run / "metrics.json").write_text(json.dumps(m))
     _write_csv(Path("in.csv"), seed=3)  # cannot be noticed without a fingerprint
-    with caplog.at_level(logging.WARNING, logger="kerahep.evaluation"):
-        out = evaluate_run(run)
+    before = _snapshot(run)
+    with pytest.raises(DataError) as err:
+        evaluate_run(run)
+    assert err.value.path == str(run / "metrics.json") and "--no-data-check" in str(err.value)
+    assert "fingerprint" in err.value.expected
+    assert _snapshot(run) == before  # nothing written
+    with caplog.at_level(logging.WARNING):
+        out = evaluate_run(run, no_data_check=True)  # the user says to go on
     assert out["test"]["n"] == 60
-    assert any("no data fingerprint" in r.getMessage() and "in.csv" in r.getMessage() for r in caplog.records)
+    assert any("no-data-check" in r.getMessage() and "cannot be checked" in r.getMessage() for r in caplog.records)
 
 
 def test_compare_rules():
