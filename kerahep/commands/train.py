@@ -5,6 +5,8 @@ Examples:
     kerahep train --task electron_photon --data photons.hdf5 electrons.hdf5 --epochs 20
     kerahep train --task hcal_dqm --set model.name=moe_vit --set data.separation=0.05
     kerahep train --config results/dy_electron/RUN/config.json --set training.epochs=20
+    kerahep train --task dy_electron --resume            # the newest unfinished run, as it was
+    kerahep train --task dy_electron --resume --run-id ID
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def parser(prog: str = "kerahep train") -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="results folder (default: results/ in the current folder)")
     p.add_argument("--run-id", help="name of the run folder (default: time stamp)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the newest unfinished run of the task (or --run-id) from its last epoch")
+                   help="continue the newest unfinished run of the task on the same data (or --run-id) from its "
+                        "last epoch; with --data, a run started on other files is not continued (skipped, or "
+                        "refused with --run-id); a complete run stopped before it was published is published")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list tasks and presets and exit")
     return p

@@ -80,19 +80,132 @@ def run_status(run_dir: Path) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def unfinished_run(root: Path) -> Path | None:
-    candidates = [d for d in (root.iterdir() if root.is_dir() else ())
-                  if d.is_dir() and (d / "config.json").exists() and run_status(d) != "complete"]
-    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+#: what a run keeps to resume from; :func:`~kerahep.training.trainer.close_run` removes it last
+RESUME_STATE = ("backup", "stages")
+
+
+def publication_pending(run_dir: Path) -> bool:
+    """True for a complete run whose publication a kill cut short.
+
+    ``metrics.json`` says ``complete`` but the run's resume state (``backup/``, ``stages/``)
+    is still there and ``LATEST`` does not name it: the run was stopped after writing its
+    metrics and before :func:`~kerahep.training.trainer.close_run` was done (that removes
+    the resume state after moving ``LATEST``). A run that ``LATEST`` names, or whose resume
+    state is gone (published, and since followed by a newer run), is not pending.
+    """
+    run_dir = Path(run_dir)
+    if run_status(run_dir) != "complete" or not any((run_dir / d).is_dir() for d in RESUME_STATE):
+        return False
+    try:
+        latest = latest_run(run_dir.parent)
+    except DataError:  # a damaged LATEST names no run; publishing writes a good one
+        latest = None
+    return latest is None or latest.resolve() != run_dir.resolve()
+
+
+def data_choice(paths, force_synthetic) -> tuple:
+    """What a run is trained on, comparable across runs and folders: the input files as real
+    paths, in order, or ``("<synthetic twin>",)`` when it uses its task's synthetic twin."""
+    if force_synthetic or not paths:
+        return ("<synthetic twin>",)
+    return tuple(str(p) if "\0" in str(p) else os.path.realpath(str(p)) for p in paths)  # NUL: no path
+
+
+def saved_data(run_dir: Path) -> tuple | None:
+    """:func:`data_choice` of the run's saved ``config.json``; None when it cannot be read
+    (:func:`resume_config` then names the damage)."""
+    try:
+        data = artifacts.read_json(Path(run_dir) / "config.json")["data"]
+        return data_choice(data.get("paths") or (), data.get("force_synthetic", data.get("synthetic", False)))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def given_data(config: Config) -> tuple | None:
+    """:func:`data_choice` of ``config`` when it chooses data of its own (``--data``,
+    ``--synthetic``, ``data.paths``, ``--config FILE``), or None when its data are its preset's
+    (nothing chosen: a resumed run continues on its saved data)."""
+    from ..registry import get_task
+
+    try:
+        preset = get_task(config.task).preset(config.preset).data
+    except KerahepError:
+        preset = None
+    now = (tuple(config.data.paths or ()), bool(config.data.force_synthetic))
+    if preset is not None and now == (tuple(preset.paths or ()), bool(preset.force_synthetic)):
+        return None
+    return data_choice(*now)
+
+
+def describe_data(choice: tuple) -> str:
+    return "the synthetic twin" if choice == ("<synthetic twin>",) else ", ".join(choice)
+
+
+def resumable_runs(root: Path) -> list:
+    """The runs under ``root`` that ``--resume`` continues, newest first (by folder time):
+    unfinished ones (no ``complete`` status) and complete ones whose publication is
+    pending (:func:`publication_pending`)."""
+    runs = [d for d in (root.iterdir() if root.is_dir() else ())
+            if d.is_dir() and (d / "config.json").exists()
+            and (run_status(d) != "complete" or publication_pending(d))]
+    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def unfinished_run(root: Path, data: tuple | None = None) -> Path | None:
+    """The newest of :func:`resumable_runs` trained on ``data`` (a :func:`data_choice`; None:
+    on any data), or None. Runs on other data are skipped with a log line."""
+    for run in resumable_runs(root):
+        saved = saved_data(run)
+        if data is None or saved == data:
+            return run
+        log.info("--resume: skipping %s, a run on other data (%s)", run, describe_data(saved) if saved else
+                 "unreadable config.json")
+    return None
+
+
+def resume_target(config: Config, root: Path) -> Path | None:
+    """The run ``--resume`` continues, or None (a new run is started).
+
+    With ``run.run_id``: that run, when its folder exists. Without: the newest unfinished
+    run of the task on the same data. Data count as the same when the configuration
+    chooses none of its own (its preset's data: the run continues on its saved ones), or
+    when its input files (real paths, in order) or its use of the synthetic twin are the
+    saved ones; unfinished runs on other data are skipped.
+
+    Raises:
+        ConfigError: the run named by ``run.run_id`` is complete and published, or was
+            started on other data than the configuration now chooses.
+    """
+    data = given_data(config)
+    if not config.run.run_id:
+        run = unfinished_run(root, data)
+        if run is None:
+            log.warning("--resume: no unfinished %s run under %s%s; starting a new one", config.task, root,
+                        f" on {describe_data(data)}" if data else "")
+        return run
+    run = root / config.run.run_id
+    if not run.is_dir():
+        return None
+    if run_status(run) == "complete" and not publication_pending(run):  # its resume state is gone
+        raise ConfigError(f"run directory {run} holds a complete run: nothing to resume (score it with "
+                          f"python -m scripts.evaluate --run {run}, or start a new run)")
+    saved = saved_data(run)
+    if data is not None and saved is not None and saved != data:
+        raise ConfigError(f"--resume of {run}: the run was started on {describe_data(saved)} (data.paths in "
+                          f"{run / 'config.json'}), not on the data given now, {describe_data(data)}; resume it "
+                          "choosing no data (no --data, --synthetic or data.paths), or start a new run on the new data (without --resume)")
+    return run
 
 
 def make_run_dir(config: Config) -> tuple[Path, bool]:
-    """Create (or, with ``run.resume``, find) the run directory; return (path, resumed).
+    """Create (or, with ``run.resume``, find: :func:`resume_target`) the run directory;
+    return (path, resumed). The run resumed is logged with its path.
 
     Raises:
         DataError: ``run.output_dir`` (or its task folder) is a file, or a folder kerahep
             may not write into.
-        ConfigError: the run exists (without resume), or is complete (with resume).
+        ConfigError: the run exists (without resume), or is complete (with resume), or
+            was started on other data than given now (with resume).
     """
     root = task_dir(config)
     what = f"run directories, run.output_dir={config.run.output_dir!r}"
@@ -100,14 +213,10 @@ def make_run_dir(config: Config) -> tuple[Path, bool]:
     with user_os_errors(f"a folder kerahep may write into, for {what}"):
         root.mkdir(parents=True, exist_ok=True)
     if config.run.resume:
-        run = root / config.run.run_id if config.run.run_id else unfinished_run(root)
-        if run is not None and run.is_dir():
-            if run_status(run) == "complete":  # its resume state is gone: it would train again from scratch
-                raise ConfigError(f"run directory {run} holds a complete run: nothing to resume (score it with "
-                                  f"python -m scripts.evaluate --run {run}, or start a new run)")
+        run = resume_target(config, root)
+        if run is not None:
+            log.info("--resume: continuing %s run %s", config.task, run)
             return run, True
-        if config.run.run_id is None:
-            log.warning("--resume: no unfinished %s run under %s; starting a new one", config.task, root)
     run_id = config.run.run_id or new_run_id()
     run = root / run_id
     with user_os_errors(f"a folder kerahep may write into, for {what}"):
@@ -243,20 +352,25 @@ def plot_histories(run_dir) -> list:
     """Draw ``plots/history*.png`` from the run's ``history*.csv`` files (one per stage).
 
     Drawn from the files rather than from Keras' in-memory history, so a resumed run
-    shows every epoch, and re-evaluating a run redraws the same figures.
+    shows every epoch (also when every stage had finished before the interruption and
+    none is trained again), and re-evaluating a run redraws the same figures. Damaged
+    lines are left out (:func:`read_history`); a file with no epoch is not drawn, with a
+    warning naming it.
     """
-    import pandas as pd
-
     from .. import plotting
 
     run_dir = Path(run_dir)
     out = []
     for csv_path in sorted(run_dir.glob("history*.csv")):
         try:
-            df = pd.read_csv(csv_path)
-        except (OSError, ValueError, pd.errors.EmptyDataError):
+            header, body = read_history(csv_path)
+        except KerahepError as exc:  # unreadable: the run's other artifacts still count
+            log.warning("%s; not drawn", exc)
             continue
-        hist = {k: df[k].tolist() for k in df.columns if k != "epoch"}
-        if hist and len(df):
-            out.append(plotting.history(hist, run_dir / "plots" / (csv_path.stem + ".png")))
+        hist = {k: [float(r[i]) if _is_number(r[i]) else float("nan") for r in body]
+                for i, k in enumerate(header) if k != "epoch"}
+        if not hist or not body:
+            log.warning("%s: no epoch to draw (empty or damaged history); %s.png not drawn", csv_path, csv_path.stem)
+            continue
+        out.append(plotting.history(hist, run_dir / "plots" / (csv_path.stem + ".png")))
     return out

@@ -30,11 +30,12 @@ from pathlib import Path
 
 from .. import artifacts
 from ..config import Config
-from ..errors import ConfigError, user_os_errors
+from ..errors import ConfigError, KerahepError, user_os_errors
 from .context import RunContext, TrainingDiverged
 from .distribution import is_chief, join_processes, make_strategy, num_processes_configured, resolve_precision
 from ..tasks.base import FitResult
-from .rundir import make_run_dir, plot_histories, repair_history, resume_config, run_status
+from .rundir import (latest_run, make_run_dir, plot_histories, publication_pending, repair_history, resume_config,
+                     run_status)
 
 log = logging.getLogger("kerahep")
 
@@ -64,6 +65,11 @@ def set_seed(seed: int) -> None:
 def train(config: Config) -> RunResult:
     """Run the task of ``config`` end to end and write its run directory.
 
+    With ``run.resume``, a run killed after it was complete but before it was published
+    (:func:`~kerahep.training.rundir.publication_pending`) is published without training
+    again (:func:`finish_publication`): its RunResult then has the saved metrics and no
+    models in memory (load ``model.keras`` from the run directory).
+
     Returns:
         RunResult with the run directory, metrics and the trained models.
 
@@ -76,6 +82,8 @@ def train(config: Config) -> RunResult:
 
     task = get_task(config.task)
     config, run_dir, resumed = open_run(config)
+    if resumed and publication_pending(run_dir):
+        return finish_publication(config, run_dir)
     set_seed(config.run.seed)
     precision = resolve_precision(config.training.precision)
     previous_policy = keras.config.dtype_policy()
@@ -192,11 +200,45 @@ def run_timing(ctx, wall: float, eval_s: float) -> dict:
 
 
 def close_run(run_dir: Path) -> None:
-    """The plots into TensorBoard, LATEST pointed at the run, and the resume state removed."""
+    """Publish a complete run: its plots into TensorBoard, LATEST pointed at it (unless LATEST
+    names a run completed later), and its resume state removed, last (so a run killed on the
+    way is found again, see :func:`~kerahep.training.rundir.publication_pending`).
+
+    Safe to repeat: the TensorBoard images a cut-short publication wrote are written anew.
+    """
+    shutil.rmtree(run_dir / "tensorboard" / "evaluation", ignore_errors=True)
     log_plots_to_tensorboard(run_dir)
-    artifacts.write_text(run_dir.parent / "LATEST", run_dir.name + "\n")
+    newer = newer_complete_run(run_dir)
+    if newer is None:
+        artifacts.write_text(run_dir.parent / "LATEST", run_dir.name + "\n")
+    else:
+        log.warning("LATEST keeps naming %s, completed after %s", newer, run_dir)
     for scratch in ("backup", "stages"):  # resume state, useless once the run is complete
         shutil.rmtree(run_dir / scratch, ignore_errors=True)
+
+
+def newer_complete_run(run_dir: Path) -> Path | None:
+    """The run LATEST names when it is another run whose ``metrics.json`` is newer than
+    ``run_dir``'s (it completed later), else None."""
+    try:
+        latest = latest_run(run_dir.parent)
+        if latest is None or latest.resolve() == run_dir.resolve():
+            return None
+        newer = (latest / "metrics.json").stat().st_mtime > (run_dir / "metrics.json").stat().st_mtime
+    except (KerahepError, OSError):  # a damaged LATEST, a run without metrics: LATEST is rewritten
+        return None
+    return latest if newer else None
+
+
+def finish_publication(config: Config, run_dir: Path) -> RunResult:
+    """Publish a complete run that a kill stopped before it was published (:func:`close_run`),
+    without training or evaluating it again; its metrics are read from ``metrics.json``."""
+    log.warning("--resume: %s is complete (metrics.json written) but was stopped before it was published; "
+                "publishing it without training again: TensorBoard plots, LATEST, resume state removed", run_dir)
+    metrics = artifacts.read_json(run_dir / "metrics.json")
+    close_run(run_dir)
+    log.info("published %s", run_dir)
+    return RunResult(run_dir=run_dir, config=config, metrics=metrics)
 
 
 def mark_failed(config: Config, run_dir: Path, reason: str) -> None:
