@@ -7,7 +7,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def predict_dataset(model, dataset, output: int | str | None = None, with_weights: bool = False):
+def predict_dataset(model, dataset, output: int | str | None = None, with_weights: bool = False, forward=None):
     """Run ``model`` over a batched dataset of ``(x, y[, w])``: the one prediction loop of kerahep.
 
     Args:
@@ -18,6 +18,9 @@ def predict_dataset(model, dataset, output: int | str | None = None, with_weight
             the first; ``"all"`` returns every output as a dict (by name for dict outputs,
             else ``output_0``, ...).
         with_weights: also return the per-sample weights (None where the dataset has none).
+        forward: ``forward(x)`` giving the model's outputs for a batch; default the eager
+            ``model(x, training=False)``. :func:`kerahep.scoring.score` passes a compiled
+            one (:func:`kerahep.scoring.compiled_forward`).
 
     Returns:
         ``(y_true, y_pred)`` (plus ``weights`` with ``with_weights``) as NumPy arrays;
@@ -27,10 +30,10 @@ def predict_dataset(model, dataset, output: int | str | None = None, with_weight
     ys, ps, ws = [], [], []
     for batch in dataset:
         x, y = batch[0], batch[1]
-        # eager: predict_on_batch would be several times faster for small models, but it
-        # runs torch.compile for models compiled with jit_compile on the torch backend and
-        # returns every replica's outputs under tf.distribute (both fail the test suite)
-        p = model(x, training=False)
+        # eager by default: predict_on_batch would be several times faster for small models,
+        # but it runs torch.compile for models compiled with jit_compile on the torch backend
+        # and returns every replica's outputs under tf.distribute (both fail the test suite)
+        p = forward(x) if forward is not None else model(x, training=False)
         if output == "all":
             if isinstance(p, dict):
                 p = dict(p)

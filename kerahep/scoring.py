@@ -17,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .errors import DataError
@@ -101,6 +103,7 @@ def score(model, data, batch_size: int = 1024, output: int | str | None = None):
     from .evaluation import predict_dataset
 
     x, n = prepare_inputs(model, data)
+    forward = compiled_forward(model)
 
     def batches():
         for start in range(0, n, batch_size):
@@ -108,4 +111,105 @@ def score(model, data, batch_size: int = 1024, output: int | str | None = None):
             xb = {k: v[sl] for k, v in x.items()} if isinstance(x, dict) else x[sl]
             yield xb, np.zeros(min(batch_size, n - start), np.float32)
 
-    return predict_dataset(model, batches(), output=output)[1]
+    return predict_dataset(model, batches(), output=output, forward=forward)[1]
+
+
+# ------------------------------------------------------------------ compiled forward pass
+_FORWARD = weakref.WeakKeyDictionary()  # model -> its compiled forward pass, made once per model
+
+
+def compiled_forward(model):
+    """``forward(x)``: the inference pass of ``model`` (``training=False``), compiled once per
+    model for the active Keras backend, for scoring many batches of arrays:
+
+    * TensorFlow: a ``tf.function`` with ``reduce_retracing`` (a second batch size gives one
+      trace with an unknown batch axis, no trace per file tail); eager under a
+      ``tf.distribute`` strategy scope, whose replicas the function would not see.
+    * JAX: ``jax.jit`` of ``model.stateless_call`` on the variables' current values; each
+      batch is padded with zeros to a power of two (at most the largest batch seen), so a
+      run compiles a handful of shapes instead of one per file tail, and the padded rows
+      are cut off again (every kerahep model scores each event on its own in inference:
+      batch normalisation uses its moving statistics, expert capacity is per example).
+    * torch: the eager call under ``torch.no_grad()`` (no autograd graph is kept);
+      ``torch.compile`` is not used (its first call costs more than a file's scoring).
+
+    The outputs are NumPy arrays (or dicts / lists of them), as Keras returns them.
+    """
+    try:
+        return _FORWARD[model]
+    except (KeyError, TypeError):
+        pass
+    import keras
+
+    backend = keras.backend.backend()
+    forward = {"tensorflow": _tf_forward, "jax": _jax_forward, "torch": _torch_forward}.get(backend, _eager)(model)
+    try:
+        _FORWARD[model] = forward
+    except TypeError:  # pragma: no cover - a model that cannot be weakly referenced
+        pass
+    return forward
+
+
+def _to_numpy(out, n: int | None = None):
+    import keras
+
+    if isinstance(out, dict):
+        return {k: _to_numpy(v, n) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return type(out)(_to_numpy(v, n) for v in out)
+    arr = np.asarray(keras.ops.convert_to_numpy(out))
+    return arr if n is None else arr[:n]
+
+
+def _eager(model):
+    return lambda x: _to_numpy(model(x, training=False))
+
+
+def _tf_forward(model):
+    import tensorflow as tf
+
+    graph = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def forward(x):
+        if tf.distribute.has_strategy():
+            return _to_numpy(model(x, training=False))
+        return _to_numpy(graph(x))
+
+    return forward
+
+
+def _bucket(n: int) -> int:
+    """The padded batch size of ``n`` events: the next power of two."""
+    return 1 << max(0, int(n - 1).bit_length())
+
+
+def _jax_forward(model):
+    import jax
+
+    def call(trainable, non_trainable, x):
+        return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+    jitted = jax.jit(call)
+
+    def forward(x):
+        leaves = list(x.values()) if isinstance(x, dict) else [x]
+        n = len(leaves[0])
+        size = _bucket(n)
+        if size != n:
+            pad = lambda a: np.concatenate([a, np.zeros((size - n, *a.shape[1:]), a.dtype)])  # noqa: E731
+            x = {k: pad(np.asarray(v)) for k, v in x.items()} if isinstance(x, dict) else pad(np.asarray(x))
+        out = jitted([v.value for v in model.trainable_variables],
+                     [v.value for v in model.non_trainable_variables], x)
+        return _to_numpy(out, n)
+
+    return forward
+
+
+def _torch_forward(model):
+    import torch
+
+    def forward(x):
+        with torch.no_grad():
+            return _to_numpy(model(x, training=False))
+
+    return forward
