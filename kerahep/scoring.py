@@ -133,13 +133,18 @@ def compiled_forward(model):
     * torch: the eager call under ``torch.no_grad()`` (no autograd graph is kept);
       ``torch.compile`` is not used (its first call costs more than a file's scoring).
 
-    The outputs are NumPy arrays (or dicts / lists of them), as Keras returns them.
+    The outputs are NumPy arrays (or dicts / lists of them), as Keras returns them. A
+    wrapper that is not a Keras model (the benchmark's recording and timing wrappers) may
+    bring its own: its method ``compiled_forward()`` is used when it has one.
     """
     try:
         return _FORWARD[model]
     except (KeyError, TypeError):
         pass
     import keras
+
+    if not isinstance(model, keras.Model) and callable(getattr(model, "compiled_forward", None)):
+        return model.compiled_forward()
 
     backend = keras.backend.backend()
     forward = {"tensorflow": _tf_forward, "jax": _jax_forward, "torch": _torch_forward}.get(backend, _eager)(model)

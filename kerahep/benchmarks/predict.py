@@ -270,6 +270,19 @@ class RecordingModel:
         self._record(x)
         return self._model.predict(x, *args, **kwargs)
 
+    def compiled_forward(self):
+        """The wrapped model's compiled forward pass (:func:`kerahep.scoring.compiled_forward`),
+        recording each input before the call (outside the compiled function)."""
+        from ..scoring import compiled_forward
+
+        forward = compiled_forward(self._model)
+
+        def call(x):
+            self._record(x)
+            return forward(x)
+
+        return call
+
     def __getattr__(self, name):
         return getattr(self._model, name)
 
@@ -335,6 +348,20 @@ def profile_predict(run, path, out_dir: Path, fmt: str) -> dict:
                 return self._model.predict(x, *args, **kwargs)
             finally:
                 timers["score"] += time.perf_counter() - t0
+
+        def compiled_forward(self):
+            from ..scoring import compiled_forward
+
+            forward = compiled_forward(self._model)
+
+            def call(x):
+                t0 = time.perf_counter()
+                try:
+                    return forward(x)
+                finally:
+                    timers["score"] += time.perf_counter() - t0
+
+            return call
 
     timed = dataclasses.replace(run, models={k: Timed(m) for k, m in run.models.items()})
     target = out_dir / f"profile{Path(path).suffix}"
