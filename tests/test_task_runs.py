@@ -8,7 +8,8 @@
   ``python -m scripts.evaluate`` on the same backend after its plots and tables were
   deleted: the task contract says evaluation reproduces training's report (same test
   metrics to 1e-6, the same plots and tables under the same names, nothing written outside
-  the run directory); then scored on ``--backend torch`` with the same test AUC.
+  the run directory); then all five runs are scored on ``--backend torch`` (one process)
+  with the same test AUC.
 
 Each task runs its ``smoke`` preset (every stage, tiny data). The TensorFlow path of
 each task is covered by its own test file; the kill/resume mechanics (learning rate on
@@ -168,11 +169,34 @@ def test_train_on_jax_then_evaluate_reproduces_the_report_and_torch_agrees(task,
     assert sorted(p.name for p in (out / task).iterdir()) == outside  # nothing written beside the run
     assert not list(run.rglob("*_evaluation*"))
 
-    _ok(_run(["scripts.evaluate", "--run", str(run), "--backend", "torch"], workroot, "torch"))
-    scored = json.loads((run / "evaluation.json").read_text())["test"]
-    auc = _auc(metrics["test"])
-    assert auc is not None, sorted(metrics["test"])
-    assert _auc(scored) == pytest.approx(auc, abs=1e-4)  # same model, same test events, other backend
+    assert _auc(metrics["test"]) is not None, sorted(metrics["test"])
+    JAX_RUNS[task] = (run, _auc(metrics["test"]))
+
+
+#: the runs the test above trained on JAX, by task: (run directory, test AUC)
+JAX_RUNS: dict = {}
+
+#: scripts.evaluate on the torch backend for every run given, in one process (one import of
+#: torch and TensorFlow instead of one per task)
+EVALUATE_ALL = """
+import sys
+sys.path.insert(0, {repo!r})
+from scripts.evaluate import main
+for run in sys.argv[1:]:
+    assert main(["--run", run, "--backend", "torch"]) == 0
+"""
+
+
+def test_runs_trained_on_jax_score_the_same_test_auc_on_torch(workroot, backends):
+    backends("torch")
+    missing = sorted(set(KILL) - set(JAX_RUNS))
+    assert not missing, f"no JAX run of {missing}: run the whole module (their JAX test failed or was deselected)"
+    runs = [str(JAX_RUNS[t][0]) for t in sorted(JAX_RUNS)]
+    _ok(_run(runs, workroot, "torch", code=EVALUATE_ALL.format(repo=str(REPO))))
+    for task, (run, auc) in sorted(JAX_RUNS.items()):
+        record = json.loads((run / "evaluation.json").read_text())
+        assert record["independent_sample"] is False, task  # the run's own test split, rebuilt
+        assert _auc(record["test"]) == pytest.approx(auc, abs=1e-4), task  # same model, same test events, other backend
 
 
 def _tables(run: Path) -> list:
