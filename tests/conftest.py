@@ -42,18 +42,23 @@ def realdata():
     return realdata_path
 
 
-def require_backend(*modules: str) -> None:
-    """Skip (or fail when ``KERAHEP_REQUIRE_BACKENDS=1``) unless ``jax``/``torch`` are installed."""
+#: the extra that installs an optional module (the module's own name where they agree)
+EXTRAS = {"hls4ml": "export", "onnx": "export", "onnxruntime": "export", "tf2onnx": "export",
+          "distributed": "dask", "dask_awkward": "dask"}
+
+
+def require_backend(*modules: str, allow_module_level: bool = False) -> None:
+    """Skip (or fail when ``KERAHEP_REQUIRE_BACKENDS=1``, as in CI) unless the optional
+    modules (``jax``, ``torch``, ``distributed``, ``dask_awkward``, the export converters)
+    are installed: the one rule for every optional dependency."""
     import importlib.util
 
     for module in modules:
         if importlib.util.find_spec(module) is None:
-            extra = {"hls4ml": "export", "onnx": "export", "onnxruntime": "export", "tf2onnx": "export"}.get(module,
-                                                                                                         module)
-            msg = f"{module} is not installed (pip install -e '.[{extra}]')"
+            msg = f"{module} is not installed (pip install -e '.[{EXTRAS.get(module, module)}]')"
             if os.environ.get("KERAHEP_REQUIRE_BACKENDS") == "1":
-                pytest.fail(msg + " and KERAHEP_REQUIRE_BACKENDS=1")
-            pytest.skip(msg)
+                pytest.fail(msg + " and KERAHEP_REQUIRE_BACKENDS=1", pytrace=False)
+            pytest.skip(msg, allow_module_level=allow_module_level)
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from __future__ import annotations
 import importlib.util
 
 import numpy as np
-import pytest
+
+from conftest import require_backend  # skips, or fails with KERAHEP_REQUIRE_BACKENDS=1 (CI)
 
 from kerahep.benchmarks import electron_photon as bench
 
@@ -20,7 +21,8 @@ def test_torch_row_is_skipped_with_a_note_without_pytorch(monkeypatch, tmp_path)
 
 
 def test_pytorch_reference_is_the_same_resnet15():
-    torch = pytest.importorskip("torch")
+    require_backend("torch")
+    import torch
     keras_model = bench.keras_model(augment=False)
     ref = bench.torch_resnet15()
     keras_params = sum(int(np.prod(w.shape)) for w in keras_model.trainable_weights)

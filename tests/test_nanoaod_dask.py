@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("dask_awkward")
-distributed = pytest.importorskip("distributed")
+from conftest import require_backend  # noqa: E402 - skips, or fails with KERAHEP_REQUIRE_BACKENDS=1 (CI)
 
-from kerahep.data.nanoaod import ID_COLUMNS, FeatureSpec, load_prepared, prepare_dataset  # noqa: E402 (after the importorskip)
+require_backend("dask_awkward", "distributed", allow_module_level=True)
+import distributed  # noqa: E402
+
+from kerahep.data.nanoaod import ID_COLUMNS, FeatureSpec, load_prepared, prepare_dataset  # noqa: E402 (after the check)
 from kerahep.data.synthetic.nanoaod import make_twin  # noqa: E402
 
 

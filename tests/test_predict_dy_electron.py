@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import require_backend  # skips, or fails with KERAHEP_REQUIRE_BACKENDS=1 (CI)
+
 from kerahep.data.nanoaod import FeatureSpec, inspect_file, preselection_mask, prepare_dataset
 from kerahep.errors import DataError
 from kerahep.prediction import open_run, predict_files, read_provenance
@@ -274,7 +276,7 @@ def test_real_file_friend_tree_and_parquet_give_the_same_columns(run, realdata, 
 def test_dask_scores_every_real_file_into_the_serial_outputs(run, realdata, tmp_path):
     """``--dask`` on a local dask.distributed cluster over loopback: one friend tree per file, identical to the
     serial ones (and through the command line, as a user runs it)."""
-    pytest.importorskip("dask.distributed")
+    require_backend("distributed")
     import uproot
 
     from kerahep.commands import main

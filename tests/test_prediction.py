@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import require_backend  # skips, or fails with KERAHEP_REQUIRE_BACKENDS=1 (CI)
+
 import toytask
 from kerahep.errors import DataError, KerahepError
 from kerahep.prediction import predict_files, read_provenance
@@ -135,7 +137,7 @@ def test_bad_inputs_are_refused_before_anything_is_written(toy_run, inputs):
 
 
 def test_dask_outputs_equal_the_serial_ones(toy_run, inputs):
-    pytest.importorskip("dask.distributed")
+    require_backend("distributed")
     folder, _ = inputs
     files = [folder / "a.npy", folder / "b.npy"]
     serial = predict_files(toy_run, files, out=folder / "serial", fmt="parquet", chunk_size=5)
