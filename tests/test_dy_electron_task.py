@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kerahep.data.nanoaod import _unique_files, load_prepared  # _unique_files: see the last test
+from kerahep.data.nanoaod import load_prepared
+from kerahep.data.nanoaod.prepare import unique_files  # see the last test
 from kerahep.errors import DataError
 from kerahep.registry import get_task
 from kerahep.tasks.base import FitResult
@@ -80,14 +81,14 @@ def test_pq_output_is_parquet_like_the_reader_expects(prepared, tmp_path, monkey
 
 
 def test_one_file_under_several_spellings_is_read_once(tmp_path, monkeypatch):
-    # reaches inside (_unique_files): the public prepare_dataset would need real ROOT files
+    # reaches inside (unique_files): the public prepare_dataset would need real ROOT files
     # under every spelling to show the same thing
     f = tmp_path / "a.root"
     f.write_bytes(b"")
     os.symlink(f, tmp_path / "link.root")
     monkeypatch.chdir(tmp_path)
     url = "root://eos.example//store/a.root"
-    assert _unique_files([str(f), "a.root", "./a.root", "link.root", url, url]) == [str(f), url]
+    assert unique_files([str(f), "a.root", "./a.root", "link.root", url, url]) == [str(f), url]
 
 
 def test_by_default_no_event_weights_reach_the_batches(prepared):

@@ -130,7 +130,7 @@ def test_row_ranges_resolved_against_a_counted_file_are_capped_at_its_end(tmp_pa
     with pytest.raises(DataError, match=r"h\.csv: expected more than 60 lines for the row range \(60, 70\), found 50 lines"):
         hr.resolve_rows(p, (60, 70), total=50)
     # without negative values nothing is counted (the real file has 11M lines)
-    monkeypatch.setattr(hr, "count_rows", lambda path: pytest.fail("counted the lines"))
+    monkeypatch.setattr(hr.fileformat, "count_rows", lambda path: pytest.fail("counted the lines"))
     assert hr.resolve_rows(p, (0, 1_000_000)) == (0, 1_000_000)
     assert hr.resolve_rows(p, (-10, None), total=50) == (40, 50)
 
@@ -142,7 +142,7 @@ def test_blocks_parsed_on_threads_come_out_in_file_order(tmp_path, monkeypatch, 
     ev = generate(100, seed=7)
     path = hr.write_higgs(tmp_path / ("h.csv" if sep == "," else "h.txt"), ev["label"], ev["raw"], sep=sep)
     ref = np.loadtxt(path, delimiter=None if sep == " " else sep, dtype=np.float64).astype(np.float32)
-    monkeypatch.setattr(hr, "PARSE_THREADS", 3)
+    monkeypatch.setattr(hr.streaming, "PARSE_THREADS", 3)
     chunks = list(hr.iter_chunks(path, rows=(13, 171), chunksize=5))
     assert len(chunks) > 10 and [c[2] for c in chunks] == list(np.cumsum([0] + [len(c[0]) for c in chunks[:-1]]) + 14)
     np.testing.assert_array_equal(np.concatenate([c[0] for c in chunks]), ref[13:171, 0])
