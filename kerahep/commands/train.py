@@ -112,8 +112,24 @@ def main(argv=None, prog: str = "kerahep train") -> int:
     cfg = build_config(args)
     result = train(cfg)
     m = result.metrics
+    if not args.quiet and result.stages:
+        print_stages(result.stages)
     print(f"\nrun directory: {result.run_dir}")
     print(f"data: {m['data']['source']}" + (" (built-in synthetic twin)" if m["data"]["source"] == "synthetic" else ""))
     cli.print_metrics(f"{cfg.task} test metrics", m["test"])
     return 0
 
+
+def print_stages(stages: list) -> None:
+    """Print the stage table of a run (:func:`kerahep.training.context.stage_table`) with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from kerahep.training.context import STAGE_COLUMNS, stage_table
+
+    table = Table(title="training stages")
+    for name in STAGE_COLUMNS:
+        table.add_column(name, justify="left" if name == "stage" else "right")
+    for row in stage_table(stages):
+        table.add_row(*row)
+    Console(stderr=False).print(table)

@@ -11,9 +11,10 @@ from pathlib import Path
 from .. import artifacts
 from ..config import Config
 from ..errors import KerahepError
-from .callbacks import finite_checkpoint_class, is_finite, learning_rate_callback, resumable_early_stopping_class
+from .callbacks import (finite_checkpoint_class, is_finite, learning_rate_callback, resumable_early_stopping_class,
+                        stage_label, stage_progbar)
 from .distribution import Strategy, full_batches
-from .rundir import best_in_history, dedupe_history, history_progress, stage_file
+from .rundir import best_in_history, dedupe_history, history_progress, read_history, stage_file
 
 log = logging.getLogger("kerahep")
 
@@ -35,6 +36,8 @@ class RunContext:
         self.strategy = strategy or Strategy("none")
         self.resumed = resumed
         self.histories: dict = {}
+        #: one record per stage fitted (see :meth:`fit`), in order: the stage table of the run
+        self.stages: list = []
         self.timing: dict = {"fit_seconds": 0.0, "train_samples_seen": 0}
 
     def build(self, fn):
@@ -52,10 +55,12 @@ class RunContext:
         except Exception:
             return None
 
-    def callbacks(self, stage: str, monitor: str | None, mode: str, has_val: bool) -> list:
+    def callbacks(self, stage: str, monitor: str | None, mode: str, has_val: bool, label: str | None = None) -> list:
         import keras
 
         cb = [keras.callbacks.TerminateOnNaN(), learning_rate_callback()]
+        if self.config.run.verbose != 0:
+            cb.append(stage_progbar(label or stage_label(stage)))
         cb.append(keras.callbacks.BackupAndRestore(str(self.run_dir / "backup" / stage), double_checkpoint=True))
         cb.append(keras.callbacks.CSVLogger(str(self.run_dir / stage_file(stage, "history", ".csv")), append=True))
         cb.append(keras.callbacks.TensorBoard(log_dir=str(self.run_dir / "tensorboard" / stage), write_graph=False,
@@ -78,7 +83,7 @@ class RunContext:
 
     def fit(self, model, train=None, val="default", stage: str = "main", epochs: int | None = None,
             class_weight="default", monitor: str | None = None, mode: str | None = None,
-            compile_fn=None, callbacks=(), restore_best: bool = True):
+            compile_fn=None, callbacks=(), restore_best: bool = True, label: str | None = None):
         """Compile (if needed) and fit ``model`` with the standard callbacks.
 
         Args:
@@ -88,6 +93,8 @@ class RunContext:
             epochs: default ``config.training.epochs``.
             monitor, mode: the value whose best epoch is checkpointed (default: the task's).
             restore_best: load the best checkpoint's weights at the end.
+            label: the stage's name on its progress bar and in the stage table (default:
+                :func:`~kerahep.training.callbacks.stage_label` of ``stage``).
 
         A completed stage is recorded under ``stages/``; on ``--resume`` its weights are
         loaded instead of training it again.
@@ -117,12 +124,13 @@ class RunContext:
         done = self.run_dir / "stages" / f"{stage}.weights.h5"
         if self.resumed and done.exists():
             self._restore_stage(model, stage, done)
+            self._record(stage, label, monitor, mode, None)
             return None
         t0 = time.perf_counter()
         history = model.fit(
             train, validation_data=val, epochs=epochs, class_weight=class_weight,
             steps_per_epoch=cfg.training.steps_per_epoch, verbose=cfg.run.verbose, shuffle=False,
-            callbacks=self.callbacks(stage, monitor, mode, val is not None) + list(callbacks),
+            callbacks=self.callbacks(stage, monitor, mode, val is not None, label) + list(callbacks),
         )
         dt = time.perf_counter() - t0
         dedupe_history(self.run_dir / stage_file(stage, "history", ".csv"))
@@ -135,7 +143,18 @@ class RunContext:
             model.save_weights(str(tmp))
         self.histories[stage] = history.history
         self._count(dt, len(history.history.get("loss", [])))
+        self._record(stage, label, monitor, mode, dt)
         return history
+
+    def _record(self, stage: str, label: str | None, monitor: str, mode: str, seconds: float | None) -> None:
+        """Add the stage's row to :attr:`stages`: its epochs and best ``monitor`` over its
+        ``history.csv`` (the epochs before a resume included), and the seconds this process
+        trained it (None: completed before a resume, its weights loaded)."""
+        path = self.run_dir / stage_file(stage, "history", ".csv")
+        epochs = len(read_history(path)[1]) if path.exists() else 0
+        self.stages.append({"stage": stage, "label": label or stage_label(stage), "epochs": epochs,
+                            "monitor": monitor, "mode": mode, "best": best_in_history(path, monitor, mode),
+                            "seconds": None if seconds is None else round(seconds, 3)})
 
     def _restore_stage(self, model, stage: str, done: Path) -> None:
         """A stage completed before the run was interrupted: load its weights instead of training it."""
@@ -164,3 +183,32 @@ class RunContext:
             n = min(n, cfg.training.steps_per_epoch * cfg.training.batch_size)
         if n:
             self.timing["train_samples_seen"] += n * epochs
+
+
+STAGE_COLUMNS = ("stage", "epochs", "best", "seconds")
+
+
+def stage_table(stages: list) -> list:
+    """The rows of the stage table (:data:`STAGE_COLUMNS`) of :attr:`RunContext.stages`, as
+    strings: ``("fine-tune (100% labels)", "5", "val_loss 0.4123", "12.3")``; a stage loaded
+    on resume shows ``resumed`` for its seconds, a stage without the value ``-`` for its best."""
+    rows = []
+    for s in stages:
+        best = "-" if s["best"] is None else f"{s['monitor']} {s['best']:.4g}"
+        seconds = "resumed" if s["seconds"] is None else f"{s['seconds']:.1f}"
+        rows.append((s["label"], str(s["epochs"]), best, seconds))
+    return rows
+
+
+def markdown_table(header, rows, limit: int = 200) -> str:
+    """A table as Markdown (TensorBoard's text dashboard draws it), at most ``limit`` rows."""
+    if not header:
+        return "(empty table)"
+    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + " --- |" * len(header)]
+    for row in rows[:limit]:
+        row = list(row) + [""] * (len(header) - len(row))
+        lines.append("| " + " | ".join(map(cell, row)) + " |")
+    if len(rows) > limit:
+        lines.append(f"\n({len(rows) - limit} more rows in the CSV file)")
+    return "\n".join(lines)

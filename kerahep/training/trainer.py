@@ -8,6 +8,12 @@ BackupAndRestore), and the run directory (README, "What a run leaves") written a
                              plots/*.png, tensorboard/
     results/<task>/LATEST     (names the newest complete run)
 
+Its TensorBoard logs hold the whole run (:func:`publish_tensorboard`): one folder of curves
+per training stage (``tensorboard/<stage>/train``, ``.../validation``); the test metrics as
+scalars (``test/roc_auc``), the report's tables as text and the plots as images
+(``tensorboard/evaluation``); the resolved configuration as HParams (``tensorboard/``), so
+``tensorboard --logdir results/<task>`` compares runs side by side.
+
 Example::
 
     from kerahep.registry import get_task
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import time
@@ -49,6 +56,8 @@ class RunResult:
     metrics: dict
     models: dict = field(default_factory=dict)
     fit_result: object = None
+    #: one record per training stage (:attr:`~kerahep.training.context.RunContext.stages`)
+    stages: list = field(default_factory=list)
 
     @property
     def model(self):
@@ -128,9 +137,10 @@ def train(config: Config) -> RunResult:
                             "keras": keras.__version__, "seed": config.run.seed, "resumed": resumed},
         }
         artifacts.write_json(run_dir / "metrics.json", metrics)
-        close_run(run_dir)
+        close_run(run_dir, ctx.stages)
         status = {"status": "complete"}
-        return RunResult(run_dir=run_dir, config=config, metrics=metrics, models=result.models, fit_result=result)
+        return RunResult(run_dir=run_dir, config=config, metrics=metrics, models=result.models, fit_result=result,
+                         stages=ctx.stages)
     except BaseException as exc:
         if status.get("status") != "complete":
             mark_failed(config, run_dir, status.get("reason") or f"{type(exc).__name__}: {exc}")
@@ -199,15 +209,15 @@ def run_timing(ctx, wall: float, eval_s: float) -> dict:
     }
 
 
-def close_run(run_dir: Path) -> None:
-    """Publish a complete run: its plots into TensorBoard, LATEST pointed at it (unless LATEST
-    names a run completed later), and its resume state removed, last (so a run killed on the
-    way is found again, see :func:`~kerahep.training.rundir.publication_pending`).
+def close_run(run_dir: Path, stages=()) -> None:
+    """Publish a complete run: its report into TensorBoard (:func:`publish_tensorboard`),
+    LATEST pointed at it (unless LATEST names a run completed later), and its resume state
+    removed, last (so a run killed on the way is found again, see
+    :func:`~kerahep.training.rundir.publication_pending`).
 
-    Safe to repeat: the TensorBoard images a cut-short publication wrote are written anew.
+    Safe to repeat: the TensorBoard summaries a cut-short publication wrote are written anew.
     """
-    shutil.rmtree(run_dir / "tensorboard" / "evaluation", ignore_errors=True)
-    log_plots_to_tensorboard(run_dir)
+    publish_tensorboard(run_dir, stages)
     newer = newer_complete_run(run_dir)
     if newer is None:
         artifacts.write_text(run_dir.parent / "LATEST", run_dir.name + "\n")
@@ -266,21 +276,112 @@ def to_plain(d):
     return out
 
 
+def publish_tensorboard(run_dir: Path, stages=()) -> None:
+    """Write the run's report into its TensorBoard logs, replacing what an earlier call wrote.
+
+    ``tensorboard/evaluation``: every finite number of ``metrics.json["test"]`` as a scalar
+    (:func:`flat_numbers`: ``test/roc_auc``, ``test/roc_auc_ci/0``), every table the report
+    wrote (``<run>/*.csv`` but ``history*.csv``) and the stage table (``stages``: records of
+    :attr:`~kerahep.training.context.RunContext.stages`) as Markdown text (``tables/<name>``,
+    ``training/stages``), the plots as images (:func:`log_plots_to_tensorboard`).
+    ``tensorboard/``: the resolved configuration (``config.json``) as HParams, flattened to
+    ``section.key`` (scalars, strings and bools; a sequence as its JSON text).
+    """
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover
+        return
+    from .context import STAGE_COLUMNS, markdown_table, stage_table
+
+    board = run_dir / "tensorboard"
+    shutil.rmtree(board / "evaluation", ignore_errors=True)
+    for old in board.glob("events.out.tfevents.*"):
+        old.unlink()
+    metrics = read_json_or_empty(run_dir / "metrics.json")
+    writer = tf.summary.create_file_writer(str(board / "evaluation"))
+    with writer.as_default():
+        for tag, value in flat_numbers(metrics.get("test") or {}, "test"):
+            tf.summary.scalar(tag, value, step=0)
+        for table in sorted(run_dir.glob("*.csv")):
+            if not table.name.startswith("history"):
+                tf.summary.text(f"tables/{table.stem}", markdown_table(*read_csv_table(table)), step=0)
+        if stages:
+            tf.summary.text("training/stages", markdown_table(STAGE_COLUMNS, stage_table(stages)), step=0)
+        log_plots_to_tensorboard(run_dir)
+    writer.close()
+    log_hparams(board, read_json_or_empty(run_dir / "config.json"), trial_id=f"{run_dir.parent.name}/{run_dir.name}")
+
+
+def log_hparams(board: Path, config: dict, trial_id: str) -> None:
+    """The configuration as the HParams session of ``board`` (whose subfolders hold its metrics)."""
+    import json
+
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    hparams = {}
+    for key, value in flat_items(config, "."):
+        if isinstance(value, (list, tuple)):
+            value = json.dumps(value)
+        if isinstance(value, (bool, str)) or (isinstance(value, (int, float)) and math.isfinite(value)):
+            hparams[key] = value
+    writer = tf.summary.create_file_writer(str(board))
+    with writer.as_default():
+        hp.hparams(hparams, trial_id=trial_id)
+    writer.close()
+
+
+def flat_items(d: dict, sep: str, prefix: str = ""):
+    """``(flattened key, value)`` of the leaves of nested dicts."""
+    for k, v in d.items():
+        key = f"{prefix}{sep}{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            yield from flat_items(v, sep, key)
+        else:
+            yield key, v
+
+
+def flat_numbers(d, prefix: str, limit: int = 32):
+    """``(name, float)`` of every finite number in nested dicts and lists of at most ``limit``
+    items (longer lists are curves, drawn in the plots), named by their keys and indices
+    joined with ``/``; bools are not numbers."""
+    items = d.items() if isinstance(d, dict) else enumerate(d) if len(d) <= limit else ()
+    for k, v in items:
+        name = f"{prefix}/{k}"
+        if isinstance(v, (dict, list, tuple)):
+            yield from flat_numbers(v, name, limit)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            yield name, float(v)
+
+
+def read_json_or_empty(path: Path) -> dict:
+    """A JSON object of the run, or ``{}`` when it is missing or damaged (a warning names it)."""
+    try:
+        value = artifacts.read_json(path)
+    except (KerahepError, OSError, ValueError) as exc:
+        log.warning("TensorBoard: %s left out (%s)", path, exc)
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def read_csv_table(path: Path) -> tuple:
+    """``(header, rows)`` of a CSV table the report wrote."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        rows = [r for r in csv.reader(f) if r]
+    return (rows[0], rows[1:]) if rows else ([], [])
+
+
 def log_plots_to_tensorboard(run_dir: Path) -> None:
-    """Write every plot of the run into TensorBoard as an image summary."""
+    """Write every plot of the run as an image summary into the default summary writer."""
     plots = sorted((run_dir / "plots").glob("*.png"))
     if not plots:
         return
-    try:
-        import numpy as np
-        import tensorflow as tf
-        from PIL import Image
-    except ImportError:  # pragma: no cover
-        return
-    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "evaluation"))
-    with writer.as_default():
-        for p in plots:
-            img = np.asarray(Image.open(p).convert("RGBA"))[None]
-            tf.summary.image(p.stem, img, step=0)
-    writer.flush()
-    writer.close()
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    for p in plots:
+        img = np.asarray(Image.open(p).convert("RGBA"))[None]
+        tf.summary.image(p.stem, img, step=0)
