@@ -35,7 +35,7 @@ OUT_OF_MEMORY = ("RESOURCE_EXHAUSTED", "OOM when allocating", "out of memory", "
                  "can't allocate memory", "Cannot allocate memory")
 
 
-def load_model(path, safe_mode: bool = True, limits=None):
+def load_model(path, safe_mode: bool = True, limits=None, compile: bool = True):
     """Load a ``.keras`` model with Keras safe mode on (the default), within size limits.
 
     kerahep's own layers and models are registered first. A file that needs arbitrary code
@@ -48,6 +48,8 @@ def load_model(path, safe_mode: bool = True, limits=None):
         limits: a :class:`ModelLimits`, a weights limit (bytes or a size such as ``"2GB"``;
             ``"none"`` for no limit), or None for the process-wide setting
             (``$KERAHEP_MAX_MODEL_SIZE``, which ``--max-model-size`` sets; default 1 GiB).
+        compile: restore the training configuration (optimizer, losses, metrics) as Keras
+            does; ``False`` for scoring only, which loads in about half the time.
 
     Raises:
         DataError: no such file, not a ``.keras`` archive, over a limit, damaged, a model
@@ -84,7 +86,7 @@ def load_model(path, safe_mode: bool = True, limits=None):
     except OSError as exc:
         raise os_error(exc, path, "a readable .keras archive") from None
     with rebuilding(path, safe_mode):
-        model = keras.saving.load_model(path, safe_mode=safe_mode)
+        model = keras.saving.load_model(path, safe_mode=safe_mode, compile=compile)
     if not isinstance(model, keras.Model):
         raise DataError(path, "a saved Keras model", f"a {type(model).__name__}")
     check_finite(path, model)
