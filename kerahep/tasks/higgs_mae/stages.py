@@ -99,7 +99,7 @@ def frozen_and_finetuned(ctx, mae, result: HiggsResult):
         steps = t.steps_per_epoch or ctx.cardinality(ctx.data.train)
         with ctx.strategy.scope():
             compile_classifier(clf, cfg, steps, m.finetune_epochs, lr * m.finetune_lr_factor)
-        ctx.fit(clf, stage="main", epochs=m.finetune_epochs)
+        ctx.fit(clf, stage="main", epochs=m.finetune_epochs, label="fine-tune")
         score(ctx, clf, "pretrained_finetuned", result)
     return clf
 
