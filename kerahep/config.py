@@ -167,6 +167,8 @@ class RunSettings:
             ``data_parallel`` (JAX, Keras distribution).
         verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch).
         unsafe_load: allow loading ``.keras`` files that carry arbitrary code (Lambda layers).
+        plot_dpi: resolution of the PNG figures (dots per inch, > 0); every figure is also
+            written as a vector PDF beside its PNG.
     """
 
     seed: int = 42
@@ -176,11 +178,14 @@ class RunSettings:
     strategy: str = "auto"
     verbose: int = 1
     unsafe_load: bool = False
+    plot_dpi: int = 110
 
     def validate(self) -> None:
         from .artifacts import check_name
 
         check(self.strategy in STRATEGIES, f"run.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        check(isinstance(self.plot_dpi, int) and not isinstance(self.plot_dpi, bool) and self.plot_dpi > 0,
+              f"run.plot_dpi must be an integer > 0 (dots per inch of the PNG figures), got {self.plot_dpi!r}")
         if self.run_id is not None:
             check_name(self.run_id, "run.run_id")
 

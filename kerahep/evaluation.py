@@ -220,6 +220,98 @@ def working_points(y_true, score, weights=None, thresholds=(0.5,), signal_effici
     return out
 
 
+def efficiency_rejection(y_true, score, weights=None) -> dict:
+    """Signal efficiency, background efficiency and background rejection at every threshold.
+
+    The ROC curve of scikit-learn (``sample_weight``, every threshold kept), read as HEP
+    does: ``background_rejection`` is ``1 / background_efficiency`` (inf where no
+    background passes). Arrays in order of decreasing ``thresholds`` (the first is inf).
+    """
+    y, s, w = _arrays(y_true, score, weights)
+    fpr, tpr, thr = skm.roc_curve(y, s, sample_weight=w, drop_intermediate=False)
+    with np.errstate(divide="ignore"):
+        rej = np.where(fpr > 0, 1.0 / np.where(fpr > 0, fpr, 1.0), np.inf)
+    return {"signal_efficiency": tpr, "background_efficiency": fpr, "background_rejection": rej, "thresholds": thr}
+
+
+def _background_at(y, s, w, efficiencies):
+    """Background efficiency at the signal ``efficiencies``, linear between ROC points (with
+    negative weights on the running maximum of the signal efficiency)."""
+    fpr, tpr, _ = skm.roc_curve(y, s, sample_weight=w, drop_intermediate=False)
+    return np.interp(efficiencies, np.maximum.accumulate(tpr), fpr)
+
+
+def rejection_band(y_true, score, weights=None, efficiencies=None, n_boot: int = 100, cl: float = 0.68,
+                   seed: int = 0) -> dict:
+    """Background rejection at signal ``efficiencies`` (default 0.01..1) with a bootstrap band.
+
+    The band is the central ``cl`` interval over :func:`bootstrap_indices` resamples (each
+    event keeps its weight) of the background efficiency, inverted (so ``low``/``high`` of
+    the rejection are ``1 / high``/``1 / low`` of the efficiency; inf where it is 0).
+
+    Returns:
+        ``{"signal_efficiency", "background_rejection", "low", "high"}`` arrays (NaN without
+        both classes; ``low``/``high`` NaN without resamples).
+    """
+    y, s, w = _arrays(y_true, score, weights)
+    grid = np.linspace(0.01, 1.0, 100) if efficiencies is None else np.asarray(efficiencies, np.float64)
+    nan = np.full(len(grid), np.nan)
+    if len(np.unique(y)) < 2:
+        return {"signal_efficiency": grid, "background_rejection": nan, "low": nan, "high": nan}
+    eff_b = _background_at(y, s, w, grid)
+    boots = [_background_at(y[i], s[i], None if w is None else w[i], grid) for i in bootstrap_indices(y, n_boot, seed)]
+    lo, hi = (np.quantile(boots, [(1 - cl) / 2, 1 - (1 - cl) / 2], axis=0) if boots else (nan, nan))
+    return {"signal_efficiency": grid, "background_rejection": _inverse(eff_b), "low": _inverse(hi),
+            "high": _inverse(lo)}
+
+
+def _inverse(eff):
+    eff = np.asarray(eff, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(eff == 0, np.inf, 1.0 / eff)
+
+
+def _arrays(y_true, score, weights):
+    y = np.asarray(y_true).astype(int).ravel()
+    s = np.asarray(score, dtype=np.float64).ravel()
+    return y, s, None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+
+
+def calibration(y_true, score, weights=None, bins: int = 10) -> dict:
+    """Expected calibration error, Brier score and the numbers of the reliability diagram.
+
+    ``bins`` equal-width bins on [0, 1] (left-closed, the last one closed). Per bin:
+    ``n`` (events), ``sum_w`` (sum of weights; the events without weights),
+    ``mean_score``, ``fraction_positive`` (weighted fraction of class 1) and ``error``
+    (binomial, ``sqrt(f (1 - f) / n_eff)`` with ``n_eff = (sum w)^2 / sum w^2``); NaN in
+    bins whose sum of weights is not positive. ``ece`` is ``sum_b W_b |f_b - mean_b| / sum_b
+    W_b`` over those bins; ``brier`` is scikit-learn's ``brier_score_loss`` with
+    ``sample_weight``. Scores outside [0, 1] are no probabilities: ``ece`` and ``brier`` are
+    then NaN and ``note`` says why.
+    """
+    y, p, w = _arrays(y_true, score, weights)
+    w = np.ones_like(p) if w is None else w
+    bins = int(bins)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    if not len(p) or not (np.all(np.isfinite(p)) and p.min() >= 0 and p.max() <= 1):
+        nan = np.full(bins, np.nan)
+        return {"ece": float("nan"), "brier": float("nan"), "edges": edges, "n": np.zeros(bins, int),
+                "sum_w": np.zeros(bins), "mean_score": nan, "fraction_positive": nan, "error": nan,
+                "note": "no events" if not len(p) else "the scores are not probabilities (outside [0, 1])"}
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    sum_w, sum_w2 = np.bincount(idx, w, bins), np.bincount(idx, w ** 2, bins)
+    ok = sum_w > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(ok, np.bincount(idx, w * p, bins) / sum_w, np.nan)
+        frac = np.where(ok, np.bincount(idx, w * y, bins) / sum_w, np.nan)
+        err = np.sqrt(frac * (1 - frac) / np.where(ok, sum_w ** 2 / sum_w2, np.nan))
+    total = sum_w[ok].sum()
+    ece = float((sum_w[ok] * np.abs(frac[ok] - mean[ok])).sum() / total) if total > 0 else float("nan")
+    brier = float(skm.brier_score_loss(y, p, sample_weight=w, labels=[0, 1])) if w.sum() != 0 else float("nan")
+    return {"ece": ece, "brier": brier, "edges": edges, "n": np.bincount(idx, minlength=bins), "sum_w": sum_w,
+            "mean_score": mean, "fraction_positive": frac, "error": err}
+
+
 def binary_report(y_true, score, threshold: float = 0.5, n_boot: int = 200, seed: int = 0,
                   class_names=("background", "signal"), weights=None) -> dict:
     """Test metrics of a binary classifier, weighted when ``weights`` are given.
@@ -228,9 +320,11 @@ def binary_report(y_true, score, threshold: float = 0.5, n_boot: int = 200, seed
         dict with ``roc_auc``, ``roc_auc_ci`` ([low, high], 68% bootstrap), ``accuracy``,
         ``threshold``, ``n``, ``confusion_matrix`` (rows true, columns predicted; sums of
         weights when weighted) and the scikit-learn ``classification_report`` as a dict.
-        With weights also ``weighted``: true, the sum of weights and the effective sample
-        size per class, and the signal efficiency and background rejection at working
-        points (:func:`working_points`).
+        ``working_points``: the signal efficiency, background efficiency, rejection and
+        threshold at the threshold and at fixed signal efficiencies (:func:`working_points`);
+        ``ece`` and ``brier``: the calibration of the score (:func:`calibration`; with
+        ``calibration_note`` when the scores are no probabilities). With weights also
+        ``weighted``: true, and the sum of weights and the effective sample size per class.
     """
     y_true = np.asarray(y_true).astype(int).ravel()
     score = np.asarray(score, dtype=np.float64).ravel()
@@ -247,7 +341,11 @@ def binary_report(y_true, score, threshold: float = 0.5, n_boot: int = 200, seed
         "classification_report": skm.classification_report(
             y_true, pred, labels=[0, 1], target_names=list(class_names), output_dict=True, zero_division=0,
             sample_weight=w),
+        "working_points": working_points(y_true, score, w, thresholds=(threshold,)),
     }
+    cal = calibration(y_true, score, w)
+    report.update({"ece": cal["ece"], "brier": cal["brier"]}, **({"calibration_note": cal["note"]}
+                                                                  if "note" in cal else {}))
     present = np.unique(y_true)
     if len(y_true) and len(present) < 2:  # an independent sample of one class: what can be computed
         only = class_names[int(present[0])] if int(present[0]) < len(class_names) else str(int(present[0]))
@@ -260,12 +358,14 @@ def binary_report(y_true, score, threshold: float = 0.5, n_boot: int = 200, seed
         report["sum_of_weights"] = {name: float(w[y_true == k].sum()) for k, name in enumerate(class_names)}
         report["effective_events"] = {name: effective_sample_size(w[y_true == k]) for k, name in enumerate(class_names)}
         report["negative_weight_fraction"] = float((w < 0).mean()) if len(w) else 0.0
-        report["working_points"] = working_points(y_true, score, w, thresholds=(threshold,))
     return report
 
 
 def multiclass_report(y_true, proba, class_names=None, n_boot: int = 200, seed: int = 0) -> dict:
-    """Accuracy, one-vs-rest AUC (macro; binary AUC for two classes) and confusion matrix."""
+    """Accuracy, one-vs-rest AUC (macro; binary AUC for two classes), confusion matrix, the
+    top-class calibration ``ece`` (:func:`calibration` of the highest probability against
+    whether it is the true class) and ``brier``, the mean over events of
+    ``sum_k (p_k - [y = k])^2`` (Brier's multi-class score, in [0, 2])."""
     y_true = np.asarray(y_true).astype(int).ravel()
     proba = np.asarray(proba, dtype=np.float64)
     k = proba.shape[1]
@@ -284,6 +384,9 @@ def multiclass_report(y_true, proba, class_names=None, n_boot: int = 200, seed: 
         "confusion_matrix": skm.confusion_matrix(y_true, pred, labels=list(range(k))).tolist(),
         "classification_report": skm.classification_report(
             y_true, pred, labels=list(range(k)), target_names=names, output_dict=True, zero_division=0),
+        "ece": calibration((pred == y_true).astype(int), proba.max(axis=1) if len(proba) else proba)["ece"],
+        "ece_of": "top-class confidence",
+        "brier": float(np.mean(np.sum((proba - np.eye(k)[y_true]) ** 2, axis=1))) if len(y_true) else float("nan"),
     }
 
 

@@ -1,4 +1,4 @@
-"""Figures in the mplhep CMS style, written atomically as PNG.
+"""Figures in the mplhep CMS style, written atomically as PNG and as vector PDF beside it.
 
 Every figure function takes the output path last-but-options and returns it, so tasks can
 collect their plots. Matplotlib runs headless (Agg). The numbers a figure shows come from
@@ -9,7 +9,8 @@ those rather than pixels.
 Every figure says "kerahep", never "CMS", followed by what the data are
 (:data:`DATA_LABELS`): inside ``with data_label(kind):``, where the tasks' reports set the
 kind from the run's recorded source (:func:`data_kind`). Outside such a block a figure
-claims nothing about its data.
+claims nothing about its data. Every figure is written by :func:`save_figure`: the PNG at
+the resolution of the enclosing :func:`figure_dpi` block (``run.plot_dpi``), and a PDF.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-from .artifacts import save_figure  # noqa: E402
+from .artifacts import atomic_path  # noqa: E402
 from .errors import KerahepError  # noqa: E402
 
 _STYLE_SET = False
@@ -40,6 +41,9 @@ _STYLE_SET = False
 DATA_LABELS = {"synthetic": "Simulation (synthetic twin)", "simulation": "Simulation", "collision": "Collision data"}
 _DATA_KIND: contextvars.ContextVar = contextvars.ContextVar("kerahep_data_kind", default=None)
 _AUC_IN_LABEL = re.compile(r"\s*\(AUC [^)]*\)")
+#: resolution of the PNG figures outside a :func:`figure_dpi` block (``run.plot_dpi``'s default)
+DEFAULT_DPI = 110
+_DPI: contextvars.ContextVar = contextvars.ContextVar("kerahep_plot_dpi", default=DEFAULT_DPI)
 
 
 def use_style():
@@ -49,6 +53,49 @@ def use_style():
         plt.style.use(hep.style.CMS)
         plt.rcParams.update({"figure.figsize": (8, 7), "font.size": 16})
         _STYLE_SET = True
+
+
+# ------------------------------------------------------------ writing
+@contextlib.contextmanager
+def figure_dpi(dpi: int | None):
+    """Within the block, PNG figures are written at ``dpi`` dots per inch (None: unchanged)."""
+    token = _DPI.set(_DPI.get() if dpi is None else int(dpi))
+    try:
+        yield
+    finally:
+        _DPI.reset(token)
+
+
+def figure_settings(config):
+    """The figure settings of a run's configuration (``run.plot_dpi``) for the block; the
+    reports of the tasks draw inside it (None: the defaults)."""
+    return figure_dpi(getattr(getattr(config, "run", None), "plot_dpi", None))
+
+
+def save_figure(fig, path, dpi: int | None = None) -> Path:
+    """Write ``fig`` to ``path`` atomically and close it: the one figure writer of kerahep.
+
+    A ``.png`` is written at ``dpi`` (default: the enclosing :func:`figure_dpi`, else
+    :data:`DEFAULT_DPI`), with the same figure as a vector ``.pdf`` beside it (for papers);
+    any other suffix is written alone in its format. If either file fails, neither is left.
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    pdf = path.with_suffix(".pdf") if fmt == "png" else None
+    try:
+        if pdf is not None:
+            with atomic_path(pdf) as tmp:
+                fig.savefig(tmp, bbox_inches="tight", format="pdf")
+        try:
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, dpi=int(dpi or _DPI.get()), bbox_inches="tight", format=fmt)
+        except BaseException:
+            if pdf is not None:
+                pdf.unlink(missing_ok=True)
+            raise
+    finally:
+        plt.close(fig)
+    return path
 
 
 # ------------------------------------------------------------ what the data are
@@ -146,6 +193,87 @@ def roc_curve(y_true, score, path, label: str = "model", curves: dict | None = N
         ax.legend(loc="lower right", fontsize=12)
     experiment_label(ax)
     return save_figure(fig, path)
+
+
+def efficiency_rejection(y_true, score, path, weights=None, label: str = "model", n_boot: int = 100,
+                         seed: int = 0, class_names=("background", "signal")):
+    """Background rejection (1 / background efficiency, log scale) against signal efficiency
+    (class 1 is the signal), with the bootstrap band (68%,
+    :func:`kerahep.evaluation.rejection_band`, weighted with ``weights``) and the working
+    points at signal efficiencies 0.5, 0.7, 0.9 marked."""
+    from . import evaluation as ev
+
+    use_style()
+    fig, ax = plt.subplots()
+    y = np.asarray(y_true).astype(int).ravel()
+    if len(np.unique(y)) == 2:
+        curve = ev.efficiency_rejection(y, score, weights)
+        band = ev.rejection_band(y, score, weights, n_boot=n_boot, seed=seed)
+        fin = np.isfinite(curve["background_rejection"])
+        ax.plot(curve["signal_efficiency"][fin], curve["background_rejection"][fin], label=label,
+                marker="." if fin.sum() < 30 else None)
+        free = float(curve["signal_efficiency"][~fin].max())  # up to here no background passes
+        if free > 0:
+            ax.axvline(free, color="grey", ls=":", lw=1)
+            ax.text(0.03, 0.05, f"no background passes up to signal efficiency {free:.3g}:\n"
+                    "rejection infinite there (not drawn)", transform=ax.transAxes, fontsize=11)
+        ok = np.isfinite(band["low"]) & np.isfinite(band["high"]) & np.isfinite(band["background_rejection"])
+        if ok.any():
+            ax.fill_between(band["signal_efficiency"][ok], band["low"][ok], band["high"][ok], alpha=0.3,
+                            label="68% bootstrap band")
+        points = [p for p in ev.working_points(y, score, weights)["at_signal_efficiency"]
+                  if np.isfinite(p["background_rejection"])]
+        ax.plot([p["signal_efficiency"] for p in points], [p["background_rejection"] for p in points], "o",
+                color="black", label="working points (50, 70, 90%)")
+        if fin.any() and np.nanmin(curve["background_rejection"][fin]) > 0:
+            ax.set_yscale("log")
+        ax.legend(loc="upper right", fontsize=12)
+    else:
+        ax.text(0.5, 0.5, "no curve: the events are all of one class", ha="center", va="center",
+                transform=ax.transAxes, fontsize=14)
+    weighted = " (weighted)" if weights is not None else ""
+    ax.set_xlim(0, 1)
+    sig, bkg = (f" ({n})" if n not in ("signal", "background") else "" for n in reversed(class_names[:2]))
+    ax.set_xlabel(f"Signal{sig} efficiency{weighted}")
+    ax.set_ylabel(f"Background{bkg} rejection (1 / efficiency){weighted}")
+    experiment_label(ax)
+    return save_figure(fig, path)
+
+
+def reliability(y_true, score, path, weights=None, bins: int = 10, label: str = "model"):
+    """Reliability diagram: the (weighted) fraction of class 1 per score bin against the bin's
+    mean score, with binomial error bars and the diagonal; ECE and Brier score in the legend
+    (:func:`kerahep.evaluation.calibration`)."""
+    from .evaluation import calibration
+
+    use_style()
+    cal = calibration(y_true, score, weights, bins)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
+    if "note" in cal:
+        ax.text(0.5, 0.5, f"no reliability diagram: {cal['note']}", ha="center", va="center",
+                transform=ax.transAxes, fontsize=13)
+    else:
+        ax.errorbar(cal["mean_score"], cal["fraction_positive"], yerr=cal["error"], fmt="o", capsize=3,
+                    label=f"{label} (ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f})")
+    weighted = " (weighted)" if weights is not None else ""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("Mean predicted probability in the bin")
+    ax.set_ylabel("Fraction of positives" + weighted)
+    ax.legend(loc="best", fontsize=12)
+    experiment_label(ax)
+    return save_figure(fig, path)
+
+
+def classifier_views(y_true, score, plots_dir, weights=None, label: str = "model", seed: int = 0,
+                     class_names=("background", "signal")) -> list:
+    """The views every binary classifier report draws beside its ROC: ``eff_rejection.png``
+    (:func:`efficiency_rejection`) and ``reliability.png`` (:func:`reliability`)."""
+    plots_dir = Path(plots_dir)
+    return [efficiency_rejection(y_true, score, plots_dir / "eff_rejection.png", weights=weights, label=label,
+                                 seed=seed, class_names=class_names),
+            reliability(y_true, score, plots_dir / "reliability.png", weights=weights, label=label)]
 
 
 def distinct_colours(n: int) -> list:

@@ -350,15 +350,18 @@ class Task:
         the same report.
 
         Default: binary classification report (ROC AUC with bootstrap interval, accuracy,
-        confusion matrix, ROC and score plots).
+        working points, calibration, confusion matrix; ROC, efficiency-rejection,
+        reliability, score and confusion plots at ``run.plot_dpi``).
         """
         from .. import evaluation, plotting
 
         y, score = evaluation.predict_dataset(result.models["model"], data.test)
         report = evaluation.binary_report(y, score, seed=ctx.config.run.seed)
-        plotting.roc_curve(y, score, ctx.plots_dir / "roc.png", label=self.name)
-        plotting.score_distributions(y, score, ctx.plots_dir / "scores.png")
-        plotting.confusion_matrix(report["confusion_matrix"], ctx.plots_dir / "confusion.png")
+        with plotting.figure_settings(ctx.config):
+            plotting.roc_curve(y, score, ctx.plots_dir / "roc.png", label=self.name)
+            plotting.classifier_views(y, score, ctx.plots_dir, label=self.name, seed=ctx.config.run.seed)
+            plotting.score_distributions(y, score, ctx.plots_dir / "scores.png")
+            plotting.confusion_matrix(report["confusion_matrix"], ctx.plots_dir / "confusion.png")
         return report
 
     def examples(self) -> dict:

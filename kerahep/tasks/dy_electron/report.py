@@ -32,12 +32,14 @@ def evaluate(ctx, result: FitResult, data: DyElectronInputs) -> dict:
     With event weights (``data.weights`` not ``none``) every metric is weighted, negative
     weights included: ROC AUC and its interval, confusion matrix (sums of weights),
     accuracy, sums of weights and effective events per class, efficiency and rejection at
-    working points, per-sample sums, and the ROC curve and score distributions. The figures
-    say what the data are (:func:`kerahep.plotting.data_kind`).
+    working points, calibration (ECE, Brier), per-sample sums, and the ROC curve, the
+    efficiency-rejection curve with its band, the reliability diagram and the score
+    distributions. The figures say what the data are (:func:`kerahep.plotting.data_kind`).
     """
     from ... import plotting
 
-    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)):
+    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)), \
+            plotting.figure_settings(getattr(ctx, "config", None)):
         return evaluate_labelled(ctx, result, data)
 
 
@@ -59,6 +61,7 @@ def evaluate_labelled(ctx, result: FitResult, data: DyElectronInputs) -> dict:
     report["per_sample"] = per_sample(samples, y, score, w, wp)
     p = ctx.plots_dir
     plotting.roc_curve(y, score, p / "roc.png", label="dense" + (" (weighted)" if w is not None else ""), weights=w)
+    plotting.classifier_views(y, score, p, weights=w, label="dense", seed=ctx.config.run.seed)
     plotting.score_distributions(y, score, p / "scores.png", weights=w)
     plotting.score_distributions(y, score, p / "scores_per_sample.png", groups=samples, weights=w)
     title = f"working point {wp:g}" + (" (sums of weights)" if w is not None else "")

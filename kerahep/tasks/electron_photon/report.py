@@ -77,7 +77,8 @@ def evaluate(ctx, result: FitResult, data: ElectronPhotonInputs) -> dict:
     the figures labelled with what the data are (:func:`kerahep.plotting.data_kind`)."""
     from ... import plotting
 
-    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)):
+    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)), \
+            plotting.figure_settings(getattr(ctx, "config", None)):
         return evaluate_labelled(ctx, result, data)
 
 
@@ -94,6 +95,7 @@ def evaluate_labelled(ctx, result: FitResult, data: ElectronPhotonInputs) -> dic
     report = score_report(cfg, data, y, score)
     pd = ctx.plots_dir
     plotting.roc_curve(y, score, pd / "roc.png", label=f"{describe_model(cfg)} ({data.source})")
+    plotting.classifier_views(y, score, pd, label=describe_model(cfg), seed=cfg.run.seed, class_names=CLASS_NAMES)
     plotting.score_distributions(y, score, pd / "scores.png", class_names=CLASS_NAMES)
     plotting.confusion_matrix(report["confusion_matrix"], pd / "confusion.png", class_names=CLASS_NAMES,
                               title=f"threshold {report['threshold']:g}")

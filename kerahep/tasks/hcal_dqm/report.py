@@ -24,12 +24,14 @@ def evaluate(ctx, result: HcalResult, data: HcalInputs) -> dict:
     labelled with what the data are (:func:`kerahep.plotting.data_kind`)."""
     from ... import plotting
 
-    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)):
+    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)), \
+            plotting.figure_settings(getattr(ctx, "config", None)):
         return evaluate_labelled(ctx, result, data)
 
 
 def evaluate_labelled(ctx, result: HcalResult, data: HcalInputs) -> dict:
     """The body of :func:`evaluate`, inside its data label."""
+    from ... import plotting
     from ...data import hcal
 
     if data.test is None:
@@ -46,6 +48,11 @@ def evaluate_labelled(ctx, result: HcalResult, data: HcalInputs) -> dict:
         report["oracle_auc_test"] = oracle
     plots.classification(labels, p, proba, names, baseline["score"], model.name, report["confusion_matrix"],
                          plots_dir)
+    if data.n_classes == 2:
+        plotting.classifier_views(labels, p, plots_dir, label=model.name, seed=cfg.run.seed, class_names=names)
+    else:  # no one signal to reject the rest against: the calibration of the top class only
+        plotting.reliability((proba.argmax(axis=1) == labels).astype(int), proba.max(axis=1),
+                             plots_dir / "reliability.png", label=f"{model.name}, top-class confidence")
 
     report["occupancy"] = occupancy(data.runs, plots_dir, samples=plots.sample_images(data.runs, run_idx, ls))
     maps_x, maps_r = map_subset(data.runs, data.segments[2], per_run=200)

@@ -5,7 +5,8 @@ Written by training and by ``scripts.evaluate --run`` alike, under the same name
 ``comparison.json``/``.csv`` and ``plots/comparison.png`` (every classifier on the same
 test events), ``plots/roc.png``, ``reconstruction.json``/``.csv`` and
 ``plots/reconstruction.png`` (masked features reconstructed by the pre-trained
-autoencoder), ``plots/scores.png`` and ``plots/confusion.png``. The rows of the classifiers
+autoencoder), ``plots/scores.png``, ``plots/confusion.png``, ``plots/eff_rejection.png``
+and ``plots/reliability.png`` (each figure also as PDF). The rows of the classifiers
 that are not saved (frozen encoder before fine-tuning, from scratch, tree baselines) and
 their test scores come from the stored training result; the final classifier's row is
 recomputed from ``model.keras``. An independent sample (``evaluate --data``) holds other
@@ -44,7 +45,8 @@ def evaluate(ctx, result: HiggsResult, data: HiggsInputs) -> dict:
     the figures labelled with what the data are (:func:`kerahep.plotting.data_kind`)."""
     from ... import plotting
 
-    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)):
+    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)), \
+            plotting.figure_settings(getattr(ctx, "config", None)):
         return evaluate_labelled(ctx, result, data)
 
 
@@ -64,6 +66,7 @@ def evaluate_labelled(ctx, result: HiggsResult, data: HiggsInputs) -> dict:
         report["comparison_note"] = note
     write_comparison(ctx, rows)
     roc(y, score, ctx.plots_dir / "roc.png", cfg.model.final_stage, curves)
+    plotting.classifier_views(y, score, ctx.plots_dir, label=cfg.model.final_stage, seed=cfg.run.seed)
     if "gbt_all28" in rows:
         report["twin_check"] = {
             "low_level_classifier_auc": report["roc_auc"], "gbt_all28_auc": rows["gbt_all28"]["roc_auc"],

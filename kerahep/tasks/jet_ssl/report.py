@@ -88,7 +88,9 @@ def model_report(truth: dict, pred: dict, seed: int) -> tuple:
     from ... import evaluation
 
     report = evaluation.binary_report(truth["y"], pred["y"], seed=seed, class_names=CLASS_NAMES)
-    out = {k: report[k] for k in ("roc_auc", "roc_auc_ci", "accuracy", "n", "confusion_matrix")}
+    keys = ("roc_auc", "roc_auc_ci", "accuracy", "n", "confusion_matrix", "working_points", "ece", "brier",
+            "calibration_note")
+    out = {k: report[k] for k in keys if k in report}
     for key in ("m", "pt"):
         reg = evaluation.regression_report(truth[key], pred[key])
         out.update({f"{key}_mse": reg["mse"], f"{key}_mae": reg["mae"], f"{key}_r2": reg["r2"],
@@ -104,7 +106,8 @@ def evaluate(ctx, result: JetSSLResult, data: JetSSLInputs) -> dict:
     """
     from ... import plotting
 
-    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)):
+    with plotting.data_label(plotting.data_kind(data.source, FILES_ARE, data.paths)), \
+            plotting.figure_settings(getattr(ctx, "config", None)):
         return evaluate_labelled(ctx, result, data)
 
 
@@ -132,6 +135,8 @@ def evaluate_labelled(ctx, result: JetSSLResult, data: JetSSLInputs) -> dict:
     # the saved model once, the others beside it (the exported method is not among the stored scores)
     plotting.roc_curve(truth["y"], pred["y"], ctx.plots_dir / "roc.png", label=f"model.keras: {out['model_variant']}",
                        curves=curves)
+    plotting.classifier_views(truth["y"], pred["y"], ctx.plots_dir, label="model.keras", seed=cfg.run.seed,
+                              class_names=CLASS_NAMES)
     if cfg.data.tsne_points and "encoder" in result.models:
         with surface_errors(*data.streams):
             truth_z, z = evaluation.predict_dataset(result.models["encoder"], data.test)
