@@ -55,7 +55,9 @@ def test_train_two_variants_writes_metrics_plots_and_nothing_beside_the_runs(wor
     plots = {p.name for p in (res.run_dir / "plots").glob("*.png")}
     assert {"roc.png", "scores.png", "confusion.png", "tsne_embedding.png", "saliency.png", "gradcam.png",
             "gradcam_plus_plus.png", "mean_energy.png", "mean_time.png", "mean_difference.png",
-            "history.png"} == plots
+            "history.png", "eff_rejection.png", "reliability.png"} == plots
+    assert {p.with_suffix(".pdf").name for p in (res.run_dir / "plots").glob("*.png")} == \
+        {p.name for p in (res.run_dir / "plots").glob("*.pdf")}  # every figure also as a vector PDF
     task_root = workdir / "results" / "electron_photon"
     assert sorted(p.name for p in task_root.iterdir()) == sorted(["LATEST", res.run_dir.name])
 

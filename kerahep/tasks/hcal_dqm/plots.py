@@ -2,7 +2,7 @@
 routing and load, and the monitoring view (per-lumisection scores, autoencoder residuals).
 
 Each function draws one figure into the path (or plots folder) it is given, in the style
-of :func:`kerahep.plotting.use_style`, written by :func:`kerahep.artifacts.save_figure`.
+of :func:`kerahep.plotting.use_style`, written by :func:`kerahep.plotting.save_figure` (PNG and PDF).
 Maps are drawn on CMS iEta and iPhi (:func:`ieta_of_rows` states how rows are read, and
 every map figure says it in a footnote); maps compared with each other share one colour
 scale.
@@ -141,7 +141,7 @@ def routing_maps(items, path, n_experts: int, shape):
     import matplotlib.pyplot as plt
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    from ...artifacts import save_figure
+    from ...plotting import save_figure
     from ...plotting import figure_title, use_style
 
     use_style()
@@ -173,7 +173,7 @@ def expert_load(load_rows: dict, class_names, path):
     """Fraction of token assignments per expert, one bar per run, one panel per MoE layer."""
     import matplotlib.pyplot as plt
 
-    from ...artifacts import save_figure
+    from ...plotting import save_figure
     from ...plotting import figure_title, use_style
 
     use_style()
@@ -200,7 +200,7 @@ def monitoring(run_idx, ls, names, confidence, wrong, score, threshold, truth, p
     injected) lumisections."""
     import matplotlib.pyplot as plt
 
-    from ...artifacts import save_figure
+    from ...plotting import save_figure
     from ...plotting import figure_title, use_style
 
     use_style()

@@ -37,8 +37,7 @@ def reconstruction_grid(true, rec, mask, names, path, bins=40):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ...artifacts import save_figure
-    from ...plotting import figure_title
+    from ...plotting import figure_title, save_figure
 
     n = len(names)
     cols = 6

@@ -27,7 +27,7 @@ def fraction_plot(rows, path):
     and pT MSE (GeV^2)."""
     import matplotlib.pyplot as plt
 
-    from ... import artifacts
+    from ... import plotting
     from ...plotting import figure_title, use_style
 
     use_style()
@@ -46,7 +46,7 @@ def fraction_plot(rows, path):
         ax.set_ylabel(lab)
         ax.legend(fontsize=11)
     figure_title(fig, "Test metrics against the label fraction", fontsize=14)
-    return artifacts.save_figure(fig, path)
+    return plotting.save_figure(fig, path)
 
 
 def tsne_plots(z, truth: dict, n_points: int, seed: int, plots_dir) -> None:
