@@ -27,6 +27,7 @@ def parser(prog: str = "kerahep benchmark") -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/benchmark.json",
                    help="JSON output (default: results/benchmark.json in the current folder)")
     p.add_argument("--workdir", help="where benchmark data are written (default: a temporary folder)")
+    cli.add_verbose_argument(p)
     return p
 
 

@@ -23,6 +23,7 @@ def parser(prog: str = "kerahep compare-variants") -> argparse.ArgumentParser:
                    help="results folder of the runs (default: results/ in the current folder)")
     p.add_argument("--out", metavar="FILE.csv",
                    help="write the table to FILE.csv and its image to FILE.png; default: print only")
+    cli.add_verbose_argument(p)
     return p
 
 

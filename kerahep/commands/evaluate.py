@@ -24,6 +24,7 @@ from ..saving import max_model_size
 def parser(prog: str = "kerahep evaluate") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     cli.add_run_arguments(p, "evaluate")
+    cli.add_verbose_argument(p)
     p.add_argument("--data", nargs="+", metavar="PATH",
                    help="score these files in full as an independent sample (results go to <run>/external/)")
     p.add_argument("--backend", choices=cli.BACKENDS, help="Keras backend to score with")

@@ -23,6 +23,7 @@ def parser(prog: str = "kerahep export") -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Needs the export extra: pip install 'kerahep[export]'")
     cli.add_run_arguments(p, "export")
+    cli.add_verbose_argument(p)
     p.add_argument("--format", required=True, choices=FORMATS, help="what to export to")
     p.add_argument("--out", metavar="PATH",
                    help="target file (onnx) or folder (saved_model, hls4ml); default <run>/export/...")

@@ -21,6 +21,7 @@ def parser(prog: str = "kerahep predict") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_run_arguments(p, "score with")
+    cli.add_verbose_argument(p)
     p.add_argument("files", nargs="+", metavar="FILE", help="input files in the task's own format")
     p.add_argument("--out", metavar="DIR", help="output folder (default: <run>/predictions/)")
     p.add_argument("--format", choices=FORMATS,

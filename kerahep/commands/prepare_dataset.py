@@ -38,6 +38,7 @@ def parser(prog: str = "kerahep prepare") -> argparse.ArgumentParser:
     p.add_argument("--dask", action="store_true", help="prepare with uproot.dask on a Dask cluster")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.add_verbose_argument(p)
     return p
 
 

@@ -53,6 +53,7 @@ def parser(prog: str = "kerahep train") -> argparse.ArgumentParser:
                         "last epoch; with --data, a run started on other files is not continued (skipped, or "
                         "refused with --run-id); a complete run stopped before it was published is published")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_verbose_argument(p)
     p.add_argument("--list", action="store_true", help="list tasks and presets and exit")
     return p
 
