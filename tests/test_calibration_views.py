@@ -199,6 +199,7 @@ def drawn(monkeypatch):
         return Path(path)
 
     monkeypatch.setattr(plotting, "save_figure", keep)
+    monkeypatch.setattr(plotting.style, "save_figure", keep)
     yield figures
     for fig in figures.values():
         plt.close(fig)

@@ -28,6 +28,7 @@ def figures(monkeypatch):
         return Path(path)
 
     monkeypatch.setattr(plotting, "save_figure", keep)
+    monkeypatch.setattr(plotting.style, "save_figure", keep)
     monkeypatch.setattr(artifacts, "save_figure", keep)
     yield drawn
     for fig in drawn.values():

@@ -97,6 +97,7 @@ def no_figures():
             return Path(path)
 
         mp.setattr(plotting, "save_figure", close)
+        mp.setattr(plotting.style, "save_figure", close)
         yield
 
 

@@ -93,7 +93,7 @@ def test_a_sample_of_one_class_says_why_the_auc_is_absent_and_gives_the_selected
     assert report["selected_fraction"] == pytest.approx(0.5)
     figures = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(plotting, "save_figure", lambda fig, path: figures.append(fig))
+        mp.setattr(plotting.style, "save_figure", lambda fig, path: figures.append(fig))
         plotting.roc_curve(y, s, tmp_path / "roc.png")
     texts = [t.get_text() for t in figures[0].axes[0].texts]
     assert any("all of one class" in t for t in texts)
