@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import cli
 
-TASKS = ("dy_electron", "electron_photon", "higgs_mae", "jet_ssl", "hcal_dqm", "backends", "predict")
+TASKS = ("dy_electron", "electron_photon", "higgs_mae", "jet_ssl", "hcal_dqm", "backends", "predict", "twins")
 
 
 def parser(prog: str = "kerahep benchmark") -> argparse.ArgumentParser:
