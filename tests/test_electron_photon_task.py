@@ -153,7 +153,8 @@ def test_compare_variants_command_prints_and_writes_only_where_told(tmp_path, mo
     assert commands.main(["compare-variants", "--output-dir", "runs"]) == 0  # kerahep compare-variants
     assert "dual_stream" in capsys.readouterr().out and _listing(tmp_path) == before
     assert compare_variants.main(["--output-dir", "runs", "--out", "tables/variants.csv"]) == 0
-    assert _listing(tmp_path) == sorted(before + ["tables", "tables/variants.csv", "tables/variants.png"])
+    assert _listing(tmp_path) == sorted(before + ["tables", "tables/variants.csv", "tables/variants.pdf",
+                                                      "tables/variants.png"])
     lines = (tmp_path / "tables" / "variants.csv").read_text().splitlines()
     assert lines[0] == ",".join(COMPARISON_COLUMNS)
     assert [ln.split(",")[:2] for ln in lines[1:]] == [["two_channel", "a"], ["dual_stream", "b"]]

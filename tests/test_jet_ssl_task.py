@@ -274,7 +274,7 @@ def test_load_data_rejects_inputs_without_a_labelled_file(workdir):
 
 
 def test_comparison_is_auc_only_and_the_fraction_plot_has_auc_mass_and_pt_panels(tmp_path):
-    from kerahep import artifacts
+    from kerahep import plotting
     from kerahep.tasks import jet_ssl
 
     rows = [{"label_fraction": 1.0, "method": m, "roc_auc": a, "m_mse": 9.0, "pt_mse": 4.0}
@@ -283,7 +283,7 @@ def test_comparison_is_auc_only_and_the_fraction_plot_has_auc_mass_and_pt_panels
     assert set(comp) == {"frozen_minus_scratch_auc", "frozen_beats_scratch_auc"}  # AUC only
     figures = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(artifacts, "save_figure", lambda fig, path: figures.append(fig))
+        mp.setattr(plotting, "save_figure", lambda fig, path: figures.append(fig))
         jet_ssl.fraction_plot(rows, tmp_path / "fractions.png")
     labels = [ax.get_ylabel() for ax in figures[0].axes]
     assert labels == ["test ROC AUC", "mass MSE [GeV$^2$]", "pT MSE [GeV$^2$]"]

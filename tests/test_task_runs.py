@@ -230,7 +230,8 @@ def _assert_same(found, expected, where):
             _assert_same(a, b, f"{where}[{i}]")
     elif isinstance(expected, (int, float)) and not isinstance(expected, bool) and expected is not None:
         assert isinstance(found, (int, float)), (where, found, expected)
-        assert (math.isnan(found) and math.isnan(expected)) or abs(found - expected) <= 1e-6, (where, found, expected)
+        assert (math.isnan(found) and math.isnan(expected)) or found == expected \
+            or abs(found - expected) <= 1e-6, (where, found, expected)  # == : equal infinities (rejection)
     else:
         assert found == expected, (where, found, expected)
 

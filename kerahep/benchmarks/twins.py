@@ -49,7 +49,7 @@ from ..errors import DataError
 #: where the measured real values come from (facts of issue 19; not recomputed here)
 REAL_SOURCE = "issue 19, measured on ../shared/realdata"
 #: the real values: task -> quantity key -> (value, unit, source); the published jet_ssl AUC is
-#: from the literature (../shared/DESIGN.md), the others are measured (:data:`REAL_SOURCE`)
+#: from the literature (the published results quoted in issue 19), the others are measured (:data:`REAL_SOURCE`)
 REAL = {
     "electron_photon": {
         "width_wide_auc": (0.62, "AUC", f"electron/photon crops, separating direction ({REAL_SOURCE})"),
@@ -67,7 +67,7 @@ REAL = {
         "opposite_charge": (0.95, "fraction", f"simulation, nano_dy.root ({REAL_SOURCE})"),
     },
     "jet_ssl": {
-        "oracle_auc": (0.936, "AUC", "published SimCLR ResNet-18 AUC (issue 19; ../shared/DESIGN.md)"),
+        "oracle_auc": (0.936, "AUC", "published SimCLR ResNet-18 AUC (issue 19)"),
     },
 }
 AUC_TOLERANCE = 0.03

@@ -6,7 +6,7 @@ the newest complete run are compared (:func:`kerahep.tasks.electron_photon.compa
 
 Examples:
     kerahep compare-variants                                 # print the table of results/electron_photon
-    kerahep compare-variants --out results/variants.csv      # and write variants.csv and variants.png
+    kerahep compare-variants --out results/variants.csv      # and write variants.csv, variants.png and variants.pdf
 """
 
 from __future__ import annotations
