@@ -1,90 +1,13 @@
 """Metrics on scikit-learn: ROC AUC with a bootstrap interval, classification report,
-confusion matrix, regression scores, and prediction over a ``tf.data`` dataset."""
+confusion matrix, regression scores. The prediction loop over a ``tf.data`` dataset,
+:func:`predict_dataset`, lives in :mod:`kerahep.scoring` and is re-exported here."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn import metrics as skm
 
-
-def predict_dataset(model, dataset, output: int | str | None = None, with_weights: bool = False, forward=None):
-    """Run ``model`` over a batched dataset of ``(x, y[, w])``: the one prediction loop of kerahep.
-
-    Args:
-        model: a Keras model.
-        dataset: batched ``tf.data.Dataset`` (or any iterable of such tuples).
-        output: for multi-output models, the output to return, by index (in the model's
-            order) or name (a dict output's key, else the model's ``output_names``); None:
-            the first; ``"all"`` returns every output as a dict (by name for dict outputs,
-            else ``output_0``, ...).
-        with_weights: also return the per-sample weights (None where the dataset has none).
-        forward: ``forward(x)`` giving the model's outputs for a batch; default the eager
-            ``model(x, training=False)``. :func:`kerahep.scoring.score` passes a compiled
-            one (:func:`kerahep.scoring.compiled_forward`).
-
-    Returns:
-        ``(y_true, y_pred)`` (plus ``weights`` with ``with_weights``) as NumPy arrays;
-        ``y_pred`` is squeezed to 1-D for a single unit. Dict targets come back as a dict of
-        arrays, each squeezed the same way.
-    """
-    ys, ps, ws = [], [], []
-    for batch in dataset:
-        x, y = batch[0], batch[1]
-        # eager by default: predict_on_batch would be several times faster for small models,
-        # but it runs torch.compile for models compiled with jit_compile on the torch backend
-        # and returns every replica's outputs under tf.distribute (both fail the test suite)
-        p = forward(x) if forward is not None else model(x, training=False)
-        if output == "all":
-            if isinstance(p, dict):
-                p = dict(p)
-            elif isinstance(p, (list, tuple)):
-                p = {f"output_{i}": v for i, v in enumerate(p)}
-            else:
-                p = {"output_0": p}
-        else:
-            p = _pick(model, p, output)
-        ys.append(_np(y))
-        ps.append({k: _np(v).astype(np.float32) for k, v in p.items()} if isinstance(p, dict)
-                  else _np(p).astype(np.float32))
-        if with_weights:
-            ws.append(_np(batch[2]) if len(batch) > 2 else None)
-    y_true, y_pred = _concat(ys), _concat(ps)
-    if not with_weights:
-        return y_true, y_pred
-    weights = None if not ws or any(w is None for w in ws) else _concat(ws)
-    return y_true, y_pred, weights
-
-
-def _pick(model, p, output):
-    """One output of a multi-output prediction, by index or name (None: the first)."""
-    if not isinstance(p, (dict, list, tuple)):
-        return p
-    values = list(p.values()) if isinstance(p, dict) else list(p)
-    if output is None:
-        return values[0]
-    if not isinstance(output, str):
-        return values[output]
-    names = list(p) if isinstance(p, dict) else list(getattr(model, "output_names", None) or ())
-    if output not in names:
-        raise ValueError(f"the model has no output {output!r}; its outputs: "
-                         f"{', '.join(map(str, names)) if names else f'{len(values)} unnamed'}")
-    return values[names.index(output)]
-
-
-def _concat(parts):
-    """Concatenate per-batch arrays (or dicts of them), squeezing a trailing unit axis."""
-    if parts and isinstance(parts[0], dict):
-        return {k: _concat([p[k] for p in parts]) for k in parts[0]}
-    out = np.concatenate(parts) if parts else np.zeros((0,))
-    return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
-
-
-def _np(t):
-    if isinstance(t, dict):
-        return {k: _np(v) for k, v in t.items()}
-    import keras
-
-    return np.asarray(keras.ops.convert_to_numpy(t))
+from .scoring import predict_dataset  # noqa: F401 - the one prediction loop, re-exported
 
 
 def bootstrap_indices(y_true, n_boot: int, seed: int = 0):

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ...artifacts import atomic_path, read_json, write_json
+from .kinematics import boost, breit_wigner, four_vector, invariant_mass, pt_eta_phi, two_body_at_rest
 
 log = logging.getLogger("kerahep")
 
@@ -58,72 +59,19 @@ PIXEL_RADII = (0.044, 0.073, 0.102)  # barrel pixel layers [m]
 ECAL_R, HCAL_R = 1.29, 1.8
 
 
-# ------------------------------------------------------------------ kinematics
-def _four(pt, eta, phi, m=0.0):
-    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
-    e = np.sqrt(px ** 2 + py ** 2 + pz ** 2 + np.asarray(m) ** 2)
-    return np.stack([e, px, py, pz], axis=-1)
-
-
-def _pt_eta_phi(p):
-    pt = np.hypot(p[..., 1], p[..., 2])
-    eta = np.arcsinh(p[..., 3] / np.maximum(pt, 1e-9))
-    phi = np.arctan2(p[..., 2], p[..., 1])
-    return pt, eta, phi
-
-
-def _boost(p, beta):
-    """Boost four-vectors ``p`` (..., 4) by velocity ``beta`` (..., 3)."""
-    b2 = np.sum(beta ** 2, axis=-1, keepdims=True)
-    gamma = 1.0 / np.sqrt(np.maximum(1.0 - b2, 1e-12))
-    bp = np.sum(beta * p[..., 1:], axis=-1, keepdims=True)
-    coef = np.where(b2 > 0, (gamma - 1.0) * bp / np.maximum(b2, 1e-12), 0.0)
-    e = gamma * (p[..., :1] + bp)
-    vec = p[..., 1:] + coef * beta + gamma * beta * p[..., :1]
-    return np.concatenate([e, vec], axis=-1)
-
-
-def _isotropic(rng, n):
-    cos_t = rng.uniform(-1, 1, n)
-    sin_t = np.sqrt(1 - cos_t ** 2)
-    ph = rng.uniform(0, 2 * np.pi, n)
-    return np.stack([sin_t * np.cos(ph), sin_t * np.sin(ph), cos_t], axis=-1)
-
-
-def _two_body(rng, m_parent, m1, m2):
-    """Momenta of a two-body decay at rest, isotropic: returns p1, p2 (n, 4)."""
-    lam = (m_parent ** 2 - (m1 + m2) ** 2) * (m_parent ** 2 - (m1 - m2) ** 2)
-    q = np.sqrt(np.maximum(lam, 0.0)) / (2 * m_parent)
-    d = _isotropic(rng, len(m_parent))
-    p1 = np.concatenate([np.sqrt(q ** 2 + m1 ** 2)[:, None], q[:, None] * d], axis=1)
-    p2 = np.concatenate([np.sqrt(q ** 2 + m2 ** 2)[:, None], -q[:, None] * d], axis=1)
-    return p1, p2
-
-
-def _breit_wigner(rng, mass, width, n, lo, hi):
-    m = mass + 0.5 * width * np.tan(np.pi * (rng.uniform(size=n) - 0.5))
-    return np.clip(m, lo, hi)
-
-
-def _mass(p):
-    m2 = p[..., 0] ** 2 - np.sum(p[..., 1:] ** 2, axis=-1)
-    return np.sqrt(np.maximum(m2, 0.0))
-
-
-# --------------------------------------------------------------------- prongs
 def _top_prongs(rng, pt):
     """Three prongs (b, q, q') of hadronic top decays boosted to ``pt`` along phi = 0."""
     n = len(pt)
-    m_t = _breit_wigner(rng, 172.7, 1.4, n, 150.0, 195.0)
-    m_w = _breit_wigner(rng, 80.4, 2.1, n, 65.0, 95.0)
+    m_t = breit_wigner(rng, 172.7, 1.4, n, 150.0, 195.0)
+    m_w = breit_wigner(rng, 80.4, 2.1, n, 65.0, 95.0)
     m_b = np.full(n, 4.8)
-    b, w = _two_body(rng, m_t, m_b, m_w)
-    q1, q2 = _two_body(rng, m_w, np.zeros(n), np.zeros(n))
+    b, w = two_body_at_rest(rng, m_t, m_b, m_w)
+    q1, q2 = two_body_at_rest(rng, m_w, np.zeros(n), np.zeros(n))
     beta_w = w[:, 1:] / w[:, :1]
-    q1, q2 = _boost(q1, beta_w), _boost(q2, beta_w)
+    q1, q2 = boost(q1, beta_w), boost(q2, beta_w)
     e_t = np.sqrt(pt ** 2 + m_t ** 2)
     beta_t = np.stack([pt / e_t, np.zeros(n), np.zeros(n)], axis=1)
-    prongs = np.stack([_boost(b, beta_t), _boost(q1, beta_t), _boost(q2, beta_t)], axis=1)  # (n, 3, 4)
+    prongs = np.stack([boost(b, beta_t), boost(q1, beta_t), boost(q2, beta_t)], axis=1)  # (n, 3, 4)
     is_b = np.tile(np.array([True, False, False]), (n, 1))
     return prongs, is_b
 
@@ -139,7 +87,7 @@ def _qcd_prongs(rng, pt):
     ang = rng.uniform(0, 2 * np.pi, n)
     u = np.stack([np.cos(ang), np.sin(ang)], axis=1)
     for k, (frac, off) in enumerate([(1 - z, z * dr), (z, -(1 - z) * dr)]):
-        prongs[:, k] = _four(frac * pt, off * u[:, 0], off * u[:, 1])
+        prongs[:, k] = four_vector(frac * pt, off * u[:, 0], off * u[:, 1])
     is_b = np.zeros((n, 3), bool)
     gbb = rng.uniform(size=n) < 0.05
     is_b[gbb, 0] = True
@@ -150,15 +98,15 @@ def _qcd_prongs(rng, pt):
 def _radiate(rng, prongs, is_b):
     """Each prong radiates a soft gluon with probability 0.5: appends up to 3 prongs."""
     n, k, _ = prongs.shape
-    pt, eta, phi = _pt_eta_phi(prongs)
+    pt, eta, phi = pt_eta_phi(prongs)
     alive = prongs[..., 0] > 0
     emit = alive & (rng.uniform(size=(n, k)) < 0.5)
     z = 0.03 * 5.0 ** rng.uniform(size=(n, k))  # 0.03 .. 0.15
     dr = 0.05 * 8.0 ** rng.uniform(size=(n, k))  # 0.05 .. 0.4
     ang = rng.uniform(0, 2 * np.pi, (n, k))
     z = np.where(emit, z, 0.0)
-    hard = _four((1 - z) * pt, eta, phi)
-    soft = _four(z * pt, eta + dr * np.cos(ang), phi + dr * np.sin(ang))
+    hard = four_vector((1 - z) * pt, eta, phi)
+    soft = four_vector(z * pt, eta + dr * np.cos(ang), phi + dr * np.sin(ang))
     soft[~emit] = 0.0
     hard[~alive] = 0.0
     return np.concatenate([hard, soft], axis=1), np.concatenate([is_b, np.zeros_like(is_b)], axis=1)
@@ -168,7 +116,7 @@ def _radiate(rng, prongs, is_b):
 def _shower(rng, prongs, is_b):
     """Particles of every prong: flat arrays with the jet index of each particle."""
     n, k, _ = prongs.shape
-    ppt, peta, pphi = _pt_eta_phi(prongs)
+    ppt, peta, pphi = pt_eta_phi(prongs)
     alive = (prongs[..., 0] > 1.0) & (ppt > 1.0)
     jet_idx, prong_idx = np.nonzero(alive)
     ppt, peta, pphi, pb = ppt[alive], peta[alive], pphi[alive], is_b[alive]
@@ -272,10 +220,10 @@ def _paint(rng, n_jets, p):
 def _jet_labels(n_jets, p):
     """Mass and pT of the particles within Delta R < 0.8 of the axis (no pile-up)."""
     sel = ~p["pileup"] & (np.hypot(p["eta"], p["phi"]) < JET_R)
-    four = _four(p["pt"][sel], p["eta"][sel], p["phi"][sel])
+    four = four_vector(p["pt"][sel], p["eta"][sel], p["phi"][sel])
     tot = np.zeros((n_jets, 4))
     np.add.at(tot, p["jet"][sel], four)
-    return _mass(tot), np.hypot(tot[:, 1], tot[:, 2])
+    return invariant_mass(tot), np.hypot(tot[:, 1], tot[:, 2])
 
 
 def _latent(rad, parts, m, pt):
@@ -284,14 +232,14 @@ def _latent(rad, parts, m, pt):
     displaced tracks. The class itself (prong count before radiation, b flags) is left out:
     the oracle sees what the detector could resolve at best, not the label."""
     n = len(m)
-    ppt, peta, pphi = _pt_eta_phi(rad)
+    ppt, peta, pphi = pt_eta_phi(rad)
     inside = (rad[..., 0] > 0) & (np.hypot(peta, pphi) < JET_R)
     order = np.argsort(np.where(inside, -ppt, np.inf), axis=1)[:, :3]
     top3 = np.take_along_axis(rad * inside[..., None], order[..., None], axis=1)
     t_pt = np.hypot(top3[..., 1], top3[..., 2])
     shares = t_pt / np.maximum(t_pt.sum(1, keepdims=True), 1e-9)
-    pair = np.sort(np.stack([_mass(top3[:, a] + top3[:, b]) for a, b in ((0, 1), (0, 2), (1, 2))], 1), axis=1)
-    m3 = _mass(top3.sum(1))
+    pair = np.sort(np.stack([invariant_mass(top3[:, a] + top3[:, b]) for a, b in ((0, 1), (0, 2), (1, 2))], 1), axis=1)
+    m3 = invariant_mass(top3.sum(1))
     sel = parts["displaced"] & (parts["pt"] > 1.0) & (np.hypot(parts["eta"], parts["phi"]) < JET_R)
     n_disp = np.bincount(parts["jet"][sel], minlength=n)
     return np.column_stack([m, pt, pair, m3, shares, n_disp])
