@@ -38,6 +38,7 @@ from .common import (
     require_tensorflow_backend, slice_inputs, staged,
 )
 from .provenance import converter_versions, custom_layers, provenance, walk_layers
+from .tf2onnx_ops import patch_tf2onnx, quiet_tf2onnx
 
 log = logging.getLogger("kerahep")
 
@@ -362,31 +363,6 @@ def onnx_opset(path) -> int | None:
 
     model = onnx.load(str(path), load_external_data=False)
     return next((o.version for o in model.opset_import if (o.domain or "") == ""), None)
-
-
-def patch_tf2onnx() -> None:
-    """Keras' numpy-2 fixes of tf2onnx (it applies them on every ONNX export), when available."""
-    try:
-        from keras.src.export.tf2onnx_lib import patch_tf2onnx as patch
-    except ImportError:  # pragma: no cover - a Keras without them
-        return
-    patch()
-
-
-class quiet_tf2onnx:
-    """Silence the converters' logs while converting (the exporter reports problems itself)."""
-
-    NAMES = ("tf2onnx", "tensorflow")  # tf2onnx's log, TensorFlow's deprecation warnings of tf2onnx's calls
-
-    def __enter__(self):
-        self.levels = {name: logging.getLogger(name).level for name in self.NAMES}
-        for name in self.NAMES:
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-        return self
-
-    def __exit__(self, *exc):
-        for name, level in self.levels.items():
-            logging.getLogger(name).setLevel(level)
 
 
 def first_line(exc) -> str:

@@ -1,5 +1,6 @@
 """tf2onnx handlers for the TensorFlow ops kerahep models use that tf2onnx 1.17 leaves
-unconverted (it then writes a graph ONNX Runtime refuses to load).
+unconverted (it then writes a graph ONNX Runtime refuses to load), and the patching and
+quieting of tf2onnx around a conversion (:func:`patch_tf2onnx`, :class:`quiet_tf2onnx`).
 
 * ``Log1p`` (``keras.ops.log1p``: kerahep's Log1p, ChannelLog1p, ChannelScale and
   PairInvariantMass layers) becomes ``log(1 + x)`` with the correction that keeps the
@@ -17,6 +18,8 @@ export against Keras.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
@@ -110,3 +113,28 @@ def sign_bitcast(ctx, node, name, args):
 def handlers() -> dict:
     """The ``custom_op_handlers`` of ``tf2onnx.convert`` (a fresh dict: tf2onnx may add to it)."""
     return {"Log1p": (log1p, []), "Erfc": (erfc, []), "Bitcast": (sign_bitcast, [])}
+
+
+def patch_tf2onnx() -> None:
+    """Keras' numpy-2 fixes of tf2onnx (it applies them on every ONNX export), when available."""
+    try:
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx as patch
+    except ImportError:  # pragma: no cover - a Keras without them
+        return
+    patch()
+
+
+class quiet_tf2onnx:
+    """Silence the converters' logs while converting (the exporter reports problems itself)."""
+
+    NAMES = ("tf2onnx", "tensorflow")  # tf2onnx's log, TensorFlow's deprecation warnings of tf2onnx's calls
+
+    def __enter__(self):
+        self.levels = {name: logging.getLogger(name).level for name in self.NAMES}
+        for name in self.NAMES:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        return self
+
+    def __exit__(self, *exc):
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
