@@ -76,18 +76,19 @@ def reduce_residuals(residual, how: str = "mse", top: int = 8) -> np.ndarray:
             error), ``max`` (largest absolute residual: one broken channel suffices) or
             ``top`` (mean of the ``top`` largest squared residuals: a small group of channels).
     """
-    r = np.asarray(residual, dtype=np.float64).reshape(len(residual), -1)
-    if how == "mse":
-        return np.mean(r ** 2, axis=1)
+    r = np.asarray(residual).reshape(len(residual), -1)
     if how == "max":
-        return np.max(np.abs(r), axis=1)
-    if how == "top":
-        k = min(int(top), r.shape[1])
-        return np.mean(np.sort(r ** 2, axis=1)[:, -k:], axis=1)
-    raise ValueError(f"score must be one of {SCORES}, got {how!r}")
+        return np.max(np.abs(r), axis=1).astype(np.float64)
+    if how not in ("mse", "top"):
+        raise ValueError(f"score must be one of {SCORES}, got {how!r}")
+    sq = np.square(r, dtype=np.float64)  # one float64 buffer, no float64 copy of r first
+    if how == "mse":
+        return np.mean(sq, axis=1)
+    k = min(int(top), sq.shape[1])  # the k largest by a partial sort, not a sort of the whole map
+    return np.mean(np.partition(sq, sq.shape[1] - k, axis=1)[:, -k:], axis=1)
 
 
-def anomaly_scores(ae, dataset, how: str = "mse", top: int = 8, keep_residuals=None):
+def anomaly_scores(ae, dataset, how: str = "mse", top: int = 8, keep_residuals=None, forward=None):
     """Anomaly scores of every map of a batched dataset of ``(x, ...)`` (in order).
 
     Its own loop rather than :func:`kerahep.evaluation.predict_dataset`: each batch's residual
@@ -97,6 +98,9 @@ def anomaly_scores(ae, dataset, how: str = "mse", top: int = 8, keep_residuals=N
     Args:
         keep_residuals: optional indices (positions in the dataset order) whose residual
             maps are returned too.
+        forward: ``forward(x)`` giving the autoencoder's output for a batch; default the
+            eager ``ae(x, training=False)`` of the reports. Scoring files passes the
+            compiled pass of :func:`kerahep.scoring.compiled_forward`.
 
     Returns:
         ``scores`` (n,), and with ``keep_residuals`` also ``{index: residual map}``.
@@ -107,7 +111,7 @@ def anomaly_scores(ae, dataset, how: str = "mse", top: int = 8, keep_residuals=N
     wanted = set(int(i) for i in (keep_residuals if keep_residuals is not None else ()))
     for batch in dataset:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        r = keras.ops.convert_to_numpy(ae(x, training=False))
+        r = keras.ops.convert_to_numpy(forward(x) if forward is not None else ae(x, training=False))
         scores.append(reduce_residuals(r, how, top))
         for i in range(len(r)):
             if start + i in wanted:

@@ -169,11 +169,13 @@ def latent(run, sub, x: np.ndarray) -> np.ndarray:
 def score_chunk(run, x: np.ndarray, start: int, columns: list, threshold: float | None, sub=None) -> dict:
     """The output columns of lumisections ``start .. start + len(x)``."""
     from ...models.ae import anomaly_scores
+    from ...scoring import compiled_forward
 
     out = {"lumisection": np.arange(start, start + len(x), dtype=np.int64), **probabilities(run, x, columns)}
     ae = run.models.get("autoencoder")
     if ae is not None:
-        score = anomaly_scores(ae, batches(x, run.batch_size), how=run.config.model.anomaly_score)
+        score = anomaly_scores(ae, batches(x, run.batch_size), how=run.config.model.anomaly_score,
+                               forward=compiled_forward(ae))
         score = np.asarray(score, dtype=np.float64).reshape(len(x))
         out["anomaly_score"] = score
         out["flag"] = score > threshold
