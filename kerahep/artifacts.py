@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -49,6 +50,116 @@ def _json_default(obj):
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
+#: the key beside ``KEY`` that says what the null written for a non-finite number was
+#: (:func:`strict_json`): ``"rejection": null, "rejection_nonfinite": "inf"``
+NONFINITE_SUFFIX = "_nonfinite"
+#: what a non-finite number was, as :func:`strict_json` records it, and the number it stands for
+NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _kind(value) -> str | None:
+    """``"inf"``, ``"-inf"`` or ``"nan"`` for a non-finite float, else None."""
+    if not isinstance(value, float) or math.isfinite(value):
+        return None
+    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+
+
+def _strict(value) -> tuple:
+    """``(strict value, what was replaced)``: a kind for a replaced number, ``{"i/j": kind}``
+    for the numbers replaced in a list (outside its objects, which record their own), or None."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and np.isfinite(value).all():
+        return value.tolist(), None  # the common large case, without a Python loop per number
+    value = _json_default(value) if isinstance(value, (np.generic, np.ndarray, Path)) else value
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out[key], what = _strict(item)
+            if what is not None:
+                mark = f"{key}{NONFINITE_SUFFIX}"
+                if mark in value:
+                    raise ValueError(f"cannot write {key!r} as strict JSON: its non-finite numbers would be "
+                                     f"recorded under {mark!r}, a key the object already has")
+                out[mark] = what
+        return out, None
+    if isinstance(value, (list, tuple)):
+        out, marks = [], {}
+        for i, item in enumerate(value):
+            clean, what = _strict(item)
+            out.append(clean)
+            if isinstance(what, str):
+                marks[str(i)] = what
+            elif what:
+                marks.update({f"{i}/{where}": kind for where, kind in what.items()})
+        return out, marks or None
+    kind = _kind(value)
+    return (None, kind) if kind else (value, None)
+
+
+def strict_json(obj):
+    """``obj`` as strict JSON values (RFC 8259: no ``Infinity`` or ``NaN``), for jq, JavaScript
+    and pandas readers: the convention of every JSON file kerahep writes.
+
+    A non-finite number (a working point's background rejection when no background event
+    passes, an AUC without both classes) is written as ``null``, and the object holding it
+    says what it was beside it, under its key plus :data:`NONFINITE_SUFFIX`: ``"inf"``,
+    ``"-inf"`` or ``"nan"`` for a value, ``{"index": kind}`` (``"i/j"`` in nested lists) for
+    the numbers of a list. A list at the top of a file has no object to say it in: its
+    non-finite numbers are a bare ``null``. NumPy scalars and arrays become numbers and lists,
+    paths strings. :func:`read_json` restores the numbers.
+
+    Example:
+        >>> strict_json({"rejection": float("inf"), "ci": [0.5, float("nan")]})
+        {'rejection': None, 'rejection_nonfinite': 'inf', 'ci': [0.5, None], 'ci_nonfinite': {'1': 'nan'}}
+    """
+    return _strict(obj)[0]
+
+
+def _restore_list(items: list, marks: dict) -> bool:
+    """Put the numbers of ``marks`` (``{"i/j": kind}``) back in ``items``; False (nothing
+    changed) when a mark is not one :func:`strict_json` writes for these items."""
+    places = []
+    for where, kind in marks.items():
+        holder, index = items, None
+        for part in str(where).split("/"):
+            if index is not None:
+                holder = holder[index] if isinstance(holder[index], list) else None
+            index = int(part) if part.isdigit() else None
+            if holder is None or index is None or index >= len(holder):
+                return False
+        if kind not in NONFINITE or holder[index] is not None:
+            return False
+        places.append((holder, index, NONFINITE[kind]))
+    for holder, index, number in places:
+        holder[index] = number
+    return True
+
+
+def restore_nonfinite(value):
+    """The values :func:`strict_json` was given: the non-finite numbers it wrote as ``null``
+    put back, their :data:`NONFINITE_SUFFIX` keys removed (other keys are left alone)."""
+    if isinstance(value, list):
+        return [restore_nonfinite(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: restore_nonfinite(v) for k, v in value.items()}
+    for mark in [k for k in out if isinstance(k, str) and k.endswith(NONFINITE_SUFFIX)]:
+        key, what = mark[:-len(NONFINITE_SUFFIX)], out[mark]
+        if key not in out:
+            continue
+        if isinstance(what, str) and what in NONFINITE and out[key] is None:
+            out[key] = NONFINITE[what]
+        elif not (isinstance(what, dict) and isinstance(out[key], list) and _restore_list(out[key], what)):
+            continue
+        del out[mark]
+    return out
+
+
+def json_text(obj, indent: int | None = 2) -> str:
+    """``obj`` as strict JSON text (:func:`strict_json`), ending with a line end."""
+    return json.dumps(strict_json(obj), indent=indent, sort_keys=False, allow_nan=False,
+                      default=_json_default) + "\n"
+
+
 def write_text(path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
@@ -57,32 +168,27 @@ def write_text(path, text: str) -> Path:
 
 
 def write_json(path, obj, indent: int | None = 2) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (NumPy scalars and arrays allowed).
+    """Write ``obj`` as strict JSON to ``path`` atomically: the one JSON writer of kerahep.
 
-    ``indent=None`` writes it on one line (for files that hold long arrays).
+    NumPy scalars and arrays are allowed; non-finite numbers are written as ``null`` with
+    what they were beside them (:func:`strict_json`), so the file holds no ``Infinity`` or
+    ``NaN`` and any JSON reader takes it. ``indent=None`` writes it on one line (for files
+    that hold long arrays).
     """
-    return write_text(path, json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n")
+    return write_text(path, json_text(obj, indent))
 
 
 def read_json(path):
+    """A JSON file kerahep wrote, its non-finite numbers restored (:func:`restore_nonfinite`);
+    files of earlier versions, with ``Infinity`` or ``NaN`` in them, are read as well."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        return restore_nonfinite(json.load(f))
 
 
 def save_model(model, path) -> Path:
     """Save a Keras model to ``path`` (``.keras``) atomically."""
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-    return Path(path)
-
-
-def save_figure(fig, path, dpi: int = 110) -> Path:
-    """Save a matplotlib figure atomically and close it."""
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
-    plt.close(fig)
     return Path(path)
 
 

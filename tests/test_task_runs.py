@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from kerahep.artifacts import read_json
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,7 +151,7 @@ def test_train_on_jax_then_evaluate_reproduces_the_report_and_torch_agrees(task,
     _ok(_run(["scripts.train", "--task", task, "--preset", "smoke", "--backend", "jax", "--quiet",
               "--output-dir", str(out)], workroot, "jax"))
     run = out / task / (out / task / "LATEST").read_text().strip()
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = read_json(run / "metrics.json")  # strict JSON, its non-finite numbers restored
     assert metrics["status"] == "complete" and metrics["environment"]["backend"] == "jax"
 
     # the report again from the saved run alone: delete what evaluation must redraw and rewrite
@@ -160,7 +162,7 @@ def test_train_on_jax_then_evaluate_reproduces_the_report_and_torch_agrees(task,
         p.unlink()
     outside = sorted(p.name for p in (out / task).iterdir())
     _ok(_run(["scripts.evaluate", "--run", str(run), "--backend", "jax"], workroot, "jax"))
-    again = json.loads((run / "evaluation.json").read_text())["test"]
+    again = read_json(run / "evaluation.json")["test"]
     _assert_same(again, metrics["test"], "test")
     assert sorted(p.name for p in (run / "plots").glob("*.png")) == plots
     assert sorted(p.name for p in _tables(run)) == sorted(tables)

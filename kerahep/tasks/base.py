@@ -26,7 +26,6 @@ and the run directory.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,13 +139,14 @@ class FitResult:
         Raises:
             DataError: the stored file is present but unreadable.
         """
+        from ..artifacts import read_json
         from ..errors import DataError
 
         path = Path(run_dir) / FIT_RESULT_FILE
         values = {}
         if cls.stored_fields() and path.exists():
             try:
-                saved = json.loads(path.read_text(encoding="utf-8"))
+                saved = read_json(path)  # strict JSON, its non-finite numbers restored
                 fields_ = saved["fields"]
                 arrays = set(saved.get("arrays", ()))
             except (OSError, ValueError, KeyError, TypeError) as exc:
