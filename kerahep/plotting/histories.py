@@ -27,10 +27,12 @@ def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
     return max(1, -(-int(n) // cols)), cols
 
 
-def history(hist: dict, path, max_cols: int = 4):
+def history(hist: dict, path, max_cols: int = 4, dpi: int | None = None):
     """Training curves in a grid (:func:`history_panels`): integer epochs, markers up to 30
     epochs (one epoch is a point, not an invisible line), the learning rate on its own
-    (log) axis."""
+    (log) axis. Written as every figure (:func:`~kerahep.plotting.style.save_figure`): PNG at
+    ``dpi`` (None: the enclosing :func:`~kerahep.plotting.style.figure_settings`, the run's
+    ``run.plot_dpi``) and PDF beside it."""
     use_style()
     panels = history_panels(hist)
     rows, cols = grid_shape(len(panels), max_cols)
@@ -50,4 +52,4 @@ def history(hist: dict, path, max_cols: int = 4):
         ax.legend(fontsize=11)
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
-    return style.save_figure(fig, path)
+    return style.save_figure(fig, path, dpi=dpi)

@@ -84,7 +84,8 @@ def evaluate_run(run_dir, data_paths=None, unsafe_load: bool = False, no_data_ch
     Without ``data_paths`` the run's own test split is rebuilt from its configuration and
     the results go to ``<run>/evaluation.json`` and ``<run>/plots/``. With ``data_paths`` the
     files are scored in full as an independent sample (same reader and checks as training)
-    into ``<run>/external/<id>/``; the run's training metrics are never touched.
+    into ``<run>/external/<id>/``; the run's training metrics are never touched. Its test
+    metrics go to TensorBoard too (:func:`~kerahep.training.board.publish_evaluation`).
 
     The test split is selected by seed and position in the input files, so it is only
     rebuilt from the files the run was trained on: their fingerprint, recorded at training
@@ -147,11 +148,12 @@ def load_models(run_dir: Path, task, unsafe_load: bool) -> dict:
 
 
 def write_evaluation(run_dir: Path, cfg, task, models, data, data_paths, extra=None) -> dict:
-    """Score ``data`` and write the record (``evaluation.json``, or ``external/<id>/metrics.json``)."""
+    """Score ``data``, write the record (``evaluation.json``, or ``external/<id>/metrics.json``), log it."""
     import datetime as _dt
     import secrets
 
     from ..artifacts import write_json
+    from .board import publish_evaluation
     from .context import RunContext
     from .rundir import plot_histories
     from .trainer import to_plain
@@ -166,10 +168,11 @@ def write_evaluation(run_dir: Path, cfg, task, models, data, data_paths, extra=N
         result = task.result_type.load(run_dir, models)
         test = to_plain(task.evaluate(ctx, result, data))
         if not data_paths:
-            plot_histories(run_dir)
+            plot_histories(run_dir, cfg)
         record = {"task": cfg.task, "run_dir": str(run_dir), "data": data.describe(), "test": test,
                   "independent_sample": bool(data_paths), **(extra or {})}
         write_json(out / ("evaluation.json" if not data_paths else "metrics.json"), record)
+        publish_evaluation(out, test, independent=bool(data_paths))  # its own folder, replaced: no duplicates
     except BaseException:
         if data_paths:  # a failed independent evaluation leaves nothing: no half-filled or empty folder
             remove_external(out)

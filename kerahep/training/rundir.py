@@ -348,8 +348,10 @@ def history_progress(path: Path, monitor: str, mode: str) -> tuple:
     return best, wait
 
 
-def plot_histories(run_dir) -> list:
-    """Draw ``plots/history*.png`` from the run's ``history*.csv`` files (one per stage).
+def plot_histories(run_dir, config=None) -> list:
+    """Draw ``plots/history*.png`` (and ``.pdf``) from the run's ``history*.csv`` files (one
+    per stage), at the PNG resolution of ``config`` (``run.plot_dpi``, as every figure of the
+    run; None: the default), through :func:`kerahep.plotting.save_figure`.
 
     Drawn from the files rather than from Keras' in-memory history, so a resumed run
     shows every epoch (also when every stage had finished before the interruption and
@@ -361,16 +363,26 @@ def plot_histories(run_dir) -> list:
 
     run_dir = Path(run_dir)
     out = []
-    for csv_path in sorted(run_dir.glob("history*.csv")):
-        try:
-            header, body = read_history(csv_path)
-        except KerahepError as exc:  # unreadable: the run's other artifacts still count
-            log.warning("%s; not drawn", exc)
-            continue
-        hist = {k: [float(r[i]) if _is_number(r[i]) else float("nan") for r in body]
-                for i, k in enumerate(header) if k != "epoch"}
-        if not hist or not body:
-            log.warning("%s: no epoch to draw (empty or damaged history); %s.png not drawn", csv_path, csv_path.stem)
-            continue
-        out.append(plotting.history(hist, run_dir / "plots" / (csv_path.stem + ".png")))
+    with plotting.figure_settings(config):
+        for csv_path in sorted(run_dir.glob("history*.csv")):
+            drawn = plot_history_file(csv_path, run_dir / "plots")
+            if drawn is not None:
+                out.append(drawn)
     return out
+
+
+def plot_history_file(csv_path: Path, plots_dir: Path) -> Path | None:
+    """``<plots_dir>/<csv stem>.png`` of one history file (see :func:`plot_histories`), or None."""
+    from .. import plotting
+
+    try:
+        header, body = read_history(csv_path)
+    except KerahepError as exc:  # unreadable: the run's other artifacts still count
+        log.warning("%s; not drawn", exc)
+        return None
+    hist = {k: [float(r[i]) if _is_number(r[i]) else float("nan") for r in body]
+            for i, k in enumerate(header) if k != "epoch"}
+    if not hist or not body:
+        log.warning("%s: no epoch to draw (empty or damaged history); %s.png not drawn", csv_path, csv_path.stem)
+        return None
+    return plotting.history(hist, plots_dir / (csv_path.stem + ".png"))

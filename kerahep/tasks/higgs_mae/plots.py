@@ -1,5 +1,5 @@
-"""higgs_mae figures: the ROC curves of the comparison, its table, and reconstructed against
-true values of the masked features."""
+"""higgs_mae figures: the ROC curves of the comparison, its table and its AUCs with their
+intervals, and reconstructed against true values of the masked features."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ def comparison_table(rows: dict, path):
                       r.get("accuracy") if r.get("accuracy") is not None else ""])
     return plotting.table_figure(table, ["model", "ROC AUC", "68% interval", "accuracy"], path,
                                  title="Same test events")
+
+
+def auc_plot(rows: dict, path):
+    """The comparison rows' test ROC AUC with their 68% bootstrap interval, one row per model
+    (:func:`kerahep.plotting.intervals.auc_intervals`; the twin's oracle without one)."""
+    from ...plotting.intervals import auc_intervals
+
+    return auc_intervals(rows, path, title="Same test events")
 
 
 def reconstruction_grid(true, rec, mask, names, path, bins=40):

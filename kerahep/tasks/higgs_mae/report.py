@@ -3,10 +3,10 @@ reconstruction table, with their plots.
 
 Written by training and by ``scripts.evaluate --run`` alike, under the same names:
 ``comparison.json``/``.csv`` and ``plots/comparison.png`` (every classifier on the same
-test events), ``plots/roc.png``, ``reconstruction.json``/``.csv`` and
-``plots/reconstruction.png`` (masked features reconstructed by the pre-trained
-autoencoder), ``plots/scores.png``, ``plots/confusion.png``, ``plots/eff_rejection.png``
-and ``plots/reliability.png`` (each figure also as PDF). The rows of the classifiers
+test events), ``plots/auc_intervals.png`` (their AUCs with intervals), ``plots/roc.png``,
+``reconstruction.json``/``.csv`` and ``plots/reconstruction.png`` (masked features
+reconstructed by the pre-trained autoencoder), ``plots/scores.png``, ``plots/confusion.png``,
+``plots/eff_rejection.png`` and ``plots/reliability.png`` (each figure also as PDF). The rows of the classifiers
 that are not saved (frozen encoder before fine-tuning, from scratch, tree baselines) and
 their test scores come from the stored training result; the final classifier's row is
 recomputed from ``model.keras``. An independent sample (``evaluate --data``) holds other
@@ -22,7 +22,7 @@ import numpy as np
 
 from .data import HiggsInputs
 from .models import layout
-from .plots import comparison_table, reconstruction_grid, roc
+from .plots import auc_plot, comparison_table, reconstruction_grid, roc
 from .result import HiggsResult
 from .stages import comparison_row, network_features
 
@@ -119,7 +119,8 @@ def check_final_row(stored_row: dict, recomputed: dict, name: str, tol: float = 
 
 
 def write_comparison(ctx, rows: dict) -> None:
-    """``comparison.json``, ``comparison.csv`` and ``plots/comparison.png``."""
+    """``comparison.json``, ``comparison.csv``, ``plots/comparison.png`` (the table) and
+    ``plots/auc_intervals.png`` (each row's AUC with its interval)."""
     import pandas as pd
 
     from ...artifacts import write_json, write_table
@@ -133,6 +134,7 @@ def write_comparison(ctx, rows: dict) -> None:
     table["n"] = table["n"].astype("Int64")
     write_table(table, ctx.run_dir / "comparison.csv")
     comparison_table(rows, ctx.plots_dir / "comparison.png")
+    auc_plot(rows, ctx.plots_dir / "auc_intervals.png")
 
 
 def reconstruct_test(cfg, pretrainer, data: HiggsInputs) -> tuple:

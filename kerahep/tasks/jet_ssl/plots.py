@@ -1,11 +1,11 @@
-"""jet_ssl figures: scores, confusion, true-against-predicted and resolution of mass and pT, the label-fraction panels, and
-t-SNE of the encoder's latents."""
+"""jet_ssl figures: scores, confusion, true-against-predicted and resolution of mass and pT, the label-fraction panels,
+each method's AUC with its interval, and t-SNE of the encoder's latents."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .config import CLASS_NAMES, METHODS
+from .config import CLASS_NAMES, METHODS, tag
 
 
 def model_plots(truth: dict, pred: dict, report: dict, plots_dir) -> None:
@@ -47,6 +47,16 @@ def fraction_plot(rows, path):
         ax.legend(fontsize=11)
     figure_title(fig, "Test metrics against the label fraction", fontsize=14)
     return plotting.save_figure(fig, path)
+
+
+def auc_plot(auc_by_method: dict, config, path):
+    """Each method's test ROC AUC with its 68% bootstrap interval at the largest label
+    fraction (``auc_by_method``, :func:`kerahep.tasks.jet_ssl.report.auc_by_method`), the
+    saved model named as such (:func:`kerahep.plotting.intervals.auc_intervals`)."""
+    from ...plotting.intervals import auc_intervals
+
+    rows = {(f"{m} (model.keras)" if m == config.model.export else m): r for m, r in auc_by_method.items()}
+    return auc_intervals(rows, path, title=f"{tag(max(config.data.label_fractions))} of the labels")
 
 
 def tsne_plots(z, truth: dict, n_points: int, seed: int, plots_dir) -> None:

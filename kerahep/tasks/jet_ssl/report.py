@@ -1,5 +1,7 @@
 """jet_ssl report: test metrics of ``model.keras`` (class, mass, pT), the table of every
-method and label fraction, the comparison with the from-scratch baseline, and the plots.
+method and label fraction, the comparison with the from-scratch baseline, each method's AUC
+with its interval at the largest label fraction (``auc_by_method``, ``plots/auc_intervals.png``),
+and the plots.
 
 The table's rows of models that are not saved come from training
 (:class:`JetSSLResult`, stored in the run directory); the exported model's row is scored
@@ -126,12 +128,16 @@ def evaluate_labelled(ctx, result: JetSSLResult, data: JetSSLInputs) -> dict:
         out["oracle_auc"] = data.info["oracle_auc"]
     plots.model_plots(truth, pred, report, ctx.plots_dir)
     curves = {}
+    scores = {cfg.model.export: pred["y"]}
     if not data.independent:
         rows = table(result, data, cfg, truth, pred)
         curves = roc_curves(result.roc_scores, cfg, truth["y"])
         write_table(rows, ctx)
         out["table"] = rows
         out["comparison"] = comparison(rows)
+        scores = {**result.roc_scores, **scores}
+    out["auc_by_method"] = auc_by_method(scores, truth["y"], cfg.run.seed)
+    plots.auc_plot(out["auc_by_method"], cfg, ctx.plots_dir / "auc_intervals.png")
     # the saved model once, the others beside it (the exported method is not among the stored scores)
     plotting.roc_curve(truth["y"], pred["y"], ctx.plots_dir / "roc.png", label=f"model.keras: {out['model_variant']}",
                        curves=curves)
@@ -141,6 +147,21 @@ def evaluate_labelled(ctx, result: JetSSLResult, data: JetSSLInputs) -> dict:
         with surface_errors(*data.streams):
             truth_z, z = evaluation.predict_dataset(result.models["encoder"], data.test)
         plots.tsne_plots(z, truth_z, cfg.data.tsne_points, cfg.run.seed, ctx.plots_dir)
+    return out
+
+
+def auc_by_method(scores: dict, labels, seed: int) -> dict:
+    """``{method: {"roc_auc", "roc_auc_ci"}}`` at the largest label fraction, in table order:
+    the test ROC AUC of each method's class scores (``scores``: the stored ones and the saved
+    model's) with its 68% bootstrap interval (:func:`kerahep.evaluation.roc_auc_with_ci`,
+    seeded by ``run.seed``: training and re-evaluation draw the same resamples). The table
+    holds the AUCs alone; this is where their intervals are."""
+    from ... import evaluation
+
+    out = {}
+    for method in sorted(scores, key=lambda m: METHODS.index(m) if m in METHODS else len(METHODS)):
+        auc, lo, hi = evaluation.roc_auc_with_ci(labels, np.asarray(scores[method]), seed=seed)
+        out[method] = {"roc_auc": auc, "roc_auc_ci": [lo, hi]}
     return out
 
 
