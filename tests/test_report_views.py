@@ -142,6 +142,24 @@ def test_history_plots_follow_run_plot_dpi_with_their_pdf(toy_run, evaluated, tm
     assert size100[0] == pytest.approx(2 * size50[0], rel=0.05) and size100[1] == pytest.approx(2 * size50[1], rel=0.05)
 
 
+def test_higgs_reconstruction_grid_follows_the_setting_scaled_for_its_size(tmp_path):
+    """The 30-panel grid is drawn at 80/110 of run.plot_dpi: 80 dpi by default, more on request."""
+    from kerahep.plotting import DEFAULT_DPI, figure_dpi
+    from kerahep.tasks.higgs_mae.plots import reconstruction_grid
+
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=(200, 3))
+    mask = np.ones((200, 3), bool)
+    reconstruction_grid(true, true, mask, ["a", "b", "c"], tmp_path / "default.png")
+    with figure_dpi(2 * DEFAULT_DPI):
+        reconstruction_grid(true, true, mask, ["a", "b", "c"], tmp_path / "double.png")
+    (dpi_default, size_default), (dpi_double, size_double) = (_png_dpi(tmp_path / f"{n}.png")
+                                                              for n in ("default", "double"))
+    assert dpi_default == (80, 80) and dpi_double == (160, 160)
+    assert size_double[0] == pytest.approx(2 * size_default[0], rel=0.05)
+    assert (tmp_path / "double.pdf").is_file()
+
+
 # ------------------------------------------------------------------ TensorBoard of evaluations
 def _events(folder):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

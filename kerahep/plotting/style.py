@@ -58,6 +58,11 @@ def figure_settings(config):
     return figure_dpi(getattr(getattr(config, "run", None), "plot_dpi", None))
 
 
+def current_dpi() -> int:
+    """The resolution PNG figures are written at here (:func:`figure_dpi`, else :data:`DEFAULT_DPI`)."""
+    return int(_DPI.get())
+
+
 def save_figure(fig, path, dpi: int | None = None) -> Path:
     """Write ``fig`` to ``path`` atomically and close it: the one figure writer of kerahep.
 
@@ -74,7 +79,7 @@ def save_figure(fig, path, dpi: int | None = None) -> Path:
                 fig.savefig(tmp, bbox_inches="tight", format="pdf")
         try:
             with atomic_path(path) as tmp:
-                fig.savefig(tmp, dpi=int(dpi or _DPI.get()), bbox_inches="tight", format=fmt)
+                fig.savefig(tmp, dpi=int(dpi or current_dpi()), bbox_inches="tight", format=fmt)
         except BaseException:
             if pdf is not None:
                 pdf.unlink(missing_ok=True)

@@ -45,7 +45,8 @@ def reconstruction_grid(true, rec, mask, names, path, bins=40):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ...plotting import figure_title, save_figure
+    from ...plotting import DEFAULT_DPI, figure_title, save_figure
+    from ...plotting.style import current_dpi
 
     n = len(names)
     cols = 6
@@ -64,7 +65,8 @@ def reconstruction_grid(true, rec, mask, names, path, bins=40):
         fig.supylabel("reconstructed")
         figure_title(fig, "Masked features: reconstructed against true (test events)", fontsize=11)
         fig.tight_layout()
-        return save_figure(fig, path, dpi=80)
+        # a 16 x 12 inch grid: run.plot_dpi scaled by 80/110, 80 dpi at the default setting
+        return save_figure(fig, path, dpi=max(1, round(current_dpi() * 80 / DEFAULT_DPI)))
 
 
 def _panel(ax, t, r, bins):
