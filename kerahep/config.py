@@ -115,6 +115,15 @@ class TrainingConfig:
         jit_compile: compile the train step (XLA on TensorFlow and JAX). None (default): on
             for JAX, whose steps are slow uncompiled; off for TensorFlow, where XLA halves the
             speed on small CPUs, and for torch. :attr:`jit` gives the resolved value.
+        calibrate: fit temperature scaling of the score on the validation split after
+            training and store it in the saved model as a layer
+            (:class:`~kerahep.layers.TemperatureScaling`), so ``model.keras`` scores calibrated
+            probabilities; needs a validation split. With ``ensemble`` the ensemble's mean is
+            calibrated.
+        ensemble: members of a deep ensemble (1: off). Each member is trained with seed
+            ``run.seed + i``; the saved model returns the mean score and the spread (standard
+            deviation over the members) per event. Only tasks with one supervised stage
+            (``dy_electron``, ``electron_photon``) build ensembles.
     """
 
     epochs: int = 10
@@ -131,6 +140,8 @@ class TrainingConfig:
     precision: str = "auto"
     steps_per_epoch: int | None = None
     jit_compile: bool | None = None
+    calibrate: bool = False
+    ensemble: int = 1
 
     @property
     def jit(self) -> bool:
@@ -152,6 +163,10 @@ class TrainingConfig:
         check(self.precision in PRECISIONS, f"training.precision must be one of {PRECISIONS}, got {self.precision!r}")
         check(self.steps_per_epoch is None or self.steps_per_epoch > 0, f"training.steps_per_epoch must be positive, got {self.steps_per_epoch}")
         check(self.early_stopping >= 0, f"training.early_stopping must be >= 0, got {self.early_stopping}")
+        check(isinstance(self.calibrate, bool), f"training.calibrate must be true or false, got {self.calibrate!r}")
+        check(isinstance(self.ensemble, int) and not isinstance(self.ensemble, bool) and 1 <= self.ensemble <= 100,
+              f"training.ensemble must be an integer from 1 (off) to 100 (members of a deep ensemble), "
+              f"got {self.ensemble!r}")
 
 
 @dataclass(frozen=True)
@@ -210,6 +225,21 @@ class Config:
                 getattr(self, sec).validate()
             except (TypeError, AttributeError) as exc:  # a tuple of strings where numbers belong, ...
                 raise ConfigError(f"a {sec} value of the wrong type: {exc}") from None
+        self._check_uncertainty()
+
+    def _check_uncertainty(self) -> None:
+        """``training.calibrate`` needs a validation split; it and ``training.ensemble`` a task that honours them."""
+        t, split = self.training, tuple(getattr(self.data, "split", ()))
+        options = [o for o, on in (("calibrate", t.calibrate), ("ensemble", t.ensemble > 1)) if on]
+        check(not t.calibrate or (len(split) == 3 and split[1] > 0),
+              f"training.calibrate=true fits the temperature on the validation split, but data.split={split!r} "
+              "has none; give three fractions with a validation share, e.g. data.split=(0.7, 0.15, 0.15)")
+        from .registry import get_task
+
+        refused = [o for o in options if o not in get_task(self.task).uncertainty_options] if options else []
+        check(not refused, f"training.{(refused or [''])[0]} is not available for task {self.task!r}: its training "
+                           "does not build it (calibration and deep ensembles come with the single-stage training of "
+                           "dy_electron and electron_photon)")
 
     # ------------------------------------------------------------------ overrides
     def replace(self, **sections) -> "Config":

@@ -23,3 +23,5 @@ from .attention_pool import AttentionPooling2D  # noqa: F401
 from .select_channels import SelectChannels  # noqa: F401
 from .channel_log import ChannelLog1p  # noqa: F401
 from .training_only import TrainingOnly  # noqa: F401
+from .calibration import TemperatureScaling  # noqa: F401
+from .ensemble import EnsembleSpread  # noqa: F401

@@ -12,7 +12,9 @@ those rather than pixels. Every name below is re-exported here (``plotting.roc_c
   confusion matrix;
 - :mod:`.histories`: training curves;
 - :mod:`.regression`: prediction against truth, resolution;
-- :mod:`.images`: grids of maps, embedding scatters, tables as images.
+- :mod:`.images`: grids of maps, embedding scatters, tables as images;
+- :mod:`.uncertainty`: reliability before and after calibration, a deep ensemble's spread
+  against its score and its AUC against its members'.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from . import classifier, histories, images, regression, style  # noqa: E402
+from . import classifier, histories, images, regression, style, uncertainty  # noqa: E402
 from .classifier import (  # noqa: E402
     classifier_views,
     confusion_cells,
@@ -55,13 +57,21 @@ from .style import (  # noqa: E402
     save_figure,
     use_style,
 )
+from .uncertainty import (  # noqa: E402
+    ensemble_aucs,
+    reliability_comparison,
+    reliability_series,
+    spread_profile,
+    spread_vs_score,
+)
 
 __all__ = [
     "DATA_LABELS", "DEFAULT_DPI", "classifier", "classifier_views", "confusion_cells", "confusion_matrix",
-    "data_kind", "data_label", "distinct_colours", "efficiency_rejection", "embedding_scatter",
+    "data_kind", "data_label", "distinct_colours", "efficiency_rejection", "embedding_scatter", "ensemble_aucs",
     "experiment_label", "figure_dpi", "figure_settings", "figure_title", "grid_shape", "histories", "history",
     "history_panels", "image_grid", "images", "is_probability", "label_text", "map_limits", "plt", "pred_bins",
-    "regression", "reliability", "resolution", "resolution_summary", "roc_curve", "roc_label", "save_figure",
-    "score_bins", "score_curves", "score_distributions", "style", "table_figure", "true_vs_pred",
-    "unit_area_histogram", "use_style",
+    "regression", "reliability", "reliability_comparison", "reliability_series", "resolution",
+    "resolution_summary", "roc_curve", "roc_label", "save_figure",
+    "score_bins", "score_curves", "score_distributions", "spread_profile", "spread_vs_score", "style",
+    "table_figure", "true_vs_pred", "uncertainty", "unit_area_histogram", "use_style",
 ]

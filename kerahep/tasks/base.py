@@ -335,11 +335,17 @@ class Task:
                              metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")])
 
     # --------------------------------------------------------------- training
+    @property
+    def uncertainty_options(self) -> tuple:
+        """The ``training`` options of :mod:`.uncertainty` this task honours (checked by Config): both
+        with the default :meth:`fit`; a task with its own ``fit`` sets those it builds."""
+        return ("calibrate", "ensemble") if type(self).fit is Task.fit else ()
+
     def fit(self, ctx) -> FitResult:
-        """Train every stage and return a :attr:`result_type`. Default: one supervised stage."""
-        model = ctx.build(lambda: self.build_model(ctx.config, ctx.data))
-        ctx.fit(model, stage="main")
-        return self.result_type(models={"model": model})
+        """Train every stage; return a :attr:`result_type`. Default: :func:`.uncertainty.fit_classifier`."""
+        from .uncertainty import fit_classifier
+
+        return self.result_type(models={"model": fit_classifier(ctx, lambda seed: self.build_model(ctx.config, ctx.data))})
 
     # ------------------------------------------------------------- evaluation
     def evaluate(self, ctx, result: FitResult, data: TaskData) -> dict:
@@ -351,17 +357,20 @@ class Task:
 
         Default: binary classification report (ROC AUC with bootstrap interval, accuracy,
         working points, calibration, confusion matrix; ROC, efficiency-rejection,
-        reliability, score and confusion plots at ``run.plot_dpi``).
+        reliability, score and confusion plots at ``run.plot_dpi``; :func:`.uncertainty.uncertainty_report`).
         """
         from .. import evaluation, plotting
+        from .uncertainty import predict_test, uncertainty_report
 
-        y, score = evaluation.predict_dataset(result.models["model"], data.test)
-        report = evaluation.binary_report(y, score, seed=ctx.config.run.seed)
+        model, seed, plots = result.models["model"], ctx.config.run.seed, ctx.plots_dir
+        y, score, _, extra = predict_test(model, data.test)
+        report = evaluation.binary_report(y, score, seed=seed)
         with plotting.figure_settings(ctx.config):
-            plotting.roc_curve(y, score, ctx.plots_dir / "roc.png", label=self.name)
-            plotting.classifier_views(y, score, ctx.plots_dir, label=self.name, seed=ctx.config.run.seed)
-            plotting.score_distributions(y, score, ctx.plots_dir / "scores.png")
-            plotting.confusion_matrix(report["confusion_matrix"], ctx.plots_dir / "confusion.png")
+            report.update(uncertainty_report(model, y, score, None, extra, plots, seed=seed))
+            plotting.roc_curve(y, score, plots / "roc.png", label=self.name)
+            plotting.classifier_views(y, score, plots, label=self.name, seed=seed)
+            plotting.score_distributions(y, score, plots / "scores.png")
+            plotting.confusion_matrix(report["confusion_matrix"], plots / "confusion.png")
         return report
 
     def examples(self) -> dict:

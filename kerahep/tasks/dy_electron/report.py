@@ -34,7 +34,9 @@ def evaluate(ctx, result: FitResult, data: DyElectronInputs) -> dict:
     accuracy, sums of weights and effective events per class, efficiency and rejection at
     working points, calibration (ECE, Brier), per-sample sums, and the ROC curve, the
     efficiency-rejection curve with its band, the reliability diagram and the score
-    distributions. The figures say what the data are (:func:`kerahep.plotting.data_kind`).
+    distributions. A calibrated model or a deep ensemble adds the calibration before and
+    after, the spread and the members' AUCs (:func:`kerahep.tasks.uncertainty.uncertainty_report`).
+    The figures say what the data are (:func:`kerahep.plotting.data_kind`).
     """
     from ... import plotting
 
@@ -46,13 +48,15 @@ def evaluate(ctx, result: FitResult, data: DyElectronInputs) -> dict:
 def evaluate_labelled(ctx, result: FitResult, data: DyElectronInputs) -> dict:
     """The body of :func:`evaluate`, inside its data label."""
     from ... import evaluation, plotting
+    from ..uncertainty import predict_test, uncertainty_report
 
     model = result.models["model"]
     check_model_inputs(model, data)
     te = data.split[2]
-    y, score, w = evaluation.predict_dataset(model, data.test, with_weights=True)
+    y, score, w, extra = predict_test(model, data.test)
     wp = ctx.config.data.working_point
     report = evaluation.binary_report(y, score, threshold=wp, seed=ctx.config.run.seed, weights=w)
+    report.update(uncertainty_report(model, y, score, w, extra, ctx.plots_dir, seed=ctx.config.run.seed))
     if w is not None:
         report["event_weights"] = ctx.config.data.weights
     if "oracle_auc" in data.info:

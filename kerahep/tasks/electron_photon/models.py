@@ -25,9 +25,9 @@ def build_resnet(m: ResNetModel, seed: int | None = None, augment: bool = True):
         energy_log=m.energy_log or None, seed=seed)
 
 
-def build_model(config: Config):
-    """The run's ResNet-15, seeded with the run seed."""
-    return build_resnet(config.model, seed=config.run.seed)
+def build_model(config: Config, seed: int | None = None):
+    """The run's ResNet-15, seeded with ``seed`` (default the run seed)."""
+    return build_resnet(config.model, seed=config.run.seed if seed is None else seed)
 
 
 def describe_model(config: Config) -> str:
@@ -39,11 +39,14 @@ def describe_model(config: Config) -> str:
 
 
 def fit(ctx) -> FitResult:
-    """The one supervised stage; an error met while streaming the files surfaces as the reader's DataError."""
+    """The one supervised stage, or ``training.ensemble`` members each seeded with ``run.seed + i``,
+    then ``training.calibrate`` (:func:`kerahep.tasks.uncertainty.fit_classifier`); an error met
+    while streaming the files surfaces as the reader's DataError."""
+    from ..uncertainty import fit_classifier
+
     reader = ctx.data.reader
-    model = ctx.build(lambda: build_model(ctx.config))
     with reader.data_errors() if reader is not None else contextlib.nullcontext():
-        ctx.fit(model, stage="main")
+        model = fit_classifier(ctx, lambda seed: build_model(ctx.config, seed))
     return FitResult(models={"model": model})
 
 

@@ -84,16 +84,19 @@ def evaluate(ctx, result: FitResult, data: ElectronPhotonInputs) -> dict:
 
 def evaluate_labelled(ctx, result: FitResult, data: ElectronPhotonInputs) -> dict:
     """The body of :func:`evaluate`, inside its data label."""
-    from ... import evaluation, plotting
+    from ... import plotting
+    from ...models.ensemble import explained_model
+    from ..uncertainty import predict_test, uncertainty_report
 
     cfg = ctx.config
     model = result.models["model"]
     summary = CropSummary(keep=max(cfg.data.tsne_samples, 2 * cfg.data.explain_samples))
     reader = data.test_reader
     with reader.data_errors() if reader is not None else contextlib.nullcontext():
-        y, score = evaluation.predict_dataset(model, summary.observe(data.test))
+        y, score, _, extra = predict_test(model, summary.observe(data.test))
     report = score_report(cfg, data, y, score)
     pd = ctx.plots_dir
+    report.update(uncertainty_report(model, y, score, None, extra, pd, seed=cfg.run.seed, class_names=CLASS_NAMES))
     plotting.roc_curve(y, score, pd / "roc.png", label=f"{describe_model(cfg)} ({data.source})")
     plotting.classifier_views(y, score, pd, label=describe_model(cfg), seed=cfg.run.seed, class_names=CLASS_NAMES)
     plotting.score_distributions(y, score, pd / "scores.png", class_names=CLASS_NAMES)
@@ -101,11 +104,14 @@ def evaluate_labelled(ctx, result: FitResult, data: ElectronPhotonInputs) -> dic
                               title=f"threshold {report['threshold']:g}")
     plots.mean_images(summary.means, summary.counts, pd)
     keep_x, keep_y = summary.kept
+    explained = explained_model(model)  # one network: an ensemble's first member, the model before calibration
     n = cfg.data.tsne_samples
     if n and len(keep_x) >= 10:
-        plots.tsne_embedding(model, keep_x[:n], keep_y[:n], cfg.run.seed, cfg.training.batch_size, pd)
+        plots.tsne_embedding(explained, keep_x[:n], keep_y[:n], cfg.run.seed, cfg.training.batch_size, pd)
     if cfg.data.explain_samples and len(keep_x):
-        report["explanations"] = plots.explanation_maps(model, keep_x, keep_y, cfg.data.explain_samples, pd)
+        report["explanations"] = plots.explanation_maps(explained, keep_x, keep_y, cfg.data.explain_samples, pd)
+        if explained is not model:
+            report["explanations"]["model"] = explained.name
     return report
 
 

@@ -22,6 +22,8 @@ class ElectronPhoton(Task):
     monitor_mode = "max"
     #: outputs of ``predict`` (the first is the default): one row per crop, ``index``, ``score``, ``y``
     predict_formats = ("hdf5", "parquet")
+    #: its own fit (:func:`.models.fit`) builds calibrated models and deep ensembles
+    uncertainty_options = ("calibrate", "ensemble")
 
     def _preset(self, name: str) -> Config:
         return task_config.preset(self.name, self._check_preset(name))
