@@ -282,7 +282,10 @@ def test_electron_photon_predict_scores_the_ensemble_mean_and_refuses_its_embedd
     import pandas as pd
 
     table = pd.read_parquet(out["output"])
-    np.testing.assert_allclose(table["score"].to_numpy(), np_of(ens(x)[0]).ravel(), atol=1e-6)
+    mean, spread = (np_of(v).ravel() for v in ens(x))
+    np.testing.assert_allclose(table["score"].to_numpy(), mean, atol=1e-6)
+    np.testing.assert_allclose(table["score_spread"].to_numpy(), spread, atol=1e-6)  # per crop, beside the mean
+    assert spread.max() > 0
     with pytest.raises(KerahepError, match="no layer 'embedding'"):
         predict_files(run, [tmp_path / "crops.h5"], out=tmp_path / "emb", fmt="parquet", embedding=True)
     assert not (tmp_path / "emb").exists() or not list((tmp_path / "emb").iterdir())
@@ -411,12 +414,16 @@ def test_predict_scores_new_nanoaod_files_with_the_calibrated_ensemble_mean(dy, 
     path = dy.root / "data" / "synthetic" / "dy_electron" / "nanoaod" / "DYJetsToLL_M-50.root"
     out = predict_files(dy.run_dir, [path], out=tmp_path / "out", fmt="parquet")[0]
     table = pd.read_parquet(out["output"])
-    got = np.sort(table.loc[table["kerahep_selected"], "kerahep_score"].to_numpy())
+    selected = table["kerahep_selected"].to_numpy()
+    got = table.loc[selected, ["kerahep_score", "kerahep_score_spread"]].to_numpy()
+    assert (table.loc[~selected, "kerahep_score_spread"] == -1).all()  # as the score: -1 where not selected
     prepared = tmp_path / "prepared.csv"
     prepare_dataset([], [str(path)], prepared, spec=feature_spec(dy.config.data), progress=False)
     events = get_task("dy_electron").load_data(dy.config, paths=[str(prepared)], for_evaluation=True)
-    _, _, score, _ = scored(dy.model, events.test)
-    np.testing.assert_allclose(got, np.sort(score), atol=1e-5)
+    _, _, score, spread = scored(dy.model, events.test)
+    order, want = np.argsort(got[:, 0]), np.argsort(score)
+    np.testing.assert_allclose(got[order, 0], score[want], atol=1e-5)
+    np.testing.assert_allclose(got[order, 1], spread[want], atol=1e-5)  # each event's spread beside its score
 
 
 def test_onnx_export_carries_both_outputs(dy, tmp_path):

@@ -89,6 +89,11 @@ def ensemble_members(model) -> list:
     return members
 
 
+def has_spread(model) -> bool:
+    """Whether ``model`` scores ``[mean, spread]``: an ensemble of :func:`build_ensemble`, calibrated or not."""
+    return bool(ensemble_members(model)) and len(getattr(model, "outputs", ())) == 2
+
+
 def uncertainty_probe(model) -> keras.Model | None:
     """A model with the same inputs whose dict output holds, in one pass, ``score`` (the
     model's first output), ``raw`` (that score before calibration, for a calibrated model),

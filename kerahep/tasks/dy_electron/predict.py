@@ -9,6 +9,9 @@ in the file's order, so the output is a friend of the input tree:
 
 * ``kerahep_score`` (float32): the model's score, P(signal), or :data:`NOT_SELECTED`
   (-1, which no sigmoid score takes) for events failing the preselection;
+* ``kerahep_score_spread`` (float32), for a deep ensemble (``training.ensemble=N``) only:
+  the spread of its members' scores, or :data:`NOT_SELECTED` for events failing the
+  preselection;
 * ``kerahep_selected`` (bool): whether the event passed the preselection;
 * ``run``, ``luminosityBlock``, ``event``: the event's identifiers, copied from the file
   (with the file's integer types: uint32, uint32, uint64 in NanoAOD).
@@ -34,14 +37,16 @@ import numpy as np
 
 from ...data.nanoaod import EVENT_ID_BRANCHES, TREE, FeatureSpec, inspect_file, process_chunk
 from ...errors import ConfigError, DataError
+from ...models.ensemble import has_spread
 from ...scoring import input_spec
 from .config import feature_spec
 
 SCORE = "kerahep_score"
 SELECTED = "kerahep_selected"
+SPREAD = "kerahep_score_spread"
 #: the score of an event failing the preselection (a sigmoid score is in [0, 1])
 NOT_SELECTED = -1.0
-#: the columns of every chunk, in order
+#: the columns of every chunk, in order (:data:`SPREAD` after the score for an ensemble)
 COLUMNS = (SCORE, SELECTED) + EVENT_ID_BRANCHES
 
 
@@ -66,6 +71,7 @@ def predict_file(run, path) -> Iterator[dict]:
     chunk_size = _chunk_size(run)
     spec = feature_spec(run.config.data)
     features = model_features(run, spec)
+    spread = has_spread(run.models["model"])
     info = inspect_file(path, spec, keep_open=True)
     f, tree = info.handle
     info.handle = None
@@ -81,11 +87,11 @@ def predict_file(run, path) -> Iterator[dict]:
             except Exception as exc:  # noqa: BLE001 - corrupt baskets, truncated files
                 raise DataError(path, "readable NanoAOD baskets", f"a read error ({type(exc).__name__}: {exc})") \
                     from None
-            out = score_chunk(run, chunk, spec, features, id_types, path)
+            out = score_chunk(run, chunk, spec, features, id_types, path, spread)
             rows += len(out[SCORE])
             yield out
         if rows == 0:
-            yield empty_chunk(id_types)
+            yield empty_chunk(id_types, spread)
         elif rows != info.num_entries:
             raise DataError(path, f"{info.num_entries} entries in the {TREE!r} tree (as its header says)",
                             f"{rows} entries read")
@@ -93,25 +99,34 @@ def predict_file(run, path) -> Iterator[dict]:
         f.close()
 
 
-def score_chunk(run, chunk, spec: FeatureSpec, features: list, id_types: dict, path: str) -> dict:
+def score_chunk(run, chunk, spec: FeatureSpec, features: list, id_types: dict, path: str,
+                spread: bool = False) -> dict:
     """The output columns of one step of the tree (every entry of it): training's preselection
-    and features, then the model on the selected events."""
+    and features, then the model on the selected events (with ``spread``: an ensemble's
+    mean and spread)."""
     import awkward as ak
 
     mask, cols = process_chunk(chunk, spec, path)
     n = len(mask)
-    out = {SCORE: np.full(n, NOT_SELECTED, np.float32), SELECTED: np.asarray(mask, bool)}
+    out = {SCORE: np.full(n, NOT_SELECTED, np.float32)}
+    if spread:
+        out[SPREAD] = np.full(n, NOT_SELECTED, np.float32)
+    out[SELECTED] = np.asarray(mask, bool)
     if mask.any():
-        scores = np.asarray(run.score({name: cols[name] for name in features}), np.float32)
-        out[SCORE][mask] = scores.reshape(int(mask.sum()))
+        x = {name: cols[name] for name in features}
+        pred = run.score(x, output="all") if spread else {"output_0": run.score(x)}
+        out[SCORE][mask] = np.asarray(pred["output_0"], np.float32).reshape(int(mask.sum()))
+        if spread:
+            out[SPREAD][mask] = np.asarray(pred["output_1"], np.float32).reshape(int(mask.sum()))
     for name in EVENT_ID_BRANCHES:
         out[name] = np.asarray(ak.to_numpy(chunk[name])).astype(id_types[name], copy=False)
     return out
 
 
-def empty_chunk(id_types: dict) -> dict:
+def empty_chunk(id_types: dict, spread: bool = False) -> dict:
     """A chunk of zero rows with the columns and types of every other."""
-    out = {SCORE: np.zeros(0, np.float32), SELECTED: np.zeros(0, bool)}
+    out = {SCORE: np.zeros(0, np.float32), **({SPREAD: np.zeros(0, np.float32)} if spread else {}),
+           SELECTED: np.zeros(0, bool)}
     out.update({name: np.zeros(0, id_types[name]) for name in EVENT_ID_BRANCHES})
     return out
 

@@ -15,6 +15,8 @@ Columns of every chunk:
 * ``index`` (int64): the row of ``X``;
 * ``score`` (float32): the model's sigmoid output, P(electron), electron being ``y = 1``
   as in the report (:func:`kerahep.evaluation.binary_report` with classes photon, electron);
+* ``score_spread`` (float32), for a deep ensemble (``training.ensemble=N``) only: the spread
+  of its members' scores (``score`` is then their mean);
 * ``y`` (float32, 0 photon / 1 electron): the file's labels, only when it has ``y``;
 * ``embedding`` (float32, (n, d)) with ``run.embedding``: the output of the model's
   ``embedding`` layer, the layer the report's t-SNE shows (the penultimate dense layer
@@ -30,6 +32,7 @@ import numpy as np
 from ...data.calo import CROP_SHAPE, check_finite, inspect_file
 from ...data.h5 import hdf5_errors
 from ...errors import DataError
+from ...models.ensemble import has_spread
 
 #: the layer whose output is the ``embedding`` column (the one the report's t-SNE shows)
 EMBEDDING_LAYER = "embedding"
@@ -142,7 +145,11 @@ def predict_file(run, path):
 
 def _columns(run, scorer, x, start: int, labels, has_y: bool) -> dict:
     out = {"index": np.arange(start, start + len(x), dtype=np.int64)}
-    if scorer is None:
+    if scorer is None and has_spread(run.models["model"]):  # a deep ensemble: mean and spread
+        pred = run.score(x, output="all") if len(x) else {}
+        out["score"] = _as_1d(pred["output_0"]) if len(x) else np.zeros(0, np.float32)
+        out["score_spread"] = _as_1d(pred["output_1"]) if len(x) else np.zeros(0, np.float32)
+    elif scorer is None:
         out["score"] = _as_1d(run.score(x)) if len(x) else np.zeros(0, np.float32)
     else:
         from ...scoring import score
