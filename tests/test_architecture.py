@@ -68,7 +68,7 @@ RULES = [
                         "kerahep.saving"), "data readers never import models or training"),
     (("kerahep.tasks",), ("kerahep.training", "kerahep.prediction"),
      "tasks sit below the trainer and the scorer of new files (they drive them)"),
-    (("kerahep.artifacts", "kerahep.errors", "kerahep.schema", "kerahep.config"),
+    (("kerahep.artifacts", "kerahep.errors", "kerahep.schema", "kerahep.config", "kerahep.overrides"),
      ("kerahep.models", "kerahep.layers", "kerahep.tasks", "kerahep.training", "kerahep.data",
       "kerahep.evaluation", "kerahep.plotting", "kerahep.saving"), "the bottom layer imports nothing above it"),
     (("kerahep.evaluation", "kerahep.plotting", "kerahep.optimizers"),
