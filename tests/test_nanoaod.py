@@ -227,7 +227,8 @@ def test_twin_classes_differ_like_real_processes(prepared):
     assert z_dy > 0.6 > 3 * z_tt  # Z peak in Drell-Yan, broad m_ee in ttbar
     assert tt.n_bjets.mean() > 3 * dy.n_bjets.mean() and tt.nJet.mean() > 2 * dy.nJet.mean()
     assert tt.MET_pt.mean() > 2 * dy.MET_pt.mean()
-    assert two_dy.os_ee.mean() > 0.95 > two_tt.os_ee.mean()
+    # real Z -> ee pairs are 95% opposite-sign (issue 19); ttbar pairs far less (non-prompt electrons)
+    assert two_dy.os_ee.mean() == pytest.approx(0.95, abs=0.04) and two_tt.os_ee.mean() < 0.85
     assert dy.Electron_miniPFRelIso_all_0.median() < tt.Electron_miniPFRelIso_all_0.median()
 
 

@@ -63,13 +63,14 @@ def synthetic_dataset(task_name: str, config: Config) -> Path:
     """Make (once) the NanoAOD twin under ``<data_dir>/synthetic/dy_electron`` and prepare it."""
     from ...artifacts import read_json, write_json
     from ...data.nanoaod import prepare_dataset
-    from ...data.synthetic.nanoaod import make_twin
+    from ...data.synthetic.nanoaod import make_twin, twin_params
 
     d = config.data
     root = Path(d.data_dir) / "synthetic" / task_name
     out = root / f"electron_dataset_{d.features}_e{d.n_electrons}_j{d.n_jets}.csv"
     params = {"events_per_sample": d.synthetic_events, "seed": config.run.seed, "layout": TWIN_LAYOUT,
-              "spec": [d.n_electrons, d.n_jets, d.features, d.min_pt, d.max_abs_eta, d.min_electrons]}
+              "spec": [d.n_electrons, d.n_jets, d.features, d.min_pt, d.max_abs_eta, d.min_electrons],
+              "twin": twin_params(d.synthetic_events, config.run.seed)}  # a new generator remakes it
     stamp = out.with_suffix(".json")
     if out.exists() and stamp.exists() and read_json(stamp).get("params") == params:
         return out
