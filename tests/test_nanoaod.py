@@ -26,6 +26,7 @@ from kerahep.data.nanoaod import (
     load_prepared,
     prepare_dataset,
     preselection_mask,
+    process_chunk,
 )
 from kerahep.data.synthetic.nanoaod import make_twin
 from kerahep.errors import ConfigError, DataError, KerahepError
@@ -549,3 +550,22 @@ def test_xrootd_urls_without_fsspec_xrootd_say_what_to_install(tmp_path, monkeyp
         expand_inputs([index])
     with pytest.raises(KerahepError, match="pip install fsspec-xrootd"):
         expand_inputs(["root://eospublic.cern.ch//eos/x.root"])
+
+
+@pytest.mark.parametrize("damaged, expected", [
+    ({"Electron_eta": [[0.1, 0.2], [0.3, -0.1]]}, r"Electron_eta with one entry per electron.*4 entries against 3"),
+    ({"Electron_eta": [[0.1], [0.3, -0.1]]}, r"Electron_eta with one entry per electron.*1 entries against 2 in event 0"),
+    ({"Jet_eta": [[1.0, 2.0], []]}, r"Jet_eta with one entry per jet.*2 entries against 1 in event 0"),
+])
+def test_branches_of_one_collection_that_do_not_line_up_are_a_data_error_naming_the_file(damaged, expected):
+    """A damaged file (the fuzzer's bit flip) whose Electron_eta does not line up with Electron_pt
+    is refused naming the branch, not a NumPy broadcast error from deep inside the features."""
+    events = {f"Electron_{f}": [[0.0, 0.0], [0.0]] for f in ELECTRON_FIELDS}
+    events.update({"Electron_pt": [[50.0, 40.0], [30.0]], "Electron_eta": [[0.1, 0.2], [0.3]],
+                   "Electron_charge": [[1, -1], [1]], "MET_pt": [20.0, 30.0], "genWeight": [1.0, 1.0]})
+    events.update({f"Jet_{f}": [[40.0], [35.0]] if f == "pt" else [[0.5], [0.5]] for f in JET_FIELDS})
+    events.update(damaged)
+    events = {k: ak.Array(v) for k, v in events.items()}
+    with pytest.raises(DataError, match=expected) as e:
+        process_chunk(events, FeatureSpec(n_electrons=2, n_jets=1), "skim.root")
+    assert "skim.root" in str(e.value)

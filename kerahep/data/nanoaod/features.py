@@ -155,6 +155,20 @@ class _Jagged:
         cs = np.concatenate([[0], np.cumsum(mask_flat, dtype=np.int64)])
         return cs[self.starts + self.counts] - cs[self.starts]
 
+    def check_aligned(self, ref: "_Jagged", name: str, ref_name: str, per: str) -> None:
+        """Refuse a branch whose entries do not line up with ``ref``'s, event by event (a
+        damaged file: ``Electron_eta`` with another number of entries than ``Electron_pt``)."""
+        if np.array_equal(self.counts, ref.counts):
+            return
+        if len(self.flat) != len(ref.flat):
+            found = f"{len(self.flat)} entries against {len(ref.flat)}"
+        elif len(self.counts) != len(ref.counts):
+            found = f"{len(self.counts)} events against {len(ref.counts)}"
+        else:
+            i = int(np.flatnonzero(self.counts != ref.counts)[0])
+            found = f"{self.counts[i]} entries against {ref.counts[i]} in event {i} of the step"
+        raise DataError("<events>", f"{name} with one entry per {per} (as {ref_name})", found)
+
 
 def _length(events) -> int:
     if isinstance(events, Mapping):
@@ -182,6 +196,7 @@ def preselection_mask(events, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
     pt = require(events, "Electron_pt")
     eta = require(events, "Electron_eta")
     jp, je = _Jagged(pt, "Electron_pt"), _Jagged(eta, "Electron_eta")
+    je.check_aligned(jp, "Electron_eta", "Electron_pt", "electron")
     good = (jp.flat > spec.min_pt) & (np.abs(je.flat) < spec.max_abs_eta)
     return jp.count(good) >= spec.min_electrons
 
@@ -218,9 +233,7 @@ def flatten_events(events, spec: FeatureSpec = FeatureSpec(), mask: np.ndarray |
     ele = {f: _Jagged(require(events, f"Electron_{f}"), f"Electron_{f}") for f in ELECTRON_FIELDS}
     counts_e = ele["pt"].counts
     for f, j in ele.items():
-        if len(j.flat) != len(ele["pt"].flat):
-            raise DataError("<events>", f"Electron_{f} with one entry per electron (as Electron_pt)",
-                            f"{len(j.flat)} entries against {len(ele['pt'].flat)}")
+        j.check_aligned(ele["pt"], f"Electron_{f}", "Electron_pt", "electron")
     jet_pt = _Jagged(require(events, "Jet_pt"), "Jet_pt")
     jets = {"pt": jet_pt}
     need_jet = spec.n_jets > 0
@@ -231,9 +244,7 @@ def flatten_events(events, spec: FeatureSpec = FeatureSpec(), mask: np.ndarray |
                 require(events, f"Jet_{f}")
             continue
         jets[f] = _Jagged(arr, f"Jet_{f}")
-        if len(jets[f].flat) != len(jet_pt.flat):
-            raise DataError("<events>", f"Jet_{f} with one entry per jet (as Jet_pt)",
-                            f"{len(jets[f].flat)} entries against {len(jet_pt.flat)}")
+        jets[f].check_aligned(jet_pt, f"Jet_{f}", "Jet_pt", "jet")
 
     sel = slice(None) if mask is None else np.asarray(mask, dtype=bool)
     cols: dict[str, np.ndarray] = {}
