@@ -19,8 +19,6 @@ def figures(monkeypatch):
     """Figures kept open instead of saved: ``{file name: Figure}``."""
     import matplotlib.pyplot as plt
 
-    from kerahep import artifacts
-
     drawn = {}
 
     def keep(fig, path, **_):
@@ -29,7 +27,6 @@ def figures(monkeypatch):
 
     monkeypatch.setattr(plotting, "save_figure", keep)
     monkeypatch.setattr(plotting.style, "save_figure", keep)
-    monkeypatch.setattr(artifacts, "save_figure", keep)
     yield drawn
     for fig in drawn.values():
         plt.close(fig)
