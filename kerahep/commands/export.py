@@ -5,6 +5,11 @@ Examples:
     kerahep export --run results/dy_electron/<run_id> --format onnx
     kerahep export --task dy_electron --format saved_model --out exported/dy
     kerahep export --task electron_photon --format hls4ml --precision 'ap_fixed<18,8>'
+    kerahep export --run results/old/<run_id> --format onnx --no-data-check   # a run made before fingerprints
+
+The test events are rebuilt as ``kerahep evaluate`` rebuilds them: nothing is written outside
+the run directory (a synthetic twin missing from data.data_dir is regenerated in a temporary
+folder of the run), and the input files must be those the run was trained on.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ def parser(prog: str = "kerahep export") -> argparse.ArgumentParser:
                    help="test events the ONNX/SavedModel export is checked on (default 512)")
     p.add_argument("--atol", type=float, default=1e-5,
                    help="largest absolute difference to Keras accepted (default 1e-5)")
+    p.add_argument("--no-data-check", action="store_true",
+                   help="rebuild the test events of a run whose data fingerprint is missing or damaged (made before "
+                        "fingerprints) without checking that its input files are those it was trained on; a "
+                        "fingerprint that shows other files is still refused")
     onnx = p.add_argument_group("onnx")
     onnx.add_argument("--opset", type=int, help="ONNX opset (default: the converter's)")
     onnx.add_argument("--route", action="append", choices=ROUTES,
@@ -58,7 +67,8 @@ def main(argv=None, prog: str = "kerahep export") -> int:
         result = export_run(run_dir, args.format, out=args.out, unsafe_load=args.unsafe_load,
                             max_events=args.events, atol=args.atol, opset=args.opset, routes=args.route,
                             precision=args.precision, reuse_factor=args.reuse_factor, io_type=args.io_type,
-                            backend=args.hls_backend, hls_events=args.hls_events)
+                            backend=args.hls_backend, hls_events=args.hls_events,
+                            no_data_check=args.no_data_check)
     print_summary(run_dir, result)
     return 0
 

@@ -41,7 +41,7 @@ def default_output(run_dir, fmt: str) -> Path:
 def export_run(run_dir, fmt: str, out=None, *, unsafe_load: bool = False, max_events: int | None = 512,
                atol: float = 1e-5, opset: int | None = None, routes=None, precision: str = "ap_fixed<16,6>",
                reuse_factor: int = 1, io_type: str = "auto", backend: str = "Vitis",
-               hls_events: int | None = None) -> dict:
+               hls_events: int | None = None, no_data_check: bool = False) -> dict:
     """Export the main model of the run in ``run_dir`` to ``fmt`` and check it.
 
     Args:
@@ -56,6 +56,8 @@ def export_run(run_dir, fmt: str, out=None, *, unsafe_load: bool = False, max_ev
         precision, reuse_factor, io_type, backend: the hls4ml configuration (``io_type`` ``auto``:
             ``io_stream`` for convolutional networks, else ``io_parallel``).
         hls_events: test events the hls4ml emulation is scored on (None: the whole test split).
+        no_data_check: export a run whose data fingerprint is missing or damaged (see
+            :func:`~kerahep.export.common.load_run`); other data is refused even then.
 
     Returns:
         dict with ``format``, ``path``, ``provenance``, ``route``, the check's numbers and,
@@ -64,7 +66,8 @@ def export_run(run_dir, fmt: str, out=None, *, unsafe_load: bool = False, max_ev
     Raises:
         MissingDependencyError: a converter is not installed (the message gives the install line).
         ExportError: the model cannot be exported in this format (the message names the layer).
-        KerahepError: no run, no model.keras, or data other than the run was trained on.
+        KerahepError: no run, no model.keras, or data other than the run was trained on
+            (DataError; also a missing or damaged fingerprint without ``no_data_check``).
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; formats: {', '.join(FORMATS)}")
@@ -76,12 +79,12 @@ def export_run(run_dir, fmt: str, out=None, *, unsafe_load: bool = False, max_ev
             require(module, "ONNX export")
         from .onnx import ROUTES, export_onnx
 
-        run = load_run(run_dir, unsafe_load=unsafe_load, max_events=max_events)
+        run = load_run(run_dir, unsafe_load=unsafe_load, max_events=max_events, no_data_check=no_data_check)
         result = export_onnx(run, out, opset=opset, atol=atol, routes=tuple(routes or ROUTES))
     elif fmt == "saved_model":
         from .saved_model import export_saved_model
 
-        run = load_run(run_dir, unsafe_load=unsafe_load, max_events=max_events)
+        run = load_run(run_dir, unsafe_load=unsafe_load, max_events=max_events, no_data_check=no_data_check)
         result = export_saved_model(run, out, atol=atol)
     else:
         from .common import require
@@ -89,7 +92,7 @@ def export_run(run_dir, fmt: str, out=None, *, unsafe_load: bool = False, max_ev
         require("hls4ml", "hls4ml export")
         from .hls import export_hls
 
-        run = load_run(run_dir, unsafe_load=unsafe_load, max_events=hls_events)
+        run = load_run(run_dir, unsafe_load=unsafe_load, max_events=hls_events, no_data_check=no_data_check)
         result = export_hls(run, out, precision=precision, reuse_factor=reuse_factor, io_type=io_type,
                             backend=backend)
     return {"format": fmt, "run_dir": str(run_dir), "task": run.task, **result}

@@ -81,22 +81,32 @@ class RunInputs:
 
 
 def load_run(run_dir, unsafe_load: bool = False, max_events: int | None = 512,
-             check_data: bool = True) -> RunInputs:
+             no_data_check: bool = False) -> RunInputs:
     """Load ``<run_dir>/model.keras`` and rebuild the run's test inputs.
+
+    The data are read as evaluation reads them (:func:`kerahep.training.evaluate.load_confined`):
+    nothing is written outside ``run_dir`` whatever its ``config.json`` says (a synthetic twin
+    missing from ``data.data_dir`` is regenerated in a temporary folder of the run, removed
+    once the test events are in memory), and the input files must be those the run was
+    trained on (the data fingerprint in its ``metrics.json``).
 
     Args:
         run_dir: a run directory (config.json and model.keras).
         unsafe_load: allow models that carry arbitrary code (Lambda layers).
         max_events: at most this many test events (None: the whole test split).
-        check_data: refuse data other than the run was trained on (see
-            :func:`kerahep.training.evaluate.check_same_data`).
+        no_data_check: go on when the run's data fingerprint is missing or damaged (a run
+            made before fingerprints), with a warning; a fingerprint showing other files is
+            refused even then (``--no-data-check``, as ``kerahep evaluate`` has it).
 
     Raises:
-        KerahepError: no run there, no model.keras, no test split, or changed data.
+        KerahepError: no run there, no model.keras, no test split; DataError: changed or
+            missing input data, a missing or damaged fingerprint (without ``no_data_check``),
+            a link in the run leading out of it. Nothing is written then.
     """
     from ..config import Config
     from ..registry import get_task
     from ..saving import load_model
+    from ..training.evaluate import check_links_inside
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
@@ -106,20 +116,35 @@ def load_run(run_dir, unsafe_load: bool = False, max_events: int | None = 512,
         raise KerahepError(f"{run_dir}: expected model.keras, found none (did the run finish?)")
     cfg = Config.from_file(run_dir / "config.json")
     task = get_task(cfg.task)
+    check_links_inside(run_dir)  # the export goes to <run>/export/ by default
     model = load_model(model_path, safe_mode=not unsafe_load)
-    data = task.load_data(cfg)
-    if check_data:
-        from ..training.evaluate import check_same_data
-
-        check_same_data(run_dir, data)
-    split = data.test if data.test is not None else data.val
-    if split is None:
-        raise KerahepError(f"{run_dir}: the run has no test or validation events to check the export on")
-    x, y = collect_batches(split, max_events)
+    x, y, info = read_test_events(run_dir, task, cfg, max_events, no_data_check)
     # Keras exports only models that have been called (predict one batch)
     model.predict(slice_inputs(x, 0, min(2, len(first_leaf(x)))), verbose=0)
     return RunInputs(run_dir=run_dir, run_id=run_dir.name, task=cfg.task, config=cfg, model=model,
-                     model_path=model_path, x=x, y=y, unsafe_load=unsafe_load, info={"split": "test" if data.test is not None else "val"})
+                     model_path=model_path, x=x, y=y, unsafe_load=unsafe_load, info=info)
+
+
+def read_test_events(run_dir: Path, task, cfg, max_events: int | None, no_data_check: bool = False):
+    """``(x, y, info)``: the first ``max_events`` test (else validation) events of the run, read
+    writing nothing outside ``run_dir`` and checked against its data fingerprint."""
+    from ..training.evaluate import check_same_data, load_confined, recorded_fingerprint
+
+    recorded = recorded_fingerprint(run_dir, no_data_check)
+    data, _, sandbox = load_confined(task, cfg, run_dir, recorded)
+    try:
+        check_same_data(run_dir, data, recorded, no_data_check, regenerated=sandbox is not None)
+        split = data.test if data.test is not None else data.val
+        if split is None:
+            raise KerahepError(f"{run_dir}: the run has no test or validation events to check the export on")
+        x, y = collect_batches(split, max_events)
+    finally:
+        if sandbox is not None:
+            shutil.rmtree(sandbox, ignore_errors=True)
+    info = {"split": "test" if data.test is not None else "val"}
+    if sandbox is not None:
+        info["twin_regenerated"] = True
+    return x, y, info
 
 
 def collect_batches(dataset, max_events: int | None):
