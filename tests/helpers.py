@@ -309,3 +309,36 @@ def run_layer_test(layer_or_factory, x, *, tmp_path, call_kwargs: dict | None = 
 
 def _is_shape(s) -> bool:
     return isinstance(s, (tuple, list)) and all(d is None or isinstance(d, (int, np.integer)) for d in s)
+
+
+# ------------------------------------------------------------------ command-line effects
+def retracing_warnings_shown() -> bool:
+    """Whether TensorFlow's ``tf.function`` retracing warnings reach the log now: every command
+    drops them unless it was given ``--verbose`` (``kerahep.cli.setup_logging``)."""
+    import logging
+
+    record = logging.LogRecord("tensorflow", logging.WARNING, __file__, 0,
+                               "5 out of the last 5 calls to <function f at 0x0> triggered tf.function retracing.",
+                               None, None)
+    return bool(logging.getLogger("tensorflow").filter(record))
+
+
+# ------------------------------------------------------------------------------ figures
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_image_not_blank(path, min_ink: float = 0.005) -> None:
+    """``path`` is a PNG image with something drawn on it: at least ``min_ink`` of its pixels
+    differ from its most common colour (the background), in at least two other colours (a
+    figure saved before anything was plotted is one colour, or that and a frame)."""
+    from PIL import Image
+
+    path = Path(path)
+    assert path.is_file(), f"{path}: no image there"
+    assert path.read_bytes()[:8] == PNG_MAGIC, f"{path}: not a PNG file"
+    with Image.open(path) as im:
+        pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    colours, counts = np.unique(pixels, axis=0, return_counts=True)
+    ink = 1.0 - counts.max() / len(pixels)
+    assert ink >= min_ink, f"{path}: blank ({ink:.2%} of its pixels differ from the background)"
+    assert len(colours) >= 3, f"{path}: blank ({len(colours)} colours)"

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import assert_image_not_blank
 from kerahep.errors import ConfigError, DataError
 from kerahep.registry import get_task
 from kerahep.tasks.base import FitResult
@@ -262,7 +263,7 @@ def test_integer_weights_give_the_same_metrics_as_repeated_events(twin, tmp_path
         assert row["weighted_mean_score"] == pytest.approx(b["per_sample"][s]["mean_score"], rel=1e-5)
     assert a["effective_events"]["signal"] < a["sum_of_weights"]["signal"]  # unequal weights: fewer effective
     for name in ("roc.png", "scores.png", "scores_per_sample.png", "confusion.png"):
-        assert (tmp_path / "weighted" / "plots" / name).stat().st_size > 0
+        assert_image_not_blank(tmp_path / "weighted" / "plots" / name)
 
 
 def test_a_weighted_run_reports_weighted_metrics_and_evaluation_reproduces_them(twin):

@@ -1,4 +1,8 @@
-"""Saliency and Grad-CAM (tf-keras-vis) maps of the ResNet-15 family, averaged per class."""
+"""Saliency and Grad-CAM (tf-keras-vis) maps of the ResNet-15 family, averaged per class.
+
+Where a map must peak is checked on a hand-made network that looks only at the energy
+deposited (a 3x3 convolution summing the energy channel, then its mean): every method's map
+of each crop is non-zero and peaks on that crop's shower, which sits elsewhere in each crop."""
 
 from __future__ import annotations
 
@@ -21,19 +25,75 @@ def model_and_crops():
     return model, x, np.array([0, 1, 0, 1, 0, 1])
 
 
+def assert_normalized(maps) -> None:
+    """Finite, non-negative, and each map scaled to a maximum of 1 (or all zero: nothing to show;
+    tf-keras-vis scales Grad-CAM before expanding it to the crop, so its peak may be 0.999)."""
+    assert np.isfinite(maps).all() and maps.min() >= 0
+    peaks = maps.reshape(len(maps), -1).max(axis=1)
+    assert np.all(np.isclose(peaks, 1, atol=2e-3) | (peaks == 0)), peaks
+
+
 def test_saliency_maps_have_the_crop_shape(model_and_crops):
     model, x, y = model_and_crops
     maps = explain.saliency_maps(model, x, targets=y)
     assert maps.shape == (6, 32, 32) and maps.dtype == np.float32
-    assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+    assert_normalized(maps)
+    assert (maps.reshape(6, -1).max(axis=1) > 0).all()  # the score depends on every crop's pixels
 
 
 @pytest.mark.parametrize("plus_plus", [False, True])
 def test_gradcam_maps_are_expanded_to_the_crop(model_and_crops, plus_plus):
     model, x, y = model_and_crops
     maps = explain.gradcam_maps(model, x, targets=y, layer=gradcam_layer(model), plus_plus=plus_plus, batch_size=4)
-    assert maps.shape == (6, 32, 32)
-    assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+    assert maps.shape == (6, 32, 32) and maps.dtype == np.float32
+    assert_normalized(maps)
+
+
+#: the top-left corner of each crop's 3 x 4 shower (row, column)
+SHOWERS = [(3, 4), (15, 14), (25, 26), (8, 22), (20, 5)]
+
+
+@pytest.fixture(scope="module")
+def energy_model_and_crops():
+    """A network whose score grows with the energy near each pixel (nothing else), and crops
+    with one shower each, at the places of :data:`SHOWERS`."""
+    inp = keras.Input((32, 32, 2))
+    conv = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="features")
+    score = keras.layers.Dense(1, activation="sigmoid", name="score")
+    model = keras.Model(inp, score(keras.layers.GlobalAveragePooling2D()(conv(inp))))
+    kernel = np.zeros((3, 3, 2, 2), np.float32)
+    kernel[:, :, 0, :] = 1.0  # sums the energy channel around each pixel; the time channel is ignored
+    conv.set_weights([kernel, np.zeros(2, np.float32)])
+    score.set_weights([np.ones((2, 1), np.float32), np.zeros(1, np.float32)])
+    rng = np.random.default_rng(2)
+    x = np.zeros((len(SHOWERS), 32, 32, 2), np.float32)
+    for n, (i, j) in enumerate(SHOWERS):
+        x[n, i:i + 3, j:j + 4, 0] = 0.5 + rng.random((3, 4))
+        x[n, i:i + 3, j:j + 4, 1] = 0.3
+    return model, x
+
+
+def _near_shower(n: int, margin: int) -> np.ndarray:
+    i, j = SHOWERS[n]
+    box = np.zeros((32, 32), bool)
+    box[max(i - margin, 0):i + 3 + margin, max(j - margin, 0):j + 4 + margin] = True
+    return box
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradcam", "gradcam++"])
+def test_maps_are_not_empty_and_peak_on_the_shower(energy_model_and_crops, method):
+    model, x = energy_model_and_crops
+    targets = np.ones(len(x), int)  # what speaks for the class whose score grows with the energy
+    if method == "saliency":
+        maps = explain.saliency_maps(model, x, targets=targets)
+    else:
+        maps = explain.gradcam_maps(model, x, targets=targets, layer="features", plus_plus=method == "gradcam++")
+    for n, m in enumerate(maps):
+        assert m.max() == pytest.approx(1.0, abs=2e-3), (method, n)  # not all zero
+        peak = np.unravel_index(np.argmax(m), m.shape)
+        assert _near_shower(n, 0)[peak], (method, n, peak, SHOWERS[n])
+        # the conv's 3x3 window and, for Grad-CAM, the bilinear expansion spread it by at most 2 pixels
+        assert m[_near_shower(n, 2)].sum() >= 0.9 * m.sum(), (method, n)
 
 
 def test_dual_stream_gradcam_uses_the_energy_trunk():

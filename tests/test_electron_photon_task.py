@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import assert_image_not_blank
 from kerahep import commands
 from kerahep.config import ConfigError
 from kerahep.data.synthetic import electron_photon as twin
@@ -58,6 +59,8 @@ def test_train_two_variants_writes_metrics_plots_and_nothing_beside_the_runs(wor
             "history.png", "eff_rejection.png", "reliability.png"} == plots
     assert {p.with_suffix(".pdf").name for p in (res.run_dir / "plots").glob("*.png")} == \
         {p.name for p in (res.run_dir / "plots").glob("*.pdf")}  # every figure also as a vector PDF
+    for png in (res.run_dir / "plots").glob("*.png"):
+        assert_image_not_blank(png)
     task_root = workdir / "results" / "electron_photon"
     assert sorted(p.name for p in task_root.iterdir()) == sorted(["LATEST", res.run_dir.name])
 

@@ -189,34 +189,81 @@ def test_missing_converter_is_a_message_with_the_install_line(dy_run, tmp_path, 
     assert "Traceback" not in err and leftovers(tmp_path) == []
 
 
-def test_command_line_exports_and_summarises(dy_run, tmp_path, capsys):
+def test_command_line_exports_and_summarises(smoke_run, dy_run, tmp_path, capsys):
+    import onnx
+
     from kerahep import cli
     from scripts.export import main
 
     out = tmp_path / "cli.onnx"
-    assert cli.run(main, ["--run", str(dy_run), "--format", "onnx", "--out", str(out), "--events", "64"]) == 0
+    results = smoke_run("dy_electron").root / "results"  # --task: the LATEST run of --output-dir
+    assert cli.run(main, ["--task", "dy_electron", "--output-dir", str(results), "--format", "onnx", "--out", str(out),
+                          "--events", "64", "--opset", "17", "--atol", "1e-4"]) == 0
     text = capsys.readouterr().out
-    assert out.exists() and Path(str(out) + ".provenance.json").exists()
-    assert "route" in text and "max |export - Keras|" in text
+    prov = json.loads(Path(str(out) + ".provenance.json").read_text())
+    assert prov["run"]["run_id"] == dy_run.name and prov["opset"] == 17
+    assert {o.version for o in onnx.load(str(out)).opset_import if (o.domain or "") == ""} == {17}
+    assert prov["check"]["atol"] == 1e-4 and prov["check"]["events"] == 64 and prov["check"]["passed"]
+    assert "route" in text and "max |export - Keras|" in text and "accepted up to 0.0001" in text
     assert cli.run(main, ["--run", str(tmp_path), "--format", "onnx"]) == 2  # not a run: one line, exit 2
     assert "config.json" in capsys.readouterr().err
 
 
-def test_dy_electron_hls4ml_emulation_scores_the_test_events(dy_run, tmp_path):
+@pytest.fixture
+def hls_scores(monkeypatch):
+    """The scores each hls4ml export is reported on: ``[{"y", "floats", "emulated"}]``."""
+    from kerahep.export import hls
+
+    seen, report = [], hls.score_report
+
+    def spy(y, floats, emulated, *args):
+        seen.append({"y": np.asarray(y), "floats": np.asarray(floats), "emulated": np.asarray(emulated)})
+        return report(y, floats, emulated, *args)
+
+    monkeypatch.setattr(hls, "score_report", spy)
+    return seen
+
+
+def check_hls_aucs(run_dir, report: dict, scores: dict, events) -> None:
+    """The report's AUCs are those of its scores (scikit-learn), its float scores the Keras
+    model's on the run's first ``events`` test events."""
+    from sklearn.metrics import roc_auc_score
+
+    run = load_run(run_dir, max_events=events)
+    np.testing.assert_array_equal(scores["y"], np.asarray(run.y).reshape(-1))
+    keras_scores = np.asarray(run.model.predict(run.x, verbose=0), np.float64).reshape(-1)
+    np.testing.assert_allclose(scores["floats"], keras_scores, rtol=1e-5, atol=1e-6)
+    assert report["events"] == len(scores["y"]) == run.n_events
+    assert report["auc_float"] == pytest.approx(roc_auc_score(scores["y"], scores["floats"]), abs=1e-9)
+    assert report["auc_emulated"] == pytest.approx(roc_auc_score(scores["y"], scores["emulated"]), abs=1e-9)
+    diff = np.abs(scores["emulated"] - scores["floats"])
+    assert report["score_difference"] == pytest.approx({"max_abs": diff.max(), "mean_abs": diff.mean()})
+
+
+def test_dy_electron_hls4ml_emulation_scores_the_test_events(dy_run, tmp_path, hls_scores):
     require_backend("hls4ml")
+    from kerahep import cli
+    from scripts.export import main
+
     out = tmp_path / "hls"
-    result = export_run(dy_run, "hls4ml", out=out, precision="ap_fixed<16,6>", reuse_factor=2)
+    assert cli.run(main, ["--run", str(dy_run), "--format", "hls4ml", "--out", str(out), "--precision",
+                          "ap_fixed<18,8>", "--reuse-factor", "2", "--io-type", "io_parallel", "--hls-backend",
+                          "Vitis", "--hls-events", "300"]) == 0
     report = json.loads((out / "hls_report.json").read_text())
-    assert 0.0 <= report["auc_float"] <= 1.0 and 0.0 <= report["auc_emulated"] <= 1.0
+    (scores,) = hls_scores
+    check_hls_aucs(dy_run, report, scores, 300)
     assert abs(report["auc_emulated"] - report["auc_float"]) < 0.02
     assert report["score_difference"]["max_abs"] < 0.05 and report["score_difference"]["mean_abs"] < 0.01
-    assert report["reuse_factor"] == 2 and report["precision"] == "ap_fixed<16,6>"
+    assert (report["reuse_factor"], report["precision"], report["io_type"], report["backend"]) == (
+        2, "ap_fixed<18,8>", "io_parallel", "Vitis")
+    config = (out / "project" / "hls4ml_config.yml").read_text()
+    assert "ap_fixed<18,8>" in config and "ReuseFactor: 2" in config and "Backend: Vitis" in config
     where = report["what_runs_where"]
     assert [la["class"] for la in where["keras_part"]["layers"]] == ["Concatenate", "Normalization"]
     assert where["hls_part"]["layers"][-1]["name"] == "score" and where["hls_part"]["input_shape"][1] > 30
     prov = json.loads((out / "kerahep_provenance.json").read_text())
     assert prov["what_runs_where"] == where and prov["converters"]["hls4ml"]
-    assert result["compile_seconds"] > 0 and (out / "project").is_dir()
+    assert report["compile_seconds"] > 0 and (out / "project").is_dir()
 
 
 def test_hls4ml_refuses_layers_it_cannot_convert(tmp_path):
@@ -320,12 +367,12 @@ def test_jet_ssl_onnx_with_dict_outputs(jet_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_energy_resnet_hls4ml_emulation(energy_resnet_run, tmp_path):
+def test_energy_resnet_hls4ml_emulation(energy_resnet_run, tmp_path, hls_scores):
     require_backend("hls4ml")
     out = tmp_path / "hls"
     export_run(energy_resnet_run, "hls4ml", out=out)
     report = json.loads((out / "hls_report.json").read_text())
-    assert 0.0 <= report["auc_float"] <= 1.0 and 0.0 <= report["auc_emulated"] <= 1.0
+    check_hls_aucs(energy_resnet_run, report, hls_scores[0], None)
     assert report["score_difference"]["max_abs"] < 0.1 and report["score_difference"]["mean_abs"] < 0.05
     keras_part = {la["class"] for la in report["what_runs_where"]["keras_part"]["layers"]}
     assert "ChannelLog1p" in keras_part and "Conv2D" not in keras_part

@@ -1,4 +1,6 @@
-"""Every reader against truncated, empty, bit-flipped and random-byte files."""
+"""Every reader against truncated, empty, bit-flipped and random-byte files; the intact file
+gives exactly the rows it was written with (read back with the plain library: pandas, NumPy,
+h5py, uproot)."""
 
 import sys
 import tempfile
@@ -45,14 +47,18 @@ def _read_root(path):
     return [c for c in iterate_file(path, FeatureSpec())]
 
 
-@reader("prepared_csv", ".csv", rows=_frame_rows)
-def _valid_csv(folder):
+def _prepared_frame():
     import pandas as pd
 
-    path = folder / "prepared.csv"
     rng = np.random.default_rng(0)
-    pd.DataFrame({"Electron_pt_0": rng.random(30) * 50, "m_ee": rng.random(30) * 90,
-                  "target": rng.integers(0, 2, 30), "sample": "DYJetsToLL_M-50"}).to_csv(path, index=False)
+    return pd.DataFrame({"Electron_pt_0": rng.random(30) * 50, "m_ee": rng.random(30) * 90,
+                         "target": rng.integers(0, 2, 30), "sample": "DYJetsToLL_M-50"})
+
+
+@reader("prepared_csv", ".csv", rows=_frame_rows)
+def _valid_csv(folder):
+    path = folder / "prepared.csv"
+    _prepared_frame().to_csv(path, index=False)
     return path
 
 
@@ -79,17 +85,23 @@ def _valid_calo(folder):
 def _read_calo(path):
     from kerahep.data.calo import CaloReader
 
-    reader_ = CaloReader([path], split=(0.5, 0.5), roles=[None])
-    return [a for s in ("train", "val") for a in reader_.read(s)]
+    reader_ = CaloReader([path], split=(0.5, 0.5), roles=[None])  # (train, test)
+    return [a for s in ("train", "test") for a in reader_.read(s)]
+
+
+def _higgs_table():
+    """(labels, the 28 stored features) of the valid HIGGS file."""
+    rng = np.random.default_rng(0)
+    raw = np.abs(rng.normal(1.0, 0.5, size=(30, 28)))
+    return rng.integers(0, 2, 30).astype(float), raw
 
 
 @reader("higgs_csv", ".csv", rows=_array_rows)
 def _valid_higgs(folder):
     from kerahep.data.higgs import write_higgs
 
-    rng = np.random.default_rng(0)
-    raw = np.abs(rng.normal(1.0, 0.5, size=(30, 28)))
-    return write_higgs(folder / "HIGGS.csv", rng.integers(0, 2, 30).astype(float), raw, fmt="%.6e")
+    labels, raw = _higgs_table()
+    return write_higgs(folder / "HIGGS.csv", labels, raw, fmt="%.6e")
 
 
 @_valid_higgs
@@ -99,12 +111,17 @@ def _read_higgs(path):
     return list(read_higgs(path))
 
 
+def _hcal_runs():
+    rng = np.random.default_rng(0)
+    return rng.poisson(5.0, size=(12, 64, 72)).astype(np.float64), rng.poisson(6.0, size=(12, 64, 72)).astype(np.float64)
+
+
 @reader("hcal_npy", ".npy", rows=_array_rows)
 def _valid_hcal(folder):
-    rng = np.random.default_rng(0)
     path = folder / "Run1_Dataset.npy"
-    np.save(path, rng.poisson(5.0, size=(12, 64, 72)).astype(np.float64))
-    np.save(folder / "Run2_Dataset.npy", rng.poisson(6.0, size=(12, 64, 72)).astype(np.float64))
+    run1, run2 = _hcal_runs()
+    np.save(path, run1)
+    np.save(folder / "Run2_Dataset.npy", run2)
     return path
 
 
@@ -174,9 +191,76 @@ def _attempt(name, data: bytes, must_fail: bool, intact_or_prefix: bool = False)
 NAMES = sorted(READERS)
 
 
+# ------------------------------------------------------------ what each valid file holds
+def _written_root(path, chunks):
+    """Every event read; the selected ones are those the twin's generator counted as passing
+    the preselection, each with its ids and event quantities from its entry of the tree."""
+    import json
+
+    import uproot
+
+    twin = json.loads((path.parent / "twin.json").read_text())["samples"][path.stem]
+    with uproot.open(path) as f:
+        events = f["Events"].arrays(library="np")
+    cols = {k: np.concatenate([np.asarray(c[k]) for c, _, _ in chunks]) for k in chunks[0][0]}
+    assert sum(n for _, n, _ in chunks) == twin["events"] == len(events["event"])
+    assert len(cols["entry"]) == sum(n for _, _, n in chunks) == twin["passing_default_preselection"] > 0
+    for key in ("run", "luminosityBlock", "event", "MET_pt", "genWeight", "nElectron", "nJet"):
+        np.testing.assert_array_equal(cols[key], events[key][cols["entry"]], err_msg=key)
+    np.testing.assert_array_equal(cols["Electron_pt_0"], [pt[0] for pt in events["Electron_pt"][cols["entry"]]])
+
+
+def _written_csv(path, frame):
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(frame.reset_index(drop=True), _prepared_frame(), check_dtype=False)
+
+
+def _h5(path) -> dict:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in f}
+
+
+def _written_calo(path, arrays):
+    """The train and test crops are the file's crops (each once) with their labels."""
+    stored = _h5(path)
+    rows = lambda x, y: sorted((a.tobytes(), float(b)) for a, b in zip(x, y))  # noqa: E731
+    assert rows(np.concatenate(arrays[0::2]), np.concatenate(arrays[1::2])) == rows(stored["X"], stored["y"])
+
+
+def _written_higgs(path, arrays):
+    from kerahep.data.higgs import transform
+
+    labels, raw = _higgs_table()
+    stored = np.loadtxt(path, delimiter=",")  # the numbers as written (6 significant digits)
+    np.testing.assert_allclose(stored[:, 1:], raw, rtol=1e-6)
+    x, y = arrays
+    np.testing.assert_array_equal(y, labels)
+    np.testing.assert_allclose(x, transform(stored[:, 1:], "low"), rtol=1e-6)
+
+
+def _written_hcal(path, arrays):
+    (maps,) = arrays
+    np.testing.assert_array_equal(maps, _hcal_runs()[0].astype(np.float32))
+
+
+def _written_jets(path, arrays):
+    stored = _h5(path)
+    np.testing.assert_array_equal(arrays[0], stored["jet"])
+    for got, key in zip(arrays[1:], ("Y", "m", "pT"), strict=True):  # read_targets' keys, sorted
+        np.testing.assert_array_equal(got, stored[key].reshape(-1), err_msg=key)
+
+
+WRITTEN = {"nanoaod_root": _written_root, "prepared_csv": _written_csv, "calo_hdf5": _written_calo,
+           "higgs_csv": _written_higgs, "hcal_npy": _written_hcal, "jets_hdf5": _written_jets}
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_valid_file_reads(name, tmp_path):
-    READERS[name].read(READERS[name].make_valid(tmp_path))
+def test_valid_file_reads_the_rows_it_was_written_with(name, tmp_path):
+    path = READERS[name].make_valid(tmp_path)
+    WRITTEN[name](path, READERS[name].read(path))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from helpers import assert_image_not_blank
 from kerahep.errors import ConfigError, DataError
 from kerahep.registry import get_task
 from kerahep.tasks.hcal_dqm import HcalInputs, HcalResult, band_baseline, occupancy, robust_threshold
@@ -71,6 +72,8 @@ def test_end_to_end_moe_vit_on_the_twin(moe_run):
     assert {"roc.png", "confusion.png", "attention_rollout.png", "routing_maps.png", "expert_load.png",
             "occupancy_mean.png", "occupancy_difference.png", "sample_maps.png", "monitoring.png",
             "anomaly_residuals.png"} <= plots
+    for png in (result.run_dir / "plots").glob("*.png"):
+        assert_image_not_blank(png)
     for name in ("model.keras", "autoencoder.keras"):
         keras.saving.load_model(result.run_dir / name)  # safe mode
 
@@ -170,7 +173,7 @@ def test_scored_files_keep_the_classes_the_model_learnt(moe_run, tmp_path):
         task.load_data(cfg, paths=[files[0], str(new[0])], for_evaluation=True)
 
 
-def test_three_runs_train_a_softmax_classifier(tmp_path):
+def test_three_runs_train_a_softmax_classifier(tmp_path, monkeypatch):
     task = get_task("hcal_dqm")
     cfg = _config(tmp_path, "default", ["data.n_runs=3", "data.synthetic_events=40", "data.n_blocks=4",
                                         "data.split=(0.5, 0.25, 0.25)"])
@@ -191,8 +194,20 @@ def test_three_runs_train_a_softmax_classifier(tmp_path):
     assert p.shape[1:] == (3,)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
     assert isinstance(data, HcalInputs) and data.n_classes == 3 and data.label_mode == "categorical"
-    base = band_baseline(data.runs, data.segments, np.repeat([0, 1, 2], 10), 3, 0)
-    assert 0.0 <= base["summary"]["roc_auc"] <= 1.0
+    import sklearn.metrics
+
+    scored, roc_auc_score = [], sklearn.metrics.roc_auc_score  # the baseline's scores, as it hands them on
+    monkeypatch.setattr(sklearn.metrics, "roc_auc_score",
+                        lambda y, s, **kw: scored.append((np.asarray(y), np.asarray(s))) or roc_auc_score(y, s, **kw))
+    labels = np.repeat([0, 1, 2], 10)
+    base = band_baseline(data.runs, data.segments, labels, 3, 0)
+    ((y_scored, proba),) = scored
+    np.testing.assert_array_equal(y_scored, labels)
+    assert proba.shape == (30, 3) and np.allclose(proba.sum(axis=1), 1.0)
+    # one-vs-rest, averaged over the runs: recomputed from the probabilities, one run at a time
+    ovr = np.mean([roc_auc_score(labels == k, proba[:, k]) for k in range(3)])
+    assert base["summary"]["roc_auc"] == pytest.approx(ovr, abs=1e-12)
+    assert base["summary"]["accuracy"] == pytest.approx(np.mean(proba.argmax(axis=1) == labels))
 
 
 def test_robust_threshold_ignores_anomalies_in_the_reference():
@@ -235,4 +250,4 @@ def test_occupancy_maps_of_one_or_two_runs(tmp_path):
                     tmp_path / "two")
     diff = two["differences"]["Run2-Run1"]
     assert diff["relative_difference_active"] == pytest.approx(0.2)
-    assert (tmp_path / "two" / "occupancy_difference.png").exists()
+    assert_image_not_blank(tmp_path / "two" / "occupancy_difference.png")

@@ -172,3 +172,27 @@ def test_fresh_process_needs_the_module_that_registers_the_layer(tmp_path):
         run_model_saving_test(model, _x(), tmp_path, fresh_process=True, imports=("kerahep.layers",))
     with pytest.raises(TypeError, match="picklable"):
         run_model_saving_test(model, _x(), tmp_path, outputs=lambda m, x: m(x), fresh_process=True)
+
+
+def test_assert_image_not_blank_fails_on_blank_figures(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers import assert_image_not_blank
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [0, 1, 4])
+    fig.savefig(tmp_path / "drawn.png")
+    assert_image_not_blank(tmp_path / "drawn.png")
+    empty = plt.figure()  # saved before anything was drawn: one colour
+    empty.savefig(tmp_path / "empty.png")
+    plt.close("all")
+    with pytest.raises(AssertionError, match="blank"):
+        assert_image_not_blank(tmp_path / "empty.png")
+    (tmp_path / "fake.png").write_bytes(b"not a png")
+    with pytest.raises(AssertionError, match="not a PNG"):
+        assert_image_not_blank(tmp_path / "fake.png")
+    with pytest.raises(AssertionError, match="no image"):
+        assert_image_not_blank(tmp_path / "missing.png")

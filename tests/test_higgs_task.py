@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import assert_image_not_blank
 from kerahep.config import Config
 from kerahep.errors import ConfigError, DataError
 from kerahep.registry import get_task
@@ -102,12 +103,22 @@ def test_end_to_end_stages_artifacts_and_tables(task, workdir):
     run = result.run_dir
     for name in ("model.keras", "encoder.keras", "pretrainer.keras", "history.csv", "history_pretrain.csv",
                  "history_frozen.csv", "comparison.json", "comparison.csv", "reconstruction.json",
-                 "reconstruction.csv", "plots/roc.png", "plots/reconstruction.png", "plots/comparison.png"):
+                 "reconstruction.csv"):
         assert (run / name).exists(), name
+    for name in ("roc.png", "reconstruction.png", "comparison.png"):
+        assert_image_not_blank(run / "plots" / name)
     metrics = read_json(run / "metrics.json")
     test = metrics["test"]
     assert metrics["data"]["rows"] == {"train": [0, 80], "test": [80, 120]}  # counted for -40: capped at the end
-    assert 0.0 <= test["roc_auc"] <= 1.0 and test["n"] == 40 and "accuracy" in test
+    # the test AUC and accuracy are those of the saved classifier's scores of the 40 test events
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    batches = list(task.load_data(cfg).test)
+    y = np.concatenate([np.asarray(b[1]).reshape(-1) for b in batches])
+    scores = np.concatenate([load_model(run / "model.keras").predict(b[0], verbose=0).reshape(-1) for b in batches])
+    assert test["n"] == len(y) == 40
+    assert test["roc_auc"] == pytest.approx(roc_auc_score(y, scores), abs=1e-6)
+    assert test["accuracy"] == pytest.approx(accuracy_score(y, scores >= test.get("threshold", 0.5)), abs=1e-9)
     assert set(test["comparison"]) >= {"pretrained_frozen", "pretrained_finetuned", "gbt_same_features", "gbt_all28"}
     assert test["comparison"]["pretrained_finetuned"]["roc_auc"] == pytest.approx(test["roc_auc"])
     rec = read_json(run / "reconstruction.json")
@@ -246,9 +257,9 @@ def test_evaluate_reports_the_stored_rows_and_recomputes_the_final_one(task, wor
     assert table["model"].tolist() == list(rows) and table["n"].tolist() == [len(y)] * 3
     assert table["roc_auc"].tolist() == pytest.approx([r["roc_auc"] for r in rows.values()], abs=1e-12)
     assert read_json(run / "reconstruction.json")["events"] == report["reconstruction"]["events"]
-    for name in ("reconstruction.csv", "plots/roc.png", "plots/comparison.png", "plots/reconstruction.png",
-                 "plots/scores.png", "plots/confusion.png"):
-        assert (run / name).exists(), name
+    assert (run / "reconstruction.csv").exists()
+    for name in ("roc.png", "comparison.png", "reconstruction.png", "scores.png", "confusion.png"):
+        assert_image_not_blank(run / "plots" / name)
     assert not list(run.rglob("*_evaluation*"))
     # the result as training hands it over gives the same report
     assert task.evaluate(RunContext(cfg, task, data, run), trained, data)["comparison"] == rows
@@ -258,7 +269,8 @@ def test_evaluate_reports_the_stored_rows_and_recomputes_the_final_one(task, wor
     external = task.evaluate(RunContext(cfg, task, ev, ext), result, ev)
     assert list(external["comparison"]) == ["pretrained_finetuned"] and external["comparison"]["pretrained_finetuned"]["n"] == 120
     assert "independent sample" in external["comparison_note"]
-    assert read_json(ext / "comparison.json") == external["comparison"] and (ext / "plots" / "roc.png").exists()
+    assert read_json(ext / "comparison.json") == external["comparison"]
+    assert_image_not_blank(ext / "plots" / "roc.png")
     # a run without stored rows (made before they were stored): the final classifier alone, said so
     bare = task.evaluate(RunContext(cfg, task, data, workdir / "bare"), HiggsResult(models=models), data)
     assert list(bare["comparison"]) == ["pretrained_finetuned"] and "stored no training comparison" in bare["comparison_note"]

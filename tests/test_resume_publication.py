@@ -17,6 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import toytask  # noqa: E402
+from helpers import assert_image_not_blank  # noqa: E402
 
 from kerahep.errors import ConfigError, DataError  # noqa: E402
 from kerahep.training import train  # noqa: E402
@@ -165,8 +166,8 @@ def test_resumed_after_training_finished_still_draws_every_history(workdir, monk
     with caplog.at_level(logging.INFO, logger="kerahep"):
         res = train(task.preset().override(["run.run_id=r", "run.resume=true"]))
     assert "stage pre already complete" in caplog.text and "stage main already complete" in caplog.text
-    assert (run / "plots" / "history.png").stat().st_size > 0
-    assert (run / "plots" / "history_pre.png").stat().st_size > 0
+    assert_image_not_blank(run / "plots" / "history.png")
+    assert_image_not_blank(run / "plots" / "history_pre.png")
     assert res.metrics["status"] == "complete" and res.metrics["environment"]["resumed"] is True
     assert (run.parent / "LATEST").read_text().strip() == "r"
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from helpers import assert_image_not_blank
 from kerahep import evaluation
 
 
@@ -113,4 +114,4 @@ def test_weighted_confusion_matrix_is_drawn_with_its_sums_and_fractions(tmp_path
     assert [t.split("\n")[0] for t in texts[0]] == ["0.25", "0.15"]  # not truncated to 0
     norm, texts = plotting.confusion_cells([[3, 1], [0, 0]])
     assert texts == [["3\n0.75", "1\n0.25"], ["0", "0"]] and np.isnan(norm[1]).all()  # an empty row has no fraction
-    assert plotting.confusion_matrix(cm, tmp_path / "cm.png").stat().st_size > 0
+    assert_image_not_blank(plotting.confusion_matrix(cm, tmp_path / "cm.png"))
