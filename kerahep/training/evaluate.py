@@ -356,28 +356,21 @@ def _twin_sizes_dropped(fp: dict) -> dict:
     return {**fp, "files": [{**f, "size": None} if f.get("stamp") else f for f in fp.get("files", [])]}
 
 
-_READ = object()
-
-
-def check_same_data(run_dir, data, recorded=_READ, no_data_check: bool = False, regenerated: bool = False) -> None:
+def check_same_data(run_dir, data, recorded: dict | None, no_data_check: bool = False,
+                    regenerated: bool = False) -> None:
     """Refuse to rebuild ``run_dir``'s test split from data other than it was trained on.
 
     ``recorded`` is :func:`recorded_fingerprint`'s (None: not checked, the caller said so);
-    not given, it is read here, and a missing one is only a warning (``kerahep export``'s
-    check). A fingerprint too damaged to compare is refused unless ``no_data_check``. A twin that
-    evaluation has just ``regenerated`` in the run is compared by name, parameter stamp and
-    split sizes, not bytes: its files may record the folder they were made in (dy_electron's
-    ``file`` column), so the same events take other bytes there.
+    evaluation and ``kerahep export`` both read it first. A fingerprint too damaged to compare
+    is refused unless ``no_data_check``. A twin that evaluation has just ``regenerated`` in the
+    run is compared by name, parameter stamp and split sizes, not bytes: its files may record
+    the folder they were made in (dy_electron's ``file`` column), so the same events take
+    other bytes there.
     """
     from ..data.fingerprint import compare_fingerprints, data_fingerprint
     from ..errors import DataError
 
     metrics_path = Path(run_dir) / "metrics.json"
-    if recorded is _READ:
-        recorded = _read_fingerprint(metrics_path, "") if metrics_path.exists() else None
-        if recorded is None:
-            log.warning("%s: no data fingerprint recorded (run made before fingerprints); cannot check that %s are "
-                        "the files it was trained on", run_dir, ", ".join(map(str, data.paths)) or "the inputs")
     if recorded is None:
         return
     found = data_fingerprint(data)
