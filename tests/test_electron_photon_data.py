@@ -169,24 +169,34 @@ def test_every_training_crop_once_per_epoch_with_its_label(twin_dir, cache):
     assert orders[0] != orders[1]  # a new order each epoch
 
 
-def test_reads_are_whole_chunks_never_single_crops(twin_dir, monkeypatch):
+@pytest.mark.parametrize("block_rows", [None, 2 * ROWS])
+def test_reads_are_whole_chunks_never_single_crops(twin_dir, monkeypatch, block_rows):
     reads = []
-    original = h5py.Dataset.__getitem__
+    original = CaloReader.read_block
 
-    def spy(self, key):
+    def spy(reader, start, stop):
+        reads.append((start, stop))
+        return original(reader, start, stop)
+
+    monkeypatch.setattr(CaloReader, "read_block", staticmethod(spy))
+    h5_reads = []
+    getitem = h5py.Dataset.__getitem__
+
+    def h5_spy(self, key):
         if self.name == "/X":
-            reads.append(key)
-        return original(self, key)
+            h5_reads.append(key)
+        return getitem(self, key)
 
-    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
-    r = CaloReader(twin_paths(twin_dir), seed=3)
-    reads.clear()
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", h5_spy)
+    r = CaloReader(twin_paths(twin_dir), seed=3, block_rows=block_rows)
+    h5_reads.clear()  # inspection reads the first chunk of each file through h5py
     X, _ = r.read("test")
     assert len(X) == r.size("test")
-    for key in reads:
-        assert isinstance(key, slice)
-        assert key.start % ROWS == 0 and (key.stop - key.start == ROWS or key.stop == N)
-    assert len(reads) == len(r.plan("test"))  # one read per chunk holding test crops
+    rows = block_rows or ROWS
+    for start, stop in reads:
+        assert start % rows == 0 and (stop - start == rows or stop == N)
+    assert len(reads) == len(r.plan("test"))  # one read per block holding test crops
+    assert h5_reads == []  # whole gzip chunks are inflated directly (read_direct_chunk), not through h5py
 
 
 def test_plan_visits_each_chunk_once_and_interleaves_the_classes(twin_dir):
@@ -204,6 +214,14 @@ def test_plan_visits_each_chunk_once_and_interleaves_the_classes(twin_dir):
         done[fi] += len(rows)
         assert abs(done[0] / totals[0] - done[1] / totals[1]) <= (ROWS + 1) / min(totals)
     assert [c for _, c, _ in r.plan("train", epoch=1, shuffle=True)] != [c for _, c, _ in plan]
+
+
+def test_evaluation_stream_keeps_the_classes_interleaved(twin_dir):
+    # the report keeps the first test crops for its t-SNE and per-class maps: both classes
+    # must be there from the start of an unshuffled stream, not all photons first
+    r = CaloReader(twin_paths(twin_dir), seed=3)
+    first = [set(yb.numpy().tolist()) for _, yb in r.dataset("test", batch_size=6, shuffle=False).take(2)]
+    assert first == [{0.0, 1.0}, {0.0, 1.0}]
 
 
 def test_read_with_blocks_crossing_chunk_boundaries(twin_dir):

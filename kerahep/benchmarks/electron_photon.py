@@ -4,10 +4,11 @@ PyTorch reference ResNet-15, peak memory of a streamed epoch.
 Rows (ratios measured side by side in one run, on the synthetic twin's gzip-compressed,
 chunked files, which have the real files' layout):
 
-* ``input pipeline, streamed vs in-memory``: crops per second of one shuffled training
-  epoch read chunk by chunk from the compressed files (:class:`kerahep.data.calo.CaloReader`,
-  ``cache=False``) against the same split served from in-memory arrays (``cache=True``),
-  no model: the raw speed of the reader.
+* the reader rows of :mod:`kerahep.benchmarks.readers`: one shuffled training epoch read
+  chunk by chunk from the compressed files (:class:`kerahep.data.calo.CaloReader`,
+  ``cache=False``) against the same batches served from memory (``cache=True``), no model
+  (target >= 0.9); the reader's rate over every crop against direct chunk reads inflated
+  with zlib-ng on the same threads (target >= 0.5); the rate with 1 and 2 decode threads.
 * ``ResNet-15 training, streamed vs in-memory epoch``: crops per second of training the
   default ResNet-15 for an epoch fed by each (target >= 0.95: the pipeline hides the I/O).
 * ``training throughput, Keras vs PyTorch ResNet-15``: crops per second of training steps of
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Row, epoch_rates, ratio_row, rss_mb, run_child, time_epoch
+from . import Row, ratio_row, rss_mb, run_child, time_epoch
 
 TASK = "electron_photon"
 BATCH = 128
@@ -87,19 +88,37 @@ def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
     data = {"streamed": reader.dataset("train", BATCH, shuffle=True, cache=False, shuffle_buffer=SHUFFLE),
             "memory": reader.dataset("train", BATCH, shuffle=True, cache=True)}
     repeats = 2 if quick else 3
-    rate = epoch_rates(data, repeats)
     f = reader.files[0]
     layout = f"2 x {n} crops, gzip, {f.chunk_rows} rows per chunk; train split {reader.size('train')}"
-    rows = [ratio_row(TASK, "input pipeline, streamed vs in-memory", rate["memory"], rate["streamed"], "crops/s",
-                      notes=f"{layout}; one shuffled epoch, batch {BATCH}, shuffle buffer {SHUFFLE}, no model; "
-                            f"best of {repeats}")]
     models = {k: keras_model() for k in data}
     train = _fit_rate(models, data, {k: reader.size("train") for k in data}, repeats)
-    rows.append(ratio_row(TASK, "ResNet-15 training, streamed vs in-memory epoch", train["memory"], train["streamed"],
-                          "crops/s", target=0.95,
-                          notes=f"{layout}; default ResNet-15 with augmentation, batch {BATCH}, one epoch, "
-                                f"best of {repeats}, alternating"))
-    return rows
+    return [ratio_row(TASK, "ResNet-15 training, streamed vs in-memory epoch", train["memory"], train["streamed"],
+                      "crops/s", target=0.95,
+                      notes=f"{layout}; default ResNet-15 with augmentation, batch {BATCH}, one epoch, "
+                            f"best of {repeats}, alternating")]
+
+
+def reader_rows(workdir: Path, quick: bool) -> list[Row]:
+    """The reader rows of :mod:`kerahep.benchmarks.readers` on the twin's gzip-chunked files."""
+    from ..data.calo import CaloReader
+    from .readers import inflate_limit
+    from .readers import reader_rows as rows
+
+    n = 10000 if quick else 30000
+    paths = _twin(workdir, n)
+    reader = _reader(paths)
+
+    def decode(threads):  # every crop of the files: the bytes the limit inflates
+        return CaloReader(paths, split=None, seed=0, decode_threads=threads).dataset(
+            "test", BATCH, shuffle=True, shuffle_buffer=SHUFFLE)
+
+    chunk = reader.files[0].chunk_rows
+    return rows(TASK, "crops/s", reader.dataset("train", BATCH, shuffle=True, cache=False, shuffle_buffer=SHUFFLE),
+                reader.dataset("train", BATCH, shuffle=True, cache=True, shuffle_buffer=SHUFFLE), decode,
+                lambda threads: inflate_limit(paths, "X", threads), 2 if quick else 3,
+                notes=f"2 x {n} crops, gzip, {chunk} rows per chunk; train split {reader.size('train')}, batch "
+                      f"{BATCH}, mixing window {SHUFFLE}",
+                limit_notes="read_direct_chunk + zlib-ng inflate of every chunk of X")
 
 
 # --------------------------------------------------------------- PyTorch reference
@@ -259,4 +278,5 @@ def run(quick: bool = False, workdir=None) -> list[Row]:
         with tempfile.TemporaryDirectory(prefix="kerahep-bench-ep-") as tmp:
             return run(quick, Path(tmp))
     workdir = Path(workdir)
-    return pipeline_rows(workdir, quick) + torch_rows(workdir, quick) + memory_rows(workdir, quick)
+    return (reader_rows(workdir, quick) + pipeline_rows(workdir, quick) + torch_rows(workdir, quick)
+            + memory_rows(workdir, quick))

@@ -2,9 +2,10 @@
 
 Rows (ratios measured side by side in one run, on the synthetic twin's files):
 
-* ``input pipeline, memmap vs in-memory``: maps per second of one shuffled training
-  epoch read from the memory-mapped ``.npy`` files (:func:`kerahep.data.hcal.make_dataset`,
-  no cache) against the same maps as one in-memory array in ``tf.data``, no model.
+* the reader rows of :mod:`kerahep.benchmarks.readers`: a shuffled epoch read from the
+  memory-mapped ``.npy`` files (:func:`kerahep.data.hcal.make_dataset`, no cache) against the
+  same batches from memory (its cache; target >= 0.9), its rate against a plain memory copy
+  of the maps on the same threads (target >= 0.5), and its rate with 1 and 2 threads.
 * ``ViT training, memmap vs in-memory``: maps per second of training the default ViT fed
   by each (target >= 0.9: the reader is not the bottleneck).
 * ``peak memory, memmap epoch, 4x more lumisections``: peak resident memory of one
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Row, epoch_rates, ratio_row, rss_mb, run_child, time_epoch
+from . import Row, ratio_row, rss_mb, run_child, time_epoch
 
 TASK = "hcal_dqm"
 BATCH = 64
@@ -91,13 +92,46 @@ def _train_rate(models: dict, data: dict, steps: int, repeats: int) -> dict:
     return {k: steps * BATCH / v for k, v in best.items()}
 
 
+def copy_limit(runs, threads: int):
+    """The physical limit of memory-mapped runs: a plain memory copy of every map (the file's own
+    dtype), split over ``threads`` threads; returns a function that copies them once (the maps)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run() -> int:
+        with ThreadPoolExecutor(threads) as pool:
+            for r in runs.runs:
+                out = np.empty(r.array.shape, r.array.dtype)
+                step = -(-len(r) // threads)
+                list(pool.map(lambda s, r=r, out=out, k=step: np.copyto(out[s:s + k], r.array[s:s + k]),
+                              range(0, len(r), step)))
+        return int(sum(runs.sizes))
+
+    return run
+
+
+def reader_rows(workdir: Path, quick: bool) -> list[Row]:
+    """The reader rows of :mod:`kerahep.benchmarks.readers` on the twin's memory-mapped runs."""
+    from ..data import hcal
+    from .readers import reader_rows as rows
+
+    n = 1000 if quick else 4000
+    runs = hcal.open_runs(_twin(workdir, n), validate=False)
+    segments = [(r, 0, k) for r, k in enumerate(runs.sizes)]
+
+    def stream(threads=None, cache=False):
+        return hcal.make_dataset(runs, segments, BATCH, training=True, seed=0, cache=cache, shuffle_buffer=SHUFFLE,
+                                 decode_threads=threads)
+
+    return rows(TASK, "maps/s", stream(), stream(cache=True), stream, lambda threads: copy_limit(runs, threads),
+                2 if quick else 3, notes=f"2 runs x {n} maps (64 x 72, float64 files read as float32), batch {BATCH}, "
+                                         f"mixing window {SHUFFLE}",
+                limit_notes="np.copyto of every map out of the memory maps")
+
+
 def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
     n = 500 if quick else 2000
     runs, data, x = _datasets(_twin(workdir, n))
-    rate = epoch_rates(data, 2 if quick else 3)
-    rows = [ratio_row(TASK, "input pipeline, memmap vs in-memory", rate["memory"], rate["memmap"], "maps/s",
-                      notes=f"one shuffled epoch of 2 x {n} maps (64 x 72), batch {BATCH}, shuffle buffer {SHUFFLE}, "
-                            f"no model; best of {2 if quick else 3}")]
+    rows = []
     steps = 10 if quick else 30
     adapt = x[:: max(1, len(x) // 1000)]
     models = {"memmap": _model("vit", adapt), "memory": _model("vit", adapt)}
@@ -171,4 +205,4 @@ def run(quick: bool = False, workdir=None) -> list[Row]:
     """Measure the hcal_dqm rows (see the module docstring); ``quick`` uses smaller twins."""
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="kerahep-bench-hcal_dqm-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    return memory_rows(workdir) + pipeline_rows(workdir, quick)
+    return reader_rows(workdir, quick) + memory_rows(workdir) + pipeline_rows(workdir, quick)

@@ -23,6 +23,11 @@ the synthetic twin):
 * ``peak memory added, chunked pass vs whole-file read``: on the larger file, the streamed
   pass against ``pandas.read_csv`` of the whole file (target <= 0.5).
 
+* the reader rows of :mod:`kerahep.benchmarks.readers`: a shuffled epoch of
+  :func:`~kerahep.data.higgs.higgs_dataset` against the same batches from memory (its cache;
+  target >= 0.9), its rate against pyarrow's multi-threaded ``read_csv`` of the same bytes on
+  the same threads (target >= 0.5), and its rate with 1 and 2 parsing threads.
+
 Run with ``python -m scripts.benchmark --task higgs_mae [--quick]``.
 """
 
@@ -171,6 +176,45 @@ def peak_added(mode: str, path) -> float:
     return max(float(r["peak_rss"]) - float(r["base"]), 0.0) / 1e6
 
 
+def arrow_limit(path, threads: int):
+    """The physical limit of a CSV text: pyarrow's multi-threaded ``read_csv`` of the same bytes
+    into float64 columns on ``threads`` threads; returns a function that reads it once (the rows)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    from ..schema import N_COLUMNS
+
+    names = [str(i) for i in range(N_COLUMNS)]
+
+    def run() -> int:
+        before = pa.cpu_count()
+        pa.set_cpu_count(threads)
+        try:
+            table = pcsv.read_csv(path, read_options=pcsv.ReadOptions(column_names=names, use_threads=True),
+                                  convert_options=pcsv.ConvertOptions(column_types={n: pa.float64() for n in names}))
+        finally:
+            pa.set_cpu_count(before)
+        return table.num_rows
+
+    return run
+
+
+def reader_rows(path: Path, quick: bool) -> list[Row]:
+    """The reader rows of :mod:`kerahep.benchmarks.readers` on a plain HIGGS CSV file."""
+    from ..data.higgs import higgs_dataset
+    from .readers import reader_rows as rows
+
+    window = 100_000
+
+    def stream(threads=None, cache=False):
+        return higgs_dataset(path, batch_size=BATCH, shuffle_buffer=window, seed=0, cache=cache, threads=threads)
+
+    return rows(TASK, "events/s", stream(), stream(cache=True), stream, lambda threads: arrow_limit(path, threads),
+                2 if quick else 3, notes=f"{path.stat().st_size / 1e6:.0f} MB CSV, UCI '%.18e' format, batch {BATCH}, "
+                                         f"mixing window {window}, low-level features (phi -> cos, sin)",
+                limit_notes="pyarrow.csv.read_csv of the same bytes, float64 columns, no transform")
+
+
 def run(quick: bool = False, workdir=None) -> list[Row]:
     """Measure the rows of the module docstring; ``quick`` uses smaller files."""
     work = Path(workdir or tempfile.mkdtemp(prefix="kerahep-higgs-bench-"))
@@ -183,7 +227,7 @@ def run(quick: bool = False, workdir=None) -> list[Row]:
     warm = make_file(work / "HIGGS_warm.csv", 2000)
     for fn in (chunked_pass, textline_pass, whole_file, whole_file_batches):  # one-time start-up
         fn(warm)
-    rows = []
+    rows = reader_rows(small, quick)
     chunked = _timed(chunked_pass, small, repeat)
     whole = _timed(whole_file_batches, small, repeat)
     rows.append(ratio_row(TASK, "reader into tf.data batches, streamed vs whole file loaded", whole, chunked,

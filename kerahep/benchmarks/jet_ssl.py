@@ -13,6 +13,11 @@ Rows (ratios measured side by side in one run):
   reader's cost is mostly inflating gzip chunks: installing ``zlib-ng`` (or ``isal``) cuts
   it about three-fold (see :mod:`kerahep.data.jets`).
 
+* the reader rows of :mod:`kerahep.benchmarks.readers`: a shuffled epoch of
+  :class:`~kerahep.data.jets.JetStream` against the same batches from memory (target >= 0.9),
+  its rate against direct chunk reads inflated with zlib-ng on the same threads (target
+  >= 0.5), and its rate with 1 and 2 decode threads.
+
 Run with ``python -m scripts.benchmark --task jet_ssl [--quick]``.
 """
 
@@ -123,8 +128,30 @@ def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
                       encoder_widths=list(widths), jets=jets, pair_ratios=[round(x, 4) for x in pairs])]
 
 
+def reader_rows(workdir: Path, quick: bool) -> list[Row]:
+    """The reader rows of :mod:`kerahep.benchmarks.readers` on a labelled twin file (gzip, whole
+    images per chunk: the layout the direct chunk reads decode)."""
+    from ..data.jets import JetStream, read_targets
+    from ..data.synthetic.jets import write_jet_file
+    from .readers import inflate_limit
+    from .readers import reader_rows as rows
+
+    n, batch, window = (192, 32, 64) if quick else (768, 64, 256)
+    path = write_jet_file(workdir / f"reader_{n}.h5", n, seed=4, labelled=True, chunk_rows=4)
+    targets = read_targets(path)
+
+    def stream(threads=None, cache=False):
+        return JetStream([(path, None)], targets=targets, read_threads=threads).dataset(
+            batch, shuffle=True, seed=0, shuffle_buffer=window, cache=cache)
+
+    return rows(TASK, "jets/s", stream(), stream(cache=True), stream, lambda threads: inflate_limit([path], "jet", threads),
+                2 if quick else 3, notes=f"{n} labelled jets (125 x 125 x 8, gzip, 4 per chunk), batch {batch}, "
+                                         f"mixing window {window}",
+                limit_notes="read_direct_chunk + zlib-ng inflate of every chunk of jet")
+
+
 def run(quick: bool = False, workdir=None) -> list[Row]:
     """Measure the jet_ssl rows (see the module docstring); ``quick`` uses smaller files."""
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="kerahep-bench-jet_ssl-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    return memory_rows(workdir, quick) + throughput_rows(workdir, quick)
+    return reader_rows(workdir, quick) + memory_rows(workdir, quick) + throughput_rows(workdir, quick)

@@ -12,12 +12,14 @@ chunked along the sample axis; one file holding both classes works too. The read
 * splits on indices only (``y`` is read, ``X`` is not): a seeded stratified split,
   70/15/15 by default or 80/20 (train/test), disjoint, each class in proportion;
 * streams an epoch by reading whole HDF5 chunks (one decompression per chunk, never one
-  sample at a time), taking the rows of the wanted split from each, interleaving the
-  files in proportion so that every stretch of the stream holds both classes, then
-  shuffling in a buffer, batching and prefetching; each epoch reads the chunks in a new
-  seeded order and yields every sample of the split exactly once;
-* or, when asked and when it fits in memory, reads the split once (chunk by chunk) into
-  arrays and serves shuffled batches from them.
+  sample at a time; gzip chunks are read with ``read_direct_chunk`` and inflated with
+  zlib-ng on ``decode_threads`` threads), taking the rows of the wanted split from each,
+  interleaving the files in proportion so that every stretch of the stream holds both
+  classes, mixing the rows of a window of chunks in NumPy and handing ``tf.data`` whole
+  batches (:mod:`kerahep.data.batches`); each epoch reads the chunks in a new seeded order
+  and yields every sample of the split exactly once;
+* or, when asked and when it fits in memory, keeps the decoded split after the first
+  epoch and serves reshuffled batches from it.
 
 Example:
     >>> reader = CaloReader(["SinglePhotonPt50_IMGCROPS_n249k_RHv1.hdf5",      # doctest: +SKIP
@@ -29,15 +31,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import itertools
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, user_os_errors
-from .h5 import hdf5_errors
+from . import batches
+from .h5 import direct_chunk_reader, hdf5_errors
 from .splits import stratified_split
 
 CROP_SHAPE = (32, 32, 2)
@@ -66,6 +67,8 @@ class CaloFile:
         labels: ``y`` of the used rows as int8.
         role: 0 or 1 for a one-class file, None for a file holding both classes.
         compression: the HDF5 filter of ``X`` (None when uncompressed).
+        h5_rows: the HDF5 chunk rows of ``X`` (None when contiguous); reads of whole HDF5
+            chunks inflate them directly (:func:`kerahep.data.h5.direct_chunk_reader`).
     """
 
     path: Path
@@ -74,7 +77,7 @@ class CaloFile:
     labels: np.ndarray
     role: int | None
     compression: str | None = None
-    chunked: bool = True
+    h5_rows: int | None = None
 
     def chunk_bounds(self, c: int) -> tuple[int, int]:
         start = c * self.chunk_rows
@@ -157,7 +160,7 @@ def inspect_file(path, role: int | None = "auto", max_events: int | None = None,
         else:
             rows = DEFAULT_BLOCK_ROWS
         info = CaloFile(path, n, max(1, min(rows, n)), labels.astype(np.int8), role, X.compression,
-                        X.chunks is not None)
+                        int(X.chunks[0]) if X.chunks is not None else None)
         if check_first_chunk:
             start, stop = info.chunk_bounds(0)
             check_finite(X[start:stop], path, start)
@@ -173,12 +176,6 @@ def check_finite(block: np.ndarray, path, start: int = 0) -> None:
                         f"NaN or infinite values in {len(rows)} crop(s), first at row {int(rows[0])}")
 
 
-@dataclass
-class _Pending:
-    error: DataError | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 class CaloReader:
     """Seeded split and ``tf.data`` streams over calorimeter crop files.
 
@@ -190,19 +187,22 @@ class CaloReader:
         max_events: use only the first ``max_events`` crops of each file.
         block_rows: rows per read (default: each file's HDF5 chunk rows).
         roles: class of each file (0, 1 or None for both); default from the file names.
+        decode_threads: threads decoding chunks (None: one per CPU core,
+            :func:`kerahep.data.batches.decode_threads`).
 
     Raises:
         DataError: see :func:`inspect_file`.
     """
 
     def __init__(self, paths, split=(0.7, 0.15, 0.15), seed: int = 0, max_events: int | None = None,
-                 block_rows: int | None = None, roles=None):
+                 block_rows: int | None = None, roles=None, decode_threads: int | None = None):
         paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
         if not paths:
             raise DataError("(no files)", "at least one HDF5 file of calorimeter crops", "an empty list of paths")
         roles = list(roles) if roles is not None else ["auto"] * len(paths)
         if len(roles) != len(paths):
             raise DataError(paths[0], f"one role per file ({len(paths)})", f"{len(roles)} roles")
+        self.decode_threads = batches.decode_threads(decode_threads)
         self.files = [inspect_file(p, r, max_events, block_rows) for p, r in zip(paths, roles)]
         self.seed = int(seed)
         self.offsets = np.cumsum([0] + [f.n for f in self.files])
@@ -215,7 +215,7 @@ class CaloReader:
             self.split_names = ("train", "val", "test") if len(split) == 3 else ("train", "test")
             parts = stratified_split(self.labels, split, seed=self.seed)
         self.splits = dict(zip(self.split_names, parts))
-        self._pending = _Pending()
+        self._pending = batches.PendingError()
 
     # ------------------------------------------------------------------ indices
     @property
@@ -239,78 +239,80 @@ class CaloReader:
         return [idx[(idx >= lo) & (idx < hi)] - lo for lo, hi in zip(self.offsets[:-1], self.offsets[1:])]
 
     # --------------------------------------------------------------------- plan
+    def chunks(self, split: str) -> list[batches.Chunk]:
+        """The reads of ``split`` in file order: one :class:`~kerahep.data.batches.Chunk` per block of
+        ``chunk_rows`` holding rows of the split (its labels as ``key``); blocks without any are skipped."""
+        out = []
+        for fi, (f, rows) in enumerate(zip(self.files, self.rows_by_file(split))):
+            chunk_of = rows // f.chunk_rows  # sorted, as the rows are
+            ids, first = np.unique(chunk_of, return_index=True)
+            for c, mine in zip(ids, np.split(rows, first[1:])):
+                start, stop = f.chunk_bounds(int(c))
+                take = None if len(mine) == stop - start else mine - start
+                out.append(batches.Chunk(fi, start, stop, take, f.labels[mine].astype(np.float32)))
+        return out
+
     def plan(self, split: str, epoch: int = 0, shuffle: bool = False) -> list[tuple[int, int, np.ndarray]]:
         """The reads of one epoch: ``(file, chunk, rows in that chunk)`` in stream order.
 
         Chunks holding no row of ``split`` are skipped. With ``shuffle`` the chunk order
-        inside each file is a seeded permutation per epoch. Files are interleaved so that
-        each has emitted about the same fraction of its rows at every point of the stream.
+        inside each file is a seeded permutation per epoch, the order the stream of
+        :meth:`dataset` reads. Files are interleaved so that each has emitted about the same
+        fraction of its rows at every point of the stream (:func:`kerahep.data.batches.interleave`).
         """
-        rng = np.random.default_rng([self.seed, int(epoch), 7])
-        per_file = []
-        for fi, (f, rows) in enumerate(zip(self.files, self.rows_by_file(split))):
-            chunk_of = rows // f.chunk_rows
-            chunks = []
-            for c in np.unique(chunk_of):
-                chunks.append((fi, int(c), rows[chunk_of == c]))
-            if shuffle and chunks:
-                chunks = [chunks[i] for i in rng.permutation(len(chunks))]
-            per_file.append(chunks)
-        totals = [max(sum(len(r) for _, _, r in ch), 1) for ch in per_file]
-        done = [0] * len(per_file)
-        pos = [0] * len(per_file)
-        out = []
-        while True:
-            live = [i for i in range(len(per_file)) if pos[i] < len(per_file[i])]
-            if not live:
-                break
-            i = min(live, key=lambda k: (done[k] / totals[k], k))
-            item = per_file[i][pos[i]]
-            out.append(item)
-            done[i] += len(item[2])
-            pos[i] += 1
-        return out
+        chunks = self.chunks(split)
+        order = batches.BatchStream(chunks, lambda c: (), batch_size=1, shuffle=shuffle, seed=self.seed,
+                                    interleave_files=True).order(epoch)
+        return [(chunks[i].source, chunks[i].start // self.files[chunks[i].source].chunk_rows,
+                 np.arange(chunks[i].start, chunks[i].stop) if chunks[i].take is None
+                 else chunks[i].start + chunks[i].take) for i in order]
 
-    def _read_plan(self, plan):
-        """Yield ``(x, y)`` blocks for ``plan`` reading each HDF5 chunk once, checking for NaN."""
+    @contextlib.contextmanager
+    def _opened(self):
+        """The files opened for one pass; gives ``load(chunk) -> (x, y)`` for the decoding threads."""
         import h5py
 
-        handles = {}
+        handles, readers = [], []
         try:
-            for fi, c, rows in plan:
-                f = self.files[fi]
-                start, stop = f.chunk_bounds(c)
-                try:
-                    with hdf5_errors(f.path, "a readable HDF5 file of calorimeter crops"):
-                        if fi not in handles:
-                            handles[fi] = h5py.File(f.path, "r")
-                        block = handles[fi]["X"][start:stop]
-                except DataError as exc:
-                    with self._pending.lock:
-                        self._pending.error = exc
-                    raise
-                try:
-                    check_finite(block, f.path, start)  # the whole chunk: a bad crop is bad in any split
-                except DataError as exc:
-                    with self._pending.lock:
-                        self._pending.error = exc
-                    raise
-                x = block if len(rows) == stop - start else block[rows - start]
-                yield np.ascontiguousarray(x, dtype=np.float32), f.labels[rows].astype(np.float32)
+            for f in self.files:
+                with hdf5_errors(f.path, "a readable HDF5 file of calorimeter crops"):
+                    handles.append(h5py.File(f.path, "r"))
+                    X = handles[-1]["X"]
+                    aligned = f.h5_rows and f.chunk_rows % f.h5_rows == 0
+                    readers.append((aligned and direct_chunk_reader(X)) or (lambda a, b, X=X: X[a:b]))
+            yield lambda chunk: self._load(readers[chunk.source], chunk)
         finally:
-            for h in handles.values():
+            for h in handles:
                 h.close()
+
+    def _load(self, reader, chunk: batches.Chunk) -> tuple[np.ndarray, np.ndarray]:
+        """Read one block (one decompression per HDF5 chunk), check it for NaN, keep the split's rows."""
+        f = self.files[chunk.source]
+        with hdf5_errors(f.path, "a readable HDF5 file of calorimeter crops"):
+            block = self.read_block(reader, chunk.start, chunk.stop)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = block.sum()
+        if not np.isfinite(total):  # NaN or inf somewhere, or an overflow: the exact check says which
+            check_finite(block, f.path, chunk.start)  # the whole block: a bad crop is bad in any split
+        x = block if chunk.take is None else block[chunk.take]
+        return np.asarray(x, dtype=np.float32), chunk.key
+
+    @staticmethod
+    def read_block(reader, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of ``X`` (whole HDF5 chunks) through ``reader``."""
+        return reader(start, stop)
 
     def read(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Read ``split`` into arrays ``(X, y)``, chunk by chunk; row ``k`` is ``indices(split)[k]``."""
-        idx = self.indices(split)
-        X = np.empty((len(idx),) + CROP_SHAPE, dtype=np.float32)
-        y = np.empty((len(idx),), dtype=np.float32)
-        plan = self.plan(split, shuffle=False)
-        for (fi, _, rows), (x, lab) in zip(plan, self._read_plan(plan)):
-            at = np.searchsorted(idx, self.offsets[fi] + rows)
-            X[at] = x
-            y[at] = lab
+        chunks = self.chunks(split)  # file order, rows sorted: the order of indices(split)
+        X = np.empty((self.size(split),) + CROP_SHAPE, dtype=np.float32)
+        y = np.empty((self.size(split),), dtype=np.float32)
+        at = 0
+        for x, lab in batches.load_in_order(chunks, range(len(chunks)), self._opened, self.decode_threads,
+                                            4 * max(f.chunk_rows for f in self.files), self._pending):
+            X[at:at + len(x)] = x
+            y[at:at + len(x)] = lab
+            at += len(x)
         return X, y
 
     def fits_in_memory(self, split: str, fraction: float = 0.5) -> bool:
@@ -326,13 +328,17 @@ class CaloReader:
                 prefetch: int | None = None):
         """A batched ``tf.data.Dataset`` of ``(x, y)`` for ``split``.
 
+        Whole batches come from :class:`kerahep.data.batches.BatchStream`: chunks decoded on
+        ``decode_threads`` threads, their rows mixed in NumPy, ``tf.data`` only wrapping and
+        prefetching.
+
         Args:
             split: ``train``, ``val`` or ``test``.
             batch_size: batch size (the last batch may be smaller).
-            shuffle: new order each epoch (chunk order, then a shuffle buffer).
-            cache: read the split into memory once when it fits (:meth:`fits_in_memory`);
-                otherwise stream.
-            shuffle_buffer: size of the shuffle buffer when streaming.
+            shuffle: new order each epoch (chunk order, then the rows of a mixing window).
+            cache: keep the decoded split in memory after the first epoch when it fits
+                (:meth:`fits_in_memory`); otherwise stream every epoch.
+            shuffle_buffer: crops mixed at a time when streaming (the mixing window).
             repeat: repeat forever (for ``steps_per_epoch`` caps).
             mixup_alpha: MixUp (``keras.layers.MixUp``) on training batches; 0 turns it off.
                 MixUp mixes the labels too, so it lives here and not in the model.
@@ -346,38 +352,13 @@ class CaloReader:
         n = self.size(split)
         if n == 0:
             return None
-        autotune = tf.data.AUTOTUNE
-        n_batches = -(-n // int(batch_size))
-        in_memory = bool(cache) and self.fits_in_memory(split)
-        if in_memory:
-            X, y = self.read(split)
-
-            def gather(i):  # NumPy gather: the arrays are not copied into a second (tensor) buffer
-                return X[i], y[i]
-
-            def gather_tf(i):
-                xb, yb = tf.numpy_function(gather, [i], (tf.float32, tf.float32), stateful=False)
-                return tf.ensure_shape(xb, (None,) + CROP_SHAPE), tf.ensure_shape(yb, (None,))
-
-            ds = tf.data.Dataset.range(n)
-            if shuffle:
-                ds = ds.shuffle(n, seed=self.seed, reshuffle_each_iteration=True)
-            ds = ds.batch(int(batch_size)).map(gather_tf, num_parallel_calls=autotune)
-        else:
-            epochs = itertools.count()
-            lock = threading.Lock()
-
-            def blocks():
-                with lock:
-                    epoch = next(epochs)
-                yield from self._read_plan(self.plan(split, epoch=epoch, shuffle=shuffle))
-
-            sig = (tf.TensorSpec((None,) + CROP_SHAPE, tf.float32), tf.TensorSpec((None,), tf.float32))
-            ds = tf.data.Dataset.from_generator(blocks, output_signature=sig).unbatch()
-            if shuffle:
-                ds = ds.shuffle(min(int(shuffle_buffer), n), seed=self.seed, reshuffle_each_iteration=True)
-            ds = ds.batch(int(batch_size))
-        ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
+        stream = batches.BatchStream(self.chunks(split), opener=self._opened, batch_size=batch_size, shuffle=shuffle,
+                                     seed=self.seed, window_rows=min(int(shuffle_buffer), n),
+                                     threads=self.decode_threads, cache=bool(cache) and self.fits_in_memory(split),
+                                     pending=self._pending, fields=[(CROP_SHAPE, np.float32), ((), np.float32)],
+                                     interleave_files=True)
+        sig = (tf.TensorSpec((None,) + CROP_SHAPE, tf.float32), tf.TensorSpec((None,), tf.float32))
+        ds = stream.dataset(sig, prefetch=0)
         if mixup_alpha and mixup_alpha > 0:
             import keras
 
@@ -387,25 +368,16 @@ class CaloReader:
                 out = mix({"images": x, "labels": tf.reshape(lab, (-1, 1))}, training=True)
                 return out["images"], tf.reshape(out["labels"], (-1,))
 
-            ds = ds.map(_mix, num_parallel_calls=autotune)
+            ds = ds.map(_mix, num_parallel_calls=tf.data.AUTOTUNE)
         if repeat:
             ds = ds.repeat()
-        return ds.prefetch(autotune if prefetch is None else prefetch)
+        return ds.prefetch(tf.data.AUTOTUNE if prefetch is None else prefetch)
 
     # ------------------------------------------------------------------ errors
     def pending_error(self) -> DataError | None:
         """The DataError a stream met while reading (tf.data wraps it in its own error)."""
         return self._pending.error
 
-    @contextlib.contextmanager
     def data_errors(self):
-        """Turn an error of a stream that met bad data back into the reader's DataError."""
-        try:
-            yield
-        except DataError:
-            raise
-        except Exception as exc:
-            err = self.pending_error()
-            if err is not None:
-                raise err from exc
-            raise
+        """Context manager: an error of a stream that met bad data is raised as the reader's DataError."""
+        return batches.PendingError.surface(self._pending, clear=False)

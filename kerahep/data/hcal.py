@@ -7,11 +7,11 @@ number of runs from two up is accepted (multi-class).
 
 Files are opened with ``np.load(mmap_mode="r")``: nothing is loaded up front. Opening
 scans each file once in chunks (bounded memory) to refuse NaN, infinite or negative
-counts and to collect the mean occupancy map and the per-lumisection totals. Batches
-are read as contiguous chunks of lumisections: the training pipeline reads chunks of
-all runs in a new random order every epoch, several at a time, into a shuffle buffer;
-evaluation pipelines keep file order, so scores line up with lumisection numbers
-(:func:`split_order`).
+counts and to collect the mean occupancy map and the per-lumisection totals. Chunks of
+lumisections are read on several threads and handed to ``tf.data`` as whole batches
+(:mod:`kerahep.data.batches`): in training, the chunks of all runs in a new seeded order
+every epoch and the maps of a window of chunks mixed; in evaluation, file order, so
+scores line up with lumisection numbers (:func:`split_order`).
 
 Splits are by contiguous blocks of lumisections within each run
 (:func:`kerahep.data.splits.block_split`), never at random, so neighbouring
@@ -26,13 +26,14 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, user_os_errors
 
 EXPECTED = "a (lumisections, iEta, iPhi) array of hit counts such as (10000, 64, 72)"
 
@@ -60,15 +61,25 @@ class RunFile:
         return int(self.array.shape[0])
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Lumisections ``start:stop`` as float32, then release the file pages just read.
+        """Lumisections ``start:stop`` as float32, read with ``os.preadv`` into a buffer of their own.
 
-        Pages of a memory map that were touched count in the process's resident memory
-        until the kernel reclaims them; telling it they are no longer needed
-        (``madvise(MADV_DONTNEED)``, where available) keeps a streamed epoch's memory
-        flat however long the runs are. The data stay in the page cache.
+        No page of the map is touched, so a streamed epoch's resident memory stays flat however
+        long the runs are (the data stay in the page cache) and threads reading at once do not
+        contend for the map. Elsewhere the rows are copied out of the map and its pages released.
         """
-        out = np.array(self.array[start:stop], dtype=np.float32)
-        _release(self.array, start, stop)
+        arr = self.array
+        offset = getattr(arr, "offset", None)
+        if hasattr(os, "preadv") and isinstance(arr, np.memmap) and offset is not None and arr.flags.c_contiguous:
+            raw = np.empty((stop - start,) + arr.shape[1:], arr.dtype)
+            at = offset + start * arr[0].nbytes
+            with user_os_errors(f"a readable .npy file with {EXPECTED}", self.path), open(self.path, "rb") as f:
+                got = os.preadv(f.fileno(), [raw], at)
+            if got != raw.nbytes:
+                raise DataError(self.path, f"lumisections {start}-{stop - 1} ({raw.nbytes} bytes from byte {at})",
+                                f"{got} bytes (the file was cut short after it was opened)")
+            return raw.astype(np.float32)
+        out = np.array(arr[start:stop], dtype=np.float32)
+        _release(arr, start, stop)
         return out
 
 
@@ -306,28 +317,31 @@ def iterate(runs: HcalRuns, segments, chunk_size: int = 512):
 # ---------------------------------------------------------------------------- tf.data
 def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = False, seed: int = 0,
                  chunk_size: int = 256, cache: bool = False, shuffle_buffer: int = 10000,
-                 label_mode: str | None = None, num_classes: int | None = None):
+                 label_mode: str | None = None, num_classes: int | None = None, decode_threads: int | None = None):
     """A batched ``tf.data.Dataset`` of ``(maps float32 (B, iEta, iPhi), labels)`` over ``segments``.
+
+    Whole batches from :class:`kerahep.data.batches.BatchStream`: chunks of ``chunk_size``
+    lumisections read on ``decode_threads`` threads, mixed in NumPy; ``tf.data`` only wraps.
 
     Args:
         runs: the opened runs.
         segments: ``(run, start, stop)`` ranges (one split of :func:`split_segments`).
         batch_size: batch size.
-        training: shuffle the chunk order each epoch, read chunks in parallel (in the
-            order they finish) and pass the lumisections through a shuffle buffer of
-            ``shuffle_buffer`` maps; otherwise keep file order. (Parallel ``map`` plus
-            ``unbatch`` holds less memory in TensorFlow than ``interleave`` over
-            per-chunk datasets, and mixes as well once the buffer spans several chunks.)
+        training: a new seeded chunk order every epoch (the runs interleaved in proportion)
+            and the maps of a window of ``shuffle_buffer`` maps mixed; otherwise file order.
         cache: keep the decoded maps in memory after the first pass (when they fit).
         label_mode: ``binary`` (float 0/1, two runs) or ``categorical`` (one-hot); default
             by the number of classes.
         num_classes: classes of the labels (default: the number of runs); the label of a
             run is :meth:`HcalRuns.class_of`.
+        decode_threads: threads copying chunks (None: one per CPU core).
 
     Returns:
         The dataset, or None when ``segments`` is empty.
     """
     import tensorflow as tf
+
+    from .batches import BatchStream, Chunk
 
     n = count(segments)
     if n == 0:
@@ -336,35 +350,18 @@ def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = Fal
     label_mode = label_mode or ("binary" if k == 2 else "categorical")
     if label_mode not in ("binary", "categorical"):
         raise ConfigError(f"label_mode must be binary or categorical, got {label_mode!r}")
-    h, w = runs.shape
-    reads = chunks(segments, chunk_size)
-
-    def read(c):
-        r, s, e = (int(v) for v in c)
-        x = runs.read(r, s, e)
-        return x, np.full(len(x), runs.class_of(r), np.int64)
+    label = np.arange(k, dtype=np.float32) if label_mode == "binary" else np.eye(k, dtype=np.float32)
 
     def load(c):
-        x, r = tf.numpy_function(read, [c], (tf.float32, tf.int64), stateful=False)
-        x.set_shape((None, h, w))
-        r.set_shape((None,))
-        y = tf.cast(r, tf.float32) if label_mode == "binary" else tf.one_hot(r, k, dtype=tf.float32)
-        return x, y
+        x = runs.read(c.source, c.start, c.stop)
+        return x, np.repeat(label[runs.class_of(c.source)][None], len(x), axis=0)
 
-    ds = tf.data.Dataset.from_tensor_slices(reads)
-    buffer = max(1, min(int(shuffle_buffer), n))
-    if training and not cache:
-        ds = ds.shuffle(len(reads), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).unbatch()
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    else:
-        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
-        if cache:
-            ds = ds.cache()
-        if training:
-            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    plan = [Chunk(int(r), int(s), int(e)) for r, s, e in chunks(segments, chunk_size)]
+    (h, w), y_shape = runs.shape, label.shape[1:]
+    stream = BatchStream(plan, load, batch_size=batch_size, shuffle=training, seed=seed,
+                         window_rows=max(1, min(int(shuffle_buffer), n)), threads=decode_threads, cache=cache,
+                         fields=[((h, w), np.float32), (y_shape, np.float32)])
+    return stream.dataset((tf.TensorSpec((None, h, w), tf.float32), tf.TensorSpec((None,) + y_shape, tf.float32)))
 
 
 def sample_maps(runs: HcalRuns, segments, n: int) -> np.ndarray:

@@ -49,45 +49,67 @@ def scan(path, rows=None, max_rows: int | None = None, chunksize: int = CHUNK_LI
 
 def higgs_dataset(path, rows=None, features: str = "low", batch_size: int = 256, shuffle_buffer: int = 0,
                   seed: int = 0, chunksize: int = CHUNK_LINES, max_rows: int | None = None, cache: bool = False,
-                  prefetch: bool = True):
+                  prefetch: bool = True, threads: int | None = None):
     """Stream a row range of a HIGGS file as a batched ``tf.data.Dataset`` of ``(x, y)``.
 
-    The file is parsed chunk by chunk in a generator (never loaded whole); chunks are
-    re-batched to ``batch_size`` (or shuffled event by event through ``shuffle_buffer``).
-    Call :func:`scan` first to turn a bad line into a :class:`DataError` before training
-    (inside ``tf.data`` it surfaces wrapped in a TensorFlow error, message kept).
+    The file is parsed chunk by chunk on ``threads`` threads (never loaded whole; the
+    feature transform runs on the parsing threads too) and the chunks are cut into whole
+    batches in NumPy (:func:`kerahep.data.batches.cut_batches`): in file order, or, with
+    ``shuffle_buffer``, the events of each window of ``shuffle_buffer`` events permuted with a
+    seeded generator, a new order each epoch. ``tf.data`` only wraps and prefetches. A CSV
+    text is read in order (a gzip stream has no random access), so the windows follow the
+    file; the events of the range still come out exactly once per epoch. Call :func:`scan`
+    first to turn a bad line into a :class:`DataError` before training (inside ``tf.data``
+    it surfaces wrapped in a TensorFlow error, message kept).
 
     Args:
         path: HIGGS file.
         rows: ``(start, stop)`` line range (negative: from the end).
         features: ``low``, ``all`` or ``raw``.
         batch_size: events per batch.
-        shuffle_buffer: 0 keeps file order; else events are shuffled through this buffer.
-        seed: shuffle seed.
+        shuffle_buffer: 0 keeps file order; else events are mixed in windows of this many.
+        seed: shuffle seed (epoch ``e`` uses ``(seed, e)``).
         chunksize: lines parsed per chunk.
         max_rows: cap on lines read from the range.
         cache: keep the decoded events in memory after the first pass.
+        threads: parsing threads (None: :data:`~kerahep.data.higgs.PARSE_THREADS`).
     """
+    import itertools
+    import threading
+
     import tensorflow as tf
+
+    from ..batches import cut_batches, epoch_dataset
 
     sniff(path)  # missing file, bad first line: DataError now, not inside tf.data
     n_feat = len(feature_names(features))
     path = str(path)
     resolved = resolve_rows(path, rows)
+    kept: list = []
+    epochs, lock = itertools.count(), threading.Lock()
 
-    def gen():
-        for y, raw, _ in iter_chunks(path, resolved, chunksize=chunksize, max_rows=max_rows):
-            yield transform(raw, features), y
+    def parts():
+        if kept and kept[-1] is None:  # a complete first pass, kept
+            yield from kept[:-1]
+            return
+        kept.clear()
+        for y, x, _ in iter_chunks(path, resolved, chunksize=chunksize, max_rows=max_rows, threads=threads,
+                                   post=lambda raw: transform(raw, features)):
+            if cache:
+                kept.append((x, y))
+            yield x, y
+        if cache:
+            kept.append(None)
 
-    ds = tf.data.Dataset.from_generator(gen, output_signature=(
-        tf.TensorSpec((None, n_feat), tf.float32), tf.TensorSpec((None,), tf.float32)))
-    if cache:
-        ds = ds.cache()
-    if shuffle_buffer and shuffle_buffer > 1:
-        ds = ds.unbatch().shuffle(int(shuffle_buffer), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    else:
-        ds = ds.rebatch(batch_size)
-    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
+    def batches():
+        with lock:
+            epoch = next(epochs)
+        shuffle = bool(shuffle_buffer and shuffle_buffer > 1)
+        rng = np.random.default_rng([int(seed), epoch, 2]) if shuffle else None
+        yield from cut_batches(parts(), batch_size, rng, window_rows=int(shuffle_buffer) if shuffle else 0)
+
+    sig = (tf.TensorSpec((None, n_feat), tf.float32), tf.TensorSpec((None,), tf.float32))
+    return epoch_dataset(batches, sig, prefetch=None if prefetch else 0)
 
 
 def write_higgs(path, labels, raw, sep: str = ",", fmt: str = "%.18e", compresslevel: int = 6) -> Path:

@@ -15,8 +15,9 @@ from ...schema import N_COLUMNS
 from .checks import checked, checked_array, diagnose
 from .fileformat import FileFormat, resolve_rows, sniff
 
-#: threads parsing blocks of lines at once (pyarrow parses without holding the GIL)
-PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
+#: threads parsing blocks of lines at once (pyarrow parses without holding the GIL): one per
+#: CPU core (``data.decode_threads`` overrides it for a run)
+PARSE_THREADS = max(1, os.cpu_count() or 1)
 #: default lines per chunk: a few MB per block keeps the blocks in flight small (memory added
 #: by a pass: 46 MB, against 98 MB with 65536-line chunks) and both threads busy
 CHUNK_LINES = 4096
@@ -121,18 +122,28 @@ def _parse_arrow(fmt: FileFormat, block, lines: int | None) -> np.ndarray | None
     return checked(arr)
 
 
-def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | None = None):
+def _parse_and_post(fmt: FileFormat, block, lines: int | None, post):
+    """``(parsed array, post(its features))`` of one block (``post`` None: ``(array, None)``)."""
+    arr = _parse_block(fmt, block, lines)
+    return arr, (None if arr is None or post is None else post(arr[:, 1:]))
+
+
+def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | None = None,
+                threads: int | None = None, post=None):
     """Yield ``(labels (n,), stored features (n, 28), first_line)`` chunks of a row range.
 
-    The file is cut into blocks of about ``chunksize`` lines, which :data:`PARSE_THREADS`
-    threads parse at once (:func:`_parse_block`); chunks come out in file order, with at
-    most ``PARSE_THREADS + 1`` blocks in memory.
+    The file is cut into blocks of about ``chunksize`` lines, which ``threads`` threads
+    parse at once (:func:`_parse_block`); chunks come out in file order, with at most
+    ``threads + 1`` blocks in memory.
 
     Args:
         path: the HIGGS file (csv, csv.gz, tab- or space-separated).
         rows: ``(start, stop)`` lines, Python slice rules (see :func:`resolve_rows`); None: all.
         chunksize: about this many lines per chunk (blocks are cut by size at a line end).
         max_rows: stop after this many lines of the range.
+        threads: parsing threads (None: :data:`PARSE_THREADS`).
+        post: applied on the parsing thread to each chunk's stored features (the feature
+            transform, for example); its result takes their place in what is yielded.
 
     Raises:
         DataError: naming the file and line of the first malformed line.
@@ -148,12 +159,13 @@ def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | N
     if chunksize < 1:
         raise ConfigError(f"chunksize must be >= 1, got {chunksize}")
     line = start
-    pool = ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="higgs-parse")
+    threads = PARSE_THREADS if threads is None else max(1, int(threads))
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="higgs-parse")
     pending = deque()
     try:
         blocks = _line_blocks(fmt, start, nrows, int(chunksize))
         while True:
-            while len(pending) < PARSE_THREADS + 1:
+            while len(pending) < threads + 1:
                 try:
                     block, n = next(blocks)
                 except StopIteration:
@@ -161,14 +173,14 @@ def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | N
                 except (OSError, EOFError):  # damaged gzip stream
                     pending.append((None, 0))
                     break
-                pending.append((pool.submit(_parse_block, fmt, block, n), n))
+                pending.append((pool.submit(_parse_and_post, fmt, block, n, post), n))
             if not pending:
                 break
             future, n = pending.popleft()
-            arr = future.result() if future is not None else None
+            arr, done = future.result() if future is not None else (None, None)
             if arr is None:
                 diagnose(fmt, line, None if future is None or n is None else line + n)
-            yield arr[:, 0].copy(), arr[:, 1:], line + 1
+            yield arr[:, 0].copy(), arr[:, 1:] if done is None else done, line + 1
             line += len(arr)
     finally:
         for future, _ in pending:

@@ -9,9 +9,11 @@ The files (their real layout, as the README's jet_ssl section gives it):
 A jet image is 500 kB, so the 60,000-jet file is 30 GB: :class:`JetStream` never loads a
 file. It reads *chunk-aligned* slices (whole HDF5 chunks, so each compressed chunk is
 decompressed exactly once per pass), blocks of a few MB at a time, in a shuffled block
-order each epoch, and feeds a bounded shuffle buffer, ``batch`` and ``prefetch``. Peak
-memory is set by the block size, the shuffle buffer and the prefetch depth, not by the
-file size. Every block is checked for NaN and infinities as it is read.
+order each epoch, on ``data.decode_threads`` threads (one per core by default), mixes the
+jets of a window of ``shuffle_buffer`` jets in NumPy and hands ``tf.data`` whole batches
+(:mod:`kerahep.data.batches`). Peak memory is set by the block size, the mixing window and
+the prefetch depth, not by the file size. Every block is checked for NaN and infinities as
+it is read.
 
 Decompression is the reader's main cost (about 0.5 ms of CPU per jet through h5py, which
 competes with training on a small machine). For the usual layout (float32, whole images

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import contextlib
-import math
 
 import numpy as np
 
 from ...errors import DataError
-from ..h5 import hdf5_errors
+from ..batches import BatchStream, Chunk, PendingError, decode_threads, load_in_order
+from ..h5 import direct_chunk_reader, hdf5_errors
 from .files import DEFAULT_BLOCK_BYTES, JET_KEY, JET_SHAPE, OUTPUTS, inspect_jet_file, open_jet_file
-from .reads import direct_chunk_reader, plan_reads
+from .reads import plan_reads
 
 
 class JetStream:
@@ -28,25 +28,22 @@ class JetStream:
         check_finite: raise :class:`DataError` for a block holding NaN or infinity.
         direct_chunks: inflate the stored chunks directly when the layout allows
             (:func:`direct_chunk_reader`); False: always read through h5py.
-        read_threads: threads reading and inflating blocks ahead (None: a quarter of the
-            CPU cores, at most 4; one on a small machine, where training needs the cores).
+        read_threads: threads reading and inflating blocks (None: one per CPU core,
+            :func:`kerahep.data.batches.decode_threads`; ``data.decode_threads``).
 
-    The first :class:`DataError` raised while streaming is kept in :attr:`error`;
-    :func:`surface_errors` re-raises it when ``tf.data`` has wrapped it.
+    The first :class:`DataError` raised while streaming is kept in :attr:`pending`
+    (:attr:`error`); :func:`surface_errors` re-raises it when ``tf.data`` has wrapped it.
     """
 
     def __init__(self, sources, targets: dict | None = None, key: str = JET_KEY, image_shape=JET_SHAPE,
                  block_bytes: int = DEFAULT_BLOCK_BYTES, check_finite: bool = True, direct_chunks: bool = True,
                  read_threads: int | None = None):
-        import os
-
         self.key = key
         self.direct_chunks = direct_chunks
-        self.read_threads = int(read_threads) if read_threads else max(1, min(4, (os.cpu_count() or 1) // 4))
+        self.read_threads = decode_threads(read_threads)
         self.image_shape = tuple(image_shape)
         self.check_finite = check_finite
-        self.error = None
-        self._epoch = 0
+        self.pending = PendingError()
         jet_bytes = int(np.prod(self.image_shape)) * 4
         self.sources = []
         self.plans = []
@@ -78,60 +75,51 @@ class JetStream:
     def __len__(self) -> int:
         return self.n
 
+    @property
+    def error(self) -> DataError | None:
+        """The first :class:`DataError` met while streaming (None when there was none)."""
+        return self.pending.error
+
     # ------------------------------------------------------------------ blocks
-    def iter_blocks(self, shuffle: bool = False, seed: int = 0):
-        """Yield ``(jets, positions)`` block by block (blocks in a seeded random order if ``shuffle``).
+    def chunks(self) -> list:
+        """The reads of the stream in file order, one :class:`~kerahep.data.batches.Chunk` per block
+        (``take``: the wanted rows' offsets in the block, ``key``: their positions)."""
+        return [Chunk(src, a, b, off, pos) for src, a, b, pos, off in self.plans]
 
-        With ``read_threads > 1`` the next blocks are read and inflated ahead in a small
-        thread pool (zlib releases the GIL), at most ``2 * read_threads`` blocks in flight.
-        """
-        order = np.arange(len(self.plans))
-        if shuffle:
-            order = np.random.default_rng(seed).permutation(len(self.plans))
+    @contextlib.contextmanager
+    def _opened(self):
+        """The files opened for one pass; gives ``load(chunk) -> (jets, positions)`` for the decoding threads.
+
+        A file moved, replaced or damaged since inspection raises a DataError naming it (kept
+        for :func:`surface_errors`), not a bare OSError from h5py."""
         files, readers = {}, {}
-        pool = None
         try:
-            # a file moved, replaced or damaged since inspection: DataError naming it (kept in
-            # self.error for surface_errors), not a bare OSError from h5py
             for src, (info, _) in enumerate(self.sources):
-                if any(self.plans[i][0] == src for i in order):
-                    files[src] = open_jet_file(info.path)
-                    with hdf5_errors(info.path, f"a readable dataset {self.key!r} of jet images"):
-                        ds = files[src][self.key]
-                        direct = direct_chunk_reader(ds) if self.direct_chunks else None
-                    readers[src] = direct or (lambda a, b, ds=ds: ds[a:b])
-            if self.read_threads > 1 and len(order) > 1:
-                from collections import deque
-                from concurrent.futures import ThreadPoolExecutor
-
-                pool = ThreadPoolExecutor(self.read_threads, thread_name_prefix="jet-reader")
-                pending = deque()
-                todo = iter(order)
-                for i in todo:
-                    pending.append(pool.submit(self._load, readers, int(i)))
-                    if len(pending) >= 2 * self.read_threads:
-                        break
-                while pending:
-                    jets, pos = pending.popleft().result()
-                    nxt = next(todo, None)
-                    if nxt is not None:
-                        pending.append(pool.submit(self._load, readers, int(nxt)))
-                    yield jets, pos
-            else:
-                for i in order:
-                    yield self._load(readers, int(i))
-        except DataError as exc:
-            self.error = exc
-            raise
+                files[src] = open_jet_file(info.path)
+                with hdf5_errors(info.path, f"a readable dataset {self.key!r} of jet images"):
+                    ds = files[src][self.key]
+                    direct = direct_chunk_reader(ds) if self.direct_chunks else None
+                readers[src] = direct or (lambda a, b, ds=ds: ds[a:b])
+            yield lambda chunk: self._load(readers, chunk)
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
             for f in files.values():
                 f.close()
 
-    def _load(self, readers, i: int):
-        """Read, select and check the block of plan ``i``: ``(jets, positions)``."""
-        src, start, stop, pos, off = self.plans[i]
+    def iter_blocks(self, shuffle: bool = False, seed=0, threads: int | None = None):
+        """Yield ``(jets, positions)`` block by block (blocks in a seeded random order if ``shuffle``).
+
+        The next blocks are read and inflated ahead on ``threads`` threads (default
+        ``read_threads``; zlib-ng releases the GIL), ``threads + 1`` blocks in flight.
+        """
+        chunks = self.chunks()
+        order = np.random.default_rng(seed).permutation(len(chunks)) if shuffle else range(len(chunks))
+        threads = self.read_threads if threads is None else int(threads)
+        rows = max((c.size for c in chunks), default=1)
+        yield from load_in_order(chunks, order, self._opened, threads, rows, self.pending)
+
+    def _load(self, readers, chunk):
+        """Read, select and check one block: ``(jets, positions)``."""
+        src, start, stop, off = chunk.source, chunk.start, chunk.stop, chunk.take
         info = self.sources[src][0]
         with hdf5_errors(info.path, f"readable rows {start}-{stop - 1} of {self.key!r}"):
             block = self._read(readers[src], start, stop)
@@ -143,7 +131,7 @@ class JetStream:
             if not good.all():
                 row = start + int(off[np.flatnonzero(~good)[0]])
                 raise DataError(info.path, f"finite values in {self.key!r}", f"NaN or infinity in jet {row}")
-        return jets.astype(np.float32, copy=False), pos
+        return jets.astype(np.float32, copy=False), chunk.key
 
     @staticmethod
     def _read(reader, start: int, stop: int) -> np.ndarray:
@@ -161,67 +149,55 @@ class JetStream:
 
     # ----------------------------------------------------------------- tf.data
     def dataset(self, batch_size: int, shuffle: bool = False, seed: int = 0, shuffle_buffer: int = 256,
-                drop_remainder: bool = False, with_targets: bool = True, cache: bool = False):
+                drop_remainder: bool = False, with_targets: bool = True, cache: bool = False,
+                threads: int | None = None):
         """A batched, prefetched ``tf.data.Dataset`` of ``jet`` (and ``{"y", "m", "pt"}`` targets).
+
+        Whole batches come from :class:`kerahep.data.batches.BatchStream` (blocks inflated on
+        ``threads`` threads, jets mixed in NumPy; ``tf.data`` only wraps and prefetches).
 
         Args:
             batch_size: jets per batch.
-            shuffle: shuffle the block order (a new order each epoch) and the jets in a
-                buffer of ``shuffle_buffer`` jets.
+            shuffle: shuffle the block order (a new order each epoch) and the jets of a
+                mixing window of ``shuffle_buffer`` jets.
             seed: the shuffles are a function of the seed and the epoch.
-            shuffle_buffer: jets held for shuffling (each 500 kB for the real images).
+            shuffle_buffer: jets mixed at a time (each 500 kB for the real images; about
+                three windows are in memory).
             drop_remainder: drop the last incomplete batch (contrastive training wants full
                 batches).
             with_targets: yield ``(jet, targets)`` (needs ``targets``); else ``jet`` alone.
             cache: keep the decoded jets in memory after the first epoch (small selections).
+            threads: decoding threads (default ``read_threads``).
         """
         import tensorflow as tf
 
         with_targets = with_targets and self.targets is not None
         keys = list(self.targets) if with_targets else []
         jet_spec = tf.TensorSpec((None,) + self.image_shape, tf.float32)
-        stream = self
-
-        def gen():
-            epoch = stream._epoch
-            stream._epoch += 1
-            for jets, pos in stream.iter_blocks(shuffle=shuffle, seed=(seed, epoch) if shuffle else 0):
-                if with_targets:
-                    yield jets, tuple(stream.targets[k][pos].reshape(-1, 1) for k in keys)
-                else:
-                    yield jets
-
+        stream = BatchStream(self.chunks(), opener=self._opened, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                             window_rows=max(1, int(shuffle_buffer)), drop_remainder=drop_remainder,
+                             threads=self.read_threads if threads is None else threads, cache=cache,
+                             pending=self.pending, fields=[(self.image_shape, np.float32), ((), np.int64)])
         if with_targets:
-            spec = (jet_spec, tuple(tf.TensorSpec((None, 1), tf.float32) for _ in keys))
+            spec = (jet_spec, {OUTPUTS.get(k, k): tf.TensorSpec((None, 1), tf.float32) for k in keys})
+
+            def pack(batch):
+                jets, pos = batch
+                return jets, {OUTPUTS.get(k, k): self.targets[k][pos].reshape(-1, 1) for k in keys}
         else:
             spec = jet_spec
-        ds = tf.data.Dataset.from_generator(gen, output_signature=spec).unbatch()
-        if with_targets:
-            ds = ds.map(lambda x, t: (x, {OUTPUTS.get(k, k): v for k, v in zip(keys, t)}))
-        if cache:
-            ds = ds.cache()
-        if shuffle:
-            ds = ds.shuffle(max(1, int(shuffle_buffer)), seed=int(np.random.default_rng(seed).integers(2 ** 31)),
-                            reshuffle_each_iteration=True)
-        ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
-        n_batches = self.n // batch_size if drop_remainder else math.ceil(self.n / batch_size)
-        ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
-        return ds.prefetch(tf.data.AUTOTUNE)
+
+            def pack(batch):
+                return batch[0]
+
+        return stream.dataset(spec, pack=pack)
 
 
 @contextlib.contextmanager
 def surface_errors(*streams):
     """Re-raise a :class:`DataError` met inside ``tf.data`` as itself, not as a TensorFlow error."""
-    try:
+    with PendingError.surface(*[None if s is None else s.pending for s in streams]):
         yield
-    except DataError:
-        raise
-    except Exception:
-        for s in streams:
-            if s is not None and s.error is not None:
-                err, s.error = s.error, None
-                raise err from None
-        raise
 
 
 def channel_scales(stream: JetStream, max_jets: int = 256, quantile: float = 0.5) -> list:

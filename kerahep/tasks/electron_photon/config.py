@@ -6,6 +6,7 @@ import difflib
 from dataclasses import dataclass
 
 from ...config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, check
+from ...data.decoding import decode_threads
 from ...errors import ConfigError
 
 PRESETS = ("default", "full")
@@ -33,6 +34,8 @@ class ElectronPhotonData(DataConfig):
         block_rows: rows per read (default: the files' HDF5 chunk rows).
         explain_samples: test crops per class for saliency and Grad-CAM maps (0: none).
         tsne_samples: test crops for the t-SNE of the embeddings (0: none).
+        decode_threads: threads decoding chunks for the streamed reader (None: one per CPU
+            core, ``os.cpu_count()``).
     """
 
     synthetic_events: int = 3000
@@ -40,6 +43,7 @@ class ElectronPhotonData(DataConfig):
     block_rows: int | None = None
     explain_samples: int = 100
     tsne_samples: int = 500
+    decode_threads: int | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -49,6 +53,7 @@ class ElectronPhotonData(DataConfig):
         check(self.explain_samples >= 0, f"data.explain_samples must be >= 0, got {self.explain_samples}")
         check(self.tsne_samples >= 0, f"data.tsne_samples must be >= 0, got {self.tsne_samples}")
         check(self.split[0] > 0, f"data.split needs a positive training fraction, got {self.split!r}")
+        decode_threads(self.decode_threads)  # ConfigError unless None or a positive integer
 
 
 @dataclass(frozen=True)

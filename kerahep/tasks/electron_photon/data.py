@@ -81,7 +81,8 @@ def load_inputs(config: Config, inputs: Inputs, for_evaluation: bool = False) ->
     d, t = config.data, config.training
     files = inputs.files
     if for_evaluation:  # an independent sample, scored in full (no data.max_events cap)
-        reader = CaloReader(files, split=None, seed=config.run.seed, max_events=None, block_rows=d.block_rows)
+        reader = CaloReader(files, split=None, seed=config.run.seed, max_events=None, block_rows=d.block_rows,
+                            decode_threads=d.decode_threads)
         test_reader, test_split, train, val, info = reader, "test", None, None, {}
     else:
         reader, test_reader, test_split, train, val, info = training_splits(config, files)
@@ -110,7 +111,8 @@ def training_splits(config: Config, files):
     """
     d, t = config.data, config.training
     info: dict = {}
-    reader = CaloReader(files, split=d.split, seed=config.run.seed, max_events=d.max_events, block_rows=d.block_rows)
+    reader = CaloReader(files, split=d.split, seed=config.run.seed, max_events=d.max_events, block_rows=d.block_rows,
+                        decode_threads=d.decode_threads)
     two_way = len(reader.split_names) == 2
     if d.test_paths:
         same = {os.path.realpath(p) for p in map(str, files)} & {os.path.realpath(str(p)) for p in d.test_paths}
@@ -118,7 +120,7 @@ def training_splits(config: Config, files):
             raise DataError(sorted(same)[0], "test files (data.test_paths) apart from the training files",
                             "a file given both in data.paths and in data.test_paths")
         test_reader = CaloReader(list(d.test_paths), split=None, seed=config.run.seed, max_events=d.max_events,
-                                 block_rows=d.block_rows)
+                                 block_rows=d.block_rows, decode_threads=d.decode_threads)
         val_split = "test" if two_way else "val"
         if not two_way:
             info["unused_in_file_test"] = reader.size("test")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, check
+from ...data.decoding import decode_threads
 
 VARIANTS = ("vit", "moe_vit")
 ANOMALY_SCORES = ("mse", "max", "top")
@@ -34,6 +35,8 @@ class HcalData(DataConfig):
             (was ``data.validate``).
         adapt_samples: training maps used to adapt the per-cell standardisation.
         max_events: keep the first ``max_events`` lumisections of each run.
+        decode_threads: threads decoding chunks for the streamed reader (None: one per CPU
+            core, ``os.cpu_count()``).
     """
 
     synthetic_events: int = 1000
@@ -46,6 +49,7 @@ class HcalData(DataConfig):
 
     scan_values: bool = True
     adapt_samples: int = 2000
+    decode_threads: int | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -55,6 +59,7 @@ class HcalData(DataConfig):
         check(self.n_blocks >= 2, f"data.n_blocks must be >= 2, got {self.n_blocks}")
         check(self.chunk_size >= 1, f"data.chunk_size must be >= 1, got {self.chunk_size}")
         check(self.adapt_samples >= 1, f"data.adapt_samples must be >= 1, got {self.adapt_samples}")
+        decode_threads(self.decode_threads)  # ConfigError unless None or a positive integer
 
 
 @dataclass(frozen=True)

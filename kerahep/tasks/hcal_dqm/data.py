@@ -170,7 +170,7 @@ def load_inputs(task_name: str, config: Config, inputs: Inputs, for_evaluation: 
     label_mode = "binary" if classes == 2 else "categorical"
     cache = bool(d.cache) and hcal.fits_in_memory(sum(runs.sizes), runs.shape)
     common = {"chunk_size": d.chunk_size, "label_mode": label_mode, "shuffle_buffer": d.shuffle_buffer,
-              "num_classes": classes}
+              "num_classes": classes, "decode_threads": d.decode_threads}
     bs = config.training.batch_size
     train = hcal.make_dataset(runs, segments[0], bs, training=True, seed=config.run.seed, cache=cache, **common)
     val = hcal.make_dataset(runs, segments[1], bs, cache=cache, **common)

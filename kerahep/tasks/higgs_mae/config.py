@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, check
+from ...data.decoding import decode_threads
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -55,6 +56,8 @@ class HiggsData(DataConfig):
         oracle_events: events per class of the twin's reference-AUC sample (0: none).
         gbt_max_train: cap on training events for the gradient-boosted-tree baselines.
         adapt_events: events used to adapt the feature scaling when streaming.
+        decode_threads: threads decoding chunks for the streamed reader (None: one per CPU
+            core, ``os.cpu_count()``).
     """
 
     features: str = "low"
@@ -67,6 +70,7 @@ class HiggsData(DataConfig):
     oracle_events: int = 15000
     gbt_max_train: int | None = 1_000_000
     adapt_events: int = 200_000
+    decode_threads: int | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -79,6 +83,7 @@ class HiggsData(DataConfig):
         check(self.gbt_max_train is None or self.gbt_max_train > 0,
               f"data.gbt_max_train must be positive or None, got {self.gbt_max_train}")
         check(self.adapt_events > 0, f"data.adapt_events must be positive, got {self.adapt_events}")
+        decode_threads(self.decode_threads)  # ConfigError unless None or a positive integer
         # row ranges come as a set: rows_train and rows_test (rows_val optional), or none
         ranges = (self.rows_train, self.rows_val, self.rows_test)
         check(all(r is None for r in ranges) or (self.rows_train is not None and self.rows_test is not None),

@@ -219,7 +219,7 @@ def stream(config: Config, path, counts: dict, split: str, shuffle: bool):
     ds = hr.higgs_dataset(path, rows, features=d.features, batch_size=bs,
                           shuffle_buffer=d.shuffle_buffer if shuffle else 0, seed=config.run.seed,
                           chunksize=d.chunksize, max_rows=d.max_events if split == "train" else None,
-                          cache=d.cache and split != "test")
+                          cache=d.cache and split != "test", threads=d.decode_threads)
     # the scan counted the lines: a known length gives progress bars and learning-rate schedules
     return ds.apply(tf.data.experimental.assert_cardinality(math.ceil(c["rows"] / bs)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...config import Config, DataConfig, ModelConfig, RunSettings, TrainingConfig, check
+from ...data.decoding import decode_threads
 
 #: the downstream methods, in the order of the table
 METHODS = ("linear", "frozen", "finetune", "scratch")
@@ -37,10 +38,13 @@ class JetSSLData(DataConfig):
             methods (nested subsets, stratified).
         pretrain_val_fraction: unlabelled jets kept for the validation contrastive loss.
         max_events: at most this many jets per file (the first ones).
-        shuffle_buffer: jets in the shuffle buffer (500 kB each).
+        shuffle_buffer: jets mixed at a time, the reader's mixing window (500 kB each; about
+            three windows are held).
         cache_mb: keep a selection in memory after its first epoch when smaller than this.
         scale_jets: jets read to set the per-channel scales of the encoder's first layer.
         tsne_points: test jets in the t-SNE plots (0: none).
+        decode_threads: threads decoding chunks for the streamed reader (None: one per CPU
+            core, ``os.cpu_count()``).
     """
 
     synthetic_events: int = 2000
@@ -53,6 +57,7 @@ class JetSSLData(DataConfig):
     cache_mb: int = 256
     scale_jets: int = 256
     tsne_points: int = 800
+    decode_threads: int | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -69,6 +74,7 @@ class JetSSLData(DataConfig):
         check(self.cache_mb >= 0, f"data.cache_mb must be >= 0, got {self.cache_mb}")
         check(self.scale_jets >= 1, f"data.scale_jets must be >= 1, got {self.scale_jets}")
         check(self.tsne_points >= 0, f"data.tsne_points must be >= 0, got {self.tsne_points}")
+        decode_threads(self.decode_threads)  # ConfigError unless None or a positive integer
 
 
 @dataclass(frozen=True)

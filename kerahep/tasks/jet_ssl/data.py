@@ -34,6 +34,7 @@ class StreamSettings:
         cache: keep small selections in memory after their first epoch...
         cache_mb: ...when smaller than this many MB.
         jet_mb: size of one jet image in MB.
+        decode_threads: threads inflating blocks (None: one per CPU core).
     """
 
     seed: int
@@ -41,13 +42,15 @@ class StreamSettings:
     cache: bool
     cache_mb: float
     jet_mb: float
+    decode_threads: int | None = None
 
     def dataset(self, stream, batch_size: int, shuffle: bool = False, drop_remainder: bool = False,
                 with_targets: bool = True):
         """Batches of ``stream``: ``(jet, {"y", "m", "pt"})`` (or ``jet`` alone without targets)."""
         return stream.dataset(batch_size, shuffle=shuffle, seed=self.seed, shuffle_buffer=self.shuffle_buffer,
                               drop_remainder=drop_remainder, with_targets=with_targets,
-                              cache=self.cache and len(stream) * self.jet_mb <= self.cache_mb)
+                              cache=self.cache and len(stream) * self.jet_mb <= self.cache_mb,
+                              threads=self.decode_threads)
 
 
 @dataclass
@@ -288,7 +291,8 @@ def load_inputs(config: Config, inputs: Inputs, for_evaluation: bool = False) ->
     labelled = read_labelled(labelled_files, config.data.max_events)
     d, bs = config.data, config.training.batch_size
     batching = StreamSettings(seed=config.run.seed, shuffle_buffer=d.shuffle_buffer, cache=d.cache,
-                              cache_mb=d.cache_mb, jet_mb=int(np.prod(labelled_files[0].shape)) * 4 / 2 ** 20)
+                              cache_mb=d.cache_mb, jet_mb=int(np.prod(labelled_files[0].shape)) * 4 / 2 ** 20,
+                              decode_threads=d.decode_threads)
     info = files_info(unlabelled, labelled_files, inputs)
     common = dict(source=inputs.source, paths=[i.path for i in unlabelled + labelled_files], labelled=labelled,
                   batching=batching)

@@ -1,0 +1,128 @@
+"""What the streamed readers share below the batching (:mod:`kerahep.data.batches`): the number
+of decoding threads (:func:`decode_threads`), one read of a plan (:class:`Chunk`), the error a
+stream met while decoding (:class:`PendingError`) and chunks decoded ahead, in order, on a
+thread pool (:func:`load_in_order`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+
+
+def decode_threads(threads: int | None = None) -> int:
+    """Threads decoding chunks: ``threads`` when given, else ``os.cpu_count()`` (at least 1).
+
+    Raises:
+        ConfigError: ``threads`` below 1.
+    """
+    if threads is None:
+        return max(1, os.cpu_count() or 1)
+    if isinstance(threads, bool) or int(threads) != threads or int(threads) < 1:
+        raise ConfigError(f"data.decode_threads must be a positive integer or None (one per CPU core), got {threads!r}")
+    return int(threads)
+
+
+@dataclass(eq=False)
+class Chunk:
+    """One read of a plan: rows ``start:stop`` of source ``source``, of which ``take`` (offsets from
+    ``start``; None: all) are used; ``key`` is whatever else the loader needs (a label, positions)."""
+
+    source: int
+    start: int
+    stop: int
+    take: np.ndarray | None = None
+    key: object = None
+
+    @property
+    def size(self) -> int:
+        """Rows the chunk contributes."""
+        return int(self.stop - self.start) if self.take is None else int(len(self.take))
+
+
+@dataclass
+class PendingError:
+    """The first :class:`DataError` a stream met while decoding, kept for the caller (thread-safe)."""
+
+    error: DataError | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, exc: DataError) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+
+    def pop(self) -> DataError | None:
+        with self.lock:
+            err, self.error = self.error, None
+        return err
+
+    @staticmethod
+    @contextlib.contextmanager
+    def surface(*pending: PendingError | None, clear: bool = True):
+        """Re-raise a kept :class:`DataError` when the block fails with another error (``tf.data``'s)."""
+        try:
+            yield
+        except DataError:
+            raise
+        except Exception as exc:
+            for p in pending:
+                err = None if p is None else (p.pop() if clear else p.error)
+                if err is not None:
+                    raise err from exc
+            raise
+
+
+def load_in_order(chunks: Sequence[Chunk], order: Iterable[int], opener, threads: int, ahead_rows: int,
+                  pending: PendingError | None = None) -> Iterator[tuple]:
+    """Yield the decoded arrays of ``chunks[i]`` for ``i`` in ``order``, decoded ahead on ``threads`` threads.
+
+    Args:
+        chunks: the plan.
+        order: indices into ``chunks``.
+        opener: ``opener()`` is a context manager giving ``load(chunk) -> tuple of arrays`` (open
+            files shared by the threads).
+        threads: decoding threads.
+        ahead_rows: rows decoded ahead of the consumer (at least ``threads + 1`` chunks).
+        pending: where a :class:`DataError` met while decoding is kept (it is re-raised too).
+    """
+    try:
+        with opener() as load, thread_pool(threads) as pool:
+            futures, rows_ahead = deque(), 0
+            for i in order:
+                while futures and rows_ahead >= ahead_rows and len(futures) > threads:
+                    j, fut = futures.popleft()
+                    rows_ahead -= chunks[j].size
+                    yield as_tuple(fut.result())
+                futures.append((i, pool.submit(load, chunks[i])))
+                rows_ahead += chunks[i].size
+            while futures:
+                yield as_tuple(futures.popleft()[1].result())
+    except DataError as exc:
+        if pending is not None:
+            pending.record(exc)
+        raise
+
+
+@contextlib.contextmanager
+def thread_pool(threads: int):
+    """A thread pool of ``threads`` decoding threads, shut down (pending work cancelled) on exit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max(1, int(threads)), thread_name_prefix="kerahep-decode")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def as_tuple(out) -> tuple:
+    """What a loader returned, as a tuple of arrays (one array: a tuple of one)."""
+    return out if isinstance(out, tuple) else (out,)
