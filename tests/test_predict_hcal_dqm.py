@@ -198,7 +198,8 @@ def test_probabilities_of_two_and_of_more_runs():
 
 @pytest.mark.parametrize("case,found", [
     ("missing", "no such file"), ("2-D", "shape (5, 72)"), ("other maps", "maps of shape (32, 72)"),
-    ("nan", "nan at lumisection 3"), ("negative", "-1 at lumisection 2"), ("text", "cannot memory-map"),
+    ("nan", "nan at lumisection 3"), ("negative", "-1 at lumisection 2"), ("huge", "1e+39 at lumisection 5"),
+    ("text", "cannot memory-map"),
     ("npz", "an .npz archive"), ("strings", "dtype <U1"),
 ])
 def test_bad_run_files_raise_data_error_naming_the_file(smoke, files, tmp_path, case, found):
@@ -210,8 +211,9 @@ def test_bad_run_files_raise_data_error_naming_the_file(smoke, files, tmp_path, 
         np.save(path, np.ones((5, 72)))
     elif case == "other maps":
         np.save(path, np.ones((5, 32, 72)))
-    elif case in ("nan", "negative"):
-        good[3 if case == "nan" else 2, 1, 1] = np.nan if case == "nan" else -1
+    elif case in ("nan", "negative", "huge"):  # chunks of 2 maps: found in the chunk that holds them
+        at, value = {"nan": (3, np.nan), "negative": (2, -1), "huge": (5, 1e39)}[case]
+        good[at, 1, 1] = value
         np.save(path, good)
     elif case == "text":
         path.write_text("not an array\n")

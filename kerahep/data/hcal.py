@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError, user_os_errors
+from .hcal_segments import chunks, count, ranges_of, split_order, split_segments  # noqa: F401 - the split API of hcal
 
 EXPECTED = "a (lumisections, iEta, iPhi) array of hit counts such as (10000, 64, 72)"
 
@@ -60,8 +61,9 @@ class RunFile:
     def __len__(self):
         return int(self.array.shape[0])
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Lumisections ``start:stop`` as float32, read with ``os.preadv`` into a buffer of their own.
+    def read(self, start: int, stop: int, check: bool = False) -> np.ndarray:
+        """Lumisections ``start:stop`` as float32, read with ``os.preadv`` into a buffer of their own
+        (with ``check``, their values are checked first, as :func:`scan` does: :func:`check_counts`).
 
         No page of the map is touched, so a streamed epoch's resident memory stays flat however
         long the runs are (the data stay in the page cache) and threads reading at once do not
@@ -77,10 +79,12 @@ class RunFile:
             if got != raw.nbytes:
                 raise DataError(self.path, f"lumisections {start}-{stop - 1} ({raw.nbytes} bytes from byte {at})",
                                 f"{got} bytes (the file was cut short after it was opened)")
-            return raw.astype(np.float32)
-        out = np.array(arr[start:stop], dtype=np.float32)
-        _release(arr, start, stop)
-        return out
+        else:
+            raw = np.array(arr[start:stop], dtype=None if check else np.float32)
+            _release(arr, start, stop)
+        if check:
+            check_counts(self.path, raw, start, arr.dtype.kind)
+        return raw.astype(np.float32, copy=False)
 
 
 @dataclass
@@ -181,6 +185,22 @@ def open_run(path, max_events: int | None = None, validate: bool = True, chunk: 
     return run
 
 
+def check_counts(path, c: np.ndarray, start: int, kind: str) -> None:
+    """Refuse non-finite (float files), negative or beyond-float32 counts in the lumisections
+    ``c`` read from ``start`` of ``path`` (``kind``: the file's dtype kind), naming the first."""
+    bad = []
+    if kind == "f":
+        bad.append((~np.isfinite(c), "finite hit counts"))
+    if kind in "if":
+        bad.append((c < 0, "non-negative hit counts"))
+    bad.append((c > np.finfo(np.float32).max, "hit counts within float32 range (at most 3.4e38)"))  # read as float32
+    for where, expected in bad:
+        if where.any():
+            ls, ieta, iphi = np.argwhere(where)[0]
+            v = c[ls, ieta, iphi]
+            raise DataError(path, expected, f"{v:g} at lumisection {start + ls}, iEta index {ieta}, iPhi index {iphi}")
+
+
 def scan(run: RunFile, chunk: int = 512) -> RunFile:
     """Stream through ``run`` once: refuse non-finite or negative counts; fill the statistics."""
     arr, path = run.array, run.path
@@ -191,20 +211,7 @@ def scan(run: RunFile, chunk: int = 512) -> RunFile:
     for s in range(0, n, chunk):
         c = np.array(arr[s:s + chunk], dtype=np.float64)
         _release(arr, s, min(s + chunk, n))
-        if arr.dtype.kind == "f" and not np.isfinite(c).all():
-            ls, ieta, iphi = np.argwhere(~np.isfinite(c))[0]
-            v = c[ls, ieta, iphi]
-            raise DataError(path, "finite hit counts",
-                            f"{v} at lumisection {s + ls}, iEta index {ieta}, iPhi index {iphi}")
-        if arr.dtype.kind in "if" and c.min() < 0:
-            ls, ieta, iphi = np.argwhere(c < 0)[0]
-            raise DataError(path, "non-negative hit counts",
-                            f"{c[ls, ieta, iphi]:g} at lumisection {s + ls}, iEta index {ieta}, iPhi index {iphi}")
-        big = c > np.finfo(np.float32).max  # read as float32 later: would turn into inf silently
-        if big.any():
-            ls, ieta, iphi = np.argwhere(big)[0]
-            raise DataError(path, "hit counts within float32 range (at most 3.4e38)",
-                            f"{c[ls, ieta, iphi]:g} at lumisection {s + ls}, iEta index {ieta}, iPhi index {iphi}")
+        check_counts(path, c, s, arr.dtype.kind)
         total += c.sum(axis=0)
         totals[s:s + len(c)] = c.sum(axis=(1, 2))
         peak = max(peak, float(c.max()))
@@ -256,58 +263,6 @@ def open_runs(paths, max_events: int | None = None, validate: bool = True, chunk
 
 
 # ------------------------------------------------------------------------------ splits
-def _segments(indices: np.ndarray) -> list[tuple[int, int]]:
-    """Contiguous ``(start, stop)`` ranges of a sorted index array."""
-    if len(indices) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(indices) != 1)
-    starts = np.concatenate([[indices[0]], indices[breaks + 1]])
-    stops = np.concatenate([indices[breaks] + 1, [indices[-1] + 1]])
-    return [(int(a), int(b)) for a, b in zip(starts, stops)]
-
-
-def split_segments(sizes, fractions, n_blocks: int = 10, seed: int = 0) -> list[list[tuple[int, int, int]]]:
-    """Block split of every run: per split, a list of ``(run, start, stop)`` lumisection ranges.
-
-    Each run is cut into ``n_blocks`` contiguous blocks that go whole to one split
-    (:func:`kerahep.data.splits.block_split`), with the same fractions in every run.
-
-    Args:
-        sizes: lumisections per run.
-        fractions: ``(train, val, test)`` or ``(train, test)`` (then val is empty).
-    """
-    from .splits import block_split
-
-    fractions = tuple(fractions)
-    if len(fractions) == 2:
-        fractions = (fractions[0], 0.0, fractions[1])
-    out = [[] for _ in fractions]
-    for r, n in enumerate(sizes):
-        parts = block_split(int(n), fractions, n_blocks=n_blocks, seed=seed + 1000 * r)
-        for i, idx in enumerate(parts):
-            out[i].extend((r, a, b) for a, b in _segments(np.asarray(idx)))
-    return out
-
-
-def split_order(segments) -> tuple[np.ndarray, np.ndarray]:
-    """``(run, lumisection)`` of every entry, in the order an evaluation pipeline yields them."""
-    runs = [np.full(b - a, r, dtype=np.int64) for r, a, b in segments]
-    ls = [np.arange(a, b, dtype=np.int64) for r, a, b in segments]
-    if not runs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(runs), np.concatenate(ls)
-
-
-def count(segments) -> int:
-    return int(sum(b - a for _, a, b in segments))
-
-
-def chunks(segments, chunk_size: int) -> np.ndarray:
-    """``(run, start, stop)`` reads of at most ``chunk_size`` lumisections covering ``segments``."""
-    out = [(r, s, min(s + chunk_size, b)) for r, a, b in segments for s in range(a, b, chunk_size)]
-    return np.asarray(out, dtype=np.int64).reshape(-1, 3)
-
-
 def iterate(runs: HcalRuns, segments, chunk_size: int = 512):
     """Yield ``(x, run, lumisections)`` chunks in order (NumPy side: statistics, baselines)."""
     for r, s, e in chunks(segments, chunk_size):
@@ -389,7 +344,7 @@ def fits_in_memory(n_maps: int, shape, fraction: float = 0.25) -> bool:
 def find_bands(mean_map: np.ndarray) -> list[tuple[int, int]]:
     """Contiguous ranges of iEta rows with any occupancy: the active bands, ``[(first, last + 1), ...]``."""
     rows = np.flatnonzero(np.asarray(mean_map).sum(axis=1) > 0)
-    return _segments(rows)
+    return ranges_of(rows)
 
 
 def band_features(x: np.ndarray, bands, active: np.ndarray) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 Input: one ``.npy`` file per run, ``(lumisections, iEta, iPhi)`` hit counts, opened as
 training opens its runs (:func:`kerahep.data.hcal.open_run`: memory-mapped, the layout
-checked, and with ``data.scan_values`` every value scanned for NaN, infinities, negative
-counts and values beyond float32, before the first chunk is scored). Its maps must have the
-shape the run was trained on. The file is read ``run.chunk_size`` lumisections at a time
+checked, and with ``data.scan_values`` every value of a chunk checked for NaN, infinities,
+negative counts and values beyond float32 as it is read, before it is scored: a bad value
+stops the file, whose partial output is removed). Its maps must have the shape the run was
+trained on. The file is read ``run.chunk_size`` lumisections at a time
 as float32 (:meth:`kerahep.data.hcal.RunFile.read`), every lumisection of it (no
 ``data.max_events`` cut). A file of zero lumisections (shape ``(0, iEta, iPhi)``) gives the
 columns and no rows.
@@ -120,8 +121,6 @@ def open_file(run, path):
             return None
         raise
     check_shape(run, path, rf.array.shape[1:])
-    if run.config.data.scan_values:
-        hcal.scan(rf, chunk=run.chunk_size)
     return rf
 
 
@@ -204,4 +203,5 @@ def predict_file(run, path):
         return
     n, step = len(rf), int(run.chunk_size)
     for start in range(0, n, step):
-        yield score_chunk(run, rf.read(start, min(start + step, n)), start, columns, threshold, sub)
+        x = rf.read(start, min(start + step, n), check=run.config.data.scan_values)
+        yield score_chunk(run, x, start, columns, threshold, sub)
