@@ -97,6 +97,23 @@ def test_gzip_tab_and_space_variants_read_the_same(tmp_path, table):
     assert hr.count_rows(gz) == hr.count_rows(plain) == len(y)
 
 
+def test_a_gzip_table_damaged_in_its_deflate_data_is_a_data_error_naming_the_file(tmp_path, table):
+    """A flipped byte inside the compressed stream (zlib's own error, not an OSError, from the
+    standard library and zlib-ng alike) is the reader's DataError, in the streamed read too."""
+    y, raw = table
+    gz = hr.write_higgs(tmp_path / "HIGGS.csv.gz", y, raw)
+    data = bytearray(gz.read_bytes())
+    for at in range(len(data) // 2, len(data) // 2 + 64):  # a run of bytes: one flip may decode by luck
+        data[at] ^= 0xFF
+    gz.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="HIGGS.csv.gz") as err:
+        hr.read_higgs(gz, features="raw")
+    assert "damaged" in str(err.value) or "ends early" in str(err.value) or "line" in str(err.value)
+    with pytest.raises(DataError, match="HIGGS.csv.gz"):
+        for _ in hr.iter_chunks(gz):
+            pass
+
+
 def test_row_ranges_follow_slice_rules(tmp_path, table):
     y, raw = table
     p = hr.write_higgs(tmp_path / "h.csv.gz", y, raw)

@@ -24,7 +24,8 @@ def _codec_errors() -> tuple:
     return tuple(out)
 
 
-_CODEC_ERRORS = _codec_errors()
+#: the errors a damaged deflate stream raises, whichever inflater reads it (zlib, zlib-ng, isal)
+CODEC_ERRORS = _codec_errors()
 
 
 @contextlib.contextmanager
@@ -38,7 +39,7 @@ def hdf5_errors(path, expected: str = "a readable HDF5 file"):
         yield
     except KerahepError:
         raise
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) + _CODEC_ERRORS as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) + CODEC_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(path, expected, f"a damaged file ({type(exc).__name__}: {first[:200]})") from None
 

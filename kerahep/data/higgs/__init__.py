@@ -52,14 +52,14 @@ from ...schema import (  # the layout is part of the reader's public face
 from .checks import FLOAT32_MAX, LABELLED_LINE, UNLABELLED_LINE, check_line, checked_array, diagnose
 from .dataset import file_size_mb, higgs_dataset, read_higgs, scan, write_higgs
 from .features import phi_to_radians, transform
-from .fileformat import FileFormat, count_rows, resolve_rows, sniff
+from .fileformat import FileFormat, count_rows, gzip_open, resolve_rows, sniff
 from .streaming import CHUNK_LINES, PARSE_THREADS, iter_chunks
 
 __all__ = [
     "BTAG_LEVELS", "CHUNK_LINES", "COLUMNS", "FEATURE_SETS", "FLOAT32_MAX", "HIGH_LEVEL", "LABELLED_LINE",
     "LOW_LEVEL", "LOW_LEVEL_TRIG", "N_COLUMNS", "OBJECTS", "PARSE_THREADS", "PHI_MAX", "RAW_FEATURES",
     "UNLABELLED_LINE", "ConfigError", "DataError", "FileFormat", "check_line", "checked_array", "count_rows",
-    "diagnose", "feature_names", "file_size_mb", "higgs_dataset", "is_user_os_error", "iter_chunks",
+    "diagnose", "feature_names", "file_size_mb", "gzip_open", "higgs_dataset", "is_user_os_error", "iter_chunks",
     "object_of", "os_error", "phi_to_radians", "read_higgs", "resolve_rows", "scan", "sniff", "transform",
     "user_os_errors", "write_higgs",
 ]

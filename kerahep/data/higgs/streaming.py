@@ -5,7 +5,6 @@ order (:func:`iter_chunks`).
 
 from __future__ import annotations
 
-import gzip
 import os
 
 import numpy as np
@@ -13,7 +12,8 @@ import numpy as np
 from ...errors import ConfigError, DataError
 from ...schema import N_COLUMNS
 from .checks import checked, checked_array, diagnose
-from .fileformat import FileFormat, resolve_rows, sniff
+from ..h5 import CODEC_ERRORS
+from .fileformat import FileFormat, gzip_open, resolve_rows, sniff
 
 #: threads parsing blocks of lines at once (pyarrow parses without holding the GIL): one per
 #: CPU core (``data.decode_threads`` overrides it for a run)
@@ -38,7 +38,7 @@ def _line_blocks(fmt: FileFormat, start: int, nrows: int | None, chunksize: int)
     row range needs it; elsewhere ``lines`` is None and the parsed rows say how many.
     Lines end at ``\\n``; a last line without one counts.
     """
-    opener = gzip.open if fmt.gzip else open
+    opener = gzip_open if fmt.gzip else open
     with opener(fmt.path, "rb") as f:
         size = max(int(chunksize) * max(len(f.readline()), 1), 1)
         f.seek(0)
@@ -170,7 +170,7 @@ def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | N
                     block, n = next(blocks)
                 except StopIteration:
                     break
-                except (OSError, EOFError):  # damaged gzip stream
+                except (OSError, EOFError, *CODEC_ERRORS):  # damaged gzip stream (zlib's error for bad deflate data)
                     pending.append((None, 0))
                     break
                 pending.append((pool.submit(_parse_and_post, fmt, block, n, post), n))

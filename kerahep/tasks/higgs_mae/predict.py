@@ -33,7 +33,6 @@ Output columns, in the input's line order, one row per line:
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,7 @@ def first_line(path: Path) -> tuple[str, bool]:
     """``(first line, gzip)`` of ``path`` (``""`` for an empty file)."""
     with open(path, "rb") as f:
         is_gzip = f.read(2) == b"\x1f\x8b"
-    opener = gzip.open if is_gzip else open
+    opener = hr.gzip_open if is_gzip else open
     with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
         return f.readline(), is_gzip
 
