@@ -25,12 +25,18 @@ def model_and_crops():
     return model, x, np.array([0, 1, 0, 1, 0, 1])
 
 
-def assert_normalized(maps) -> None:
-    """Finite, non-negative, and each map scaled to a maximum of 1 (or all zero: nothing to show;
-    tf-keras-vis scales Grad-CAM before expanding it to the crop, so its peak may be 0.999)."""
+def assert_normalized(maps, expanded: bool = False) -> None:
+    """Finite, non-negative, and each map scaled to a maximum of 1 (or all zero: nothing to show).
+
+    ``expanded``: tf-keras-vis scales a Grad-CAM map on the coarse feature map and then
+    interpolates it up to the crop, whose pixels need not fall on the coarse maximum: the peak
+    is then at most 1 and near it (0.994 seen on a 4 x 4 feature map), not exactly 1."""
     assert np.isfinite(maps).all() and maps.min() >= 0
     peaks = maps.reshape(len(maps), -1).max(axis=1)
-    assert np.all(np.isclose(peaks, 1, atol=2e-3) | (peaks == 0)), peaks
+    if expanded:
+        assert np.all(((peaks > 0.9) & (peaks <= 1 + 1e-5)) | (peaks == 0)), peaks
+    else:
+        assert np.all(np.isclose(peaks, 1, atol=2e-3) | (peaks == 0)), peaks
 
 
 def test_saliency_maps_have_the_crop_shape(model_and_crops):
@@ -46,7 +52,7 @@ def test_gradcam_maps_are_expanded_to_the_crop(model_and_crops, plus_plus):
     model, x, y = model_and_crops
     maps = explain.gradcam_maps(model, x, targets=y, layer=gradcam_layer(model), plus_plus=plus_plus, batch_size=4)
     assert maps.shape == (6, 32, 32) and maps.dtype == np.float32
-    assert_normalized(maps)
+    assert_normalized(maps, expanded=True)
 
 
 #: the top-left corner of each crop's 3 x 4 shower (row, column)
