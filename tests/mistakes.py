@@ -307,3 +307,30 @@ def listing(root: Path) -> set:
         for n in dirnames + filenames:
             out.add(os.path.relpath(os.path.join(dirpath, n), root))
     return out
+
+
+# ------------------------------------------------------------ run folders (confinement tests)
+def copy_smoke_run(smoke_run, tmp_path: Path, data_dir=None) -> Path:
+    """A copy of the shared dy_electron smoke run under ``tmp_path/results``, with ``data.data_dir`` set."""
+    src = smoke_run("dy_electron").run_dir
+    run = Path(shutil.copytree(src, tmp_path / "results" / "dy_electron" / src.name, symlinks=True))
+    if data_dir is not None:
+        cfg = json.loads((run / "config.json").read_text())
+        cfg["data"]["data_dir"] = str(data_dir)
+        (run / "config.json").write_text(json.dumps(cfg))
+    return run
+
+
+def set_fingerprint(run: Path, value) -> None:
+    """Replace (None: delete) the data fingerprint in ``run``'s metrics.json."""
+    m = json.loads((run / "metrics.json").read_text())
+    if value is None:
+        del m["data"]["fingerprint"]
+    else:
+        m["data"]["fingerprint"] = value
+    (run / "metrics.json").write_text(json.dumps(m))
+
+
+def mtime_listing(root: Path) -> dict:
+    """Every path under ``root`` with its modification time (ns): what changed, not only what is there."""
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}

@@ -20,35 +20,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mistakes import assert_one_line_error, cli  # noqa: E402
+from mistakes import assert_one_line_error, cli, copy_smoke_run, mtime_listing, set_fingerprint  # noqa: E402
 
 from kerahep.errors import DataError  # noqa: E402
 from kerahep.training import evaluate_run, resolve_run  # noqa: E402
 from kerahep.training.evaluate import SANDBOX_PREFIX  # noqa: E402
 
 
-def _copy_run(smoke_run, tmp_path: Path, data_dir=None) -> Path:
-    """A copy of the shared dy_electron smoke run under ``tmp_path/results``, with ``data.data_dir`` set."""
-    src = smoke_run("dy_electron").run_dir
-    run = Path(shutil.copytree(src, tmp_path / "results" / "dy_electron" / src.name, symlinks=True))
-    if data_dir is not None:
-        cfg = json.loads((run / "config.json").read_text())
-        cfg["data"]["data_dir"] = str(data_dir)
-        (run / "config.json").write_text(json.dumps(cfg))
-    return run
-
-
-def _set_fingerprint(run: Path, value) -> None:
-    m = json.loads((run / "metrics.json").read_text())
-    if value is None:
-        del m["data"]["fingerprint"]
-    else:
-        m["data"]["fingerprint"] = value
-    (run / "metrics.json").write_text(json.dumps(m))
-
-
-def _listing(root: Path) -> dict:
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
 
 
 def _test_auc(run: Path) -> float:
@@ -60,11 +38,11 @@ def test_foreign_data_dir_gets_nothing_the_twin_is_regenerated_inside_the_run(sm
     elsewhere = tmp_path / "elsewhere"  # where a foreign config.json points: an existing folder
     elsewhere.mkdir()
     (elsewhere / "keep.txt").write_text("mine\n")
-    run = _copy_run(smoke_run, tmp_path, data_dir=elsewhere)
-    before = _listing(elsewhere)
+    run = copy_smoke_run(smoke_run, tmp_path, data_dir=elsewhere)
+    before = mtime_listing(elsewhere)
     with caplog.at_level(logging.WARNING):
         out = evaluate_run(run)
-    assert _listing(elsewhere) == before  # no twin written there
+    assert mtime_listing(elsewhere) == before  # no twin written there
     assert out["twin_regenerated"] is True
     assert json.loads((run / "evaluation.json").read_text())["twin_regenerated"] is True
     assert out["data"]["paths"][0].startswith(str(run / SANDBOX_PREFIX))  # made inside the run ...
@@ -82,50 +60,50 @@ def test_twin_in_place_is_read_not_rewritten(smoke_run, tmp_path, monkeypatch):
     twin.mkdir(parents=True)
     for f in shared.glob("electron_dataset_*"):
         shutil.copy2(f, twin / f.name)
-    run = _copy_run(smoke_run, tmp_path, data_dir="data")
+    run = copy_smoke_run(smoke_run, tmp_path, data_dir="data")
     monkeypatch.chdir(tmp_path)
-    before = _listing(tmp_path / "data")
+    before = mtime_listing(tmp_path / "data")
     out = evaluate_run(run)
     assert "twin_regenerated" not in out
     assert out["data"]["paths"] == [str(Path("data/synthetic/dy_electron") / next(twin.glob("*.csv")).name)]
-    assert _listing(tmp_path / "data") == before  # read, not rewritten
+    assert mtime_listing(tmp_path / "data") == before  # read, not rewritten
     assert out["test"]["roc_auc"] == pytest.approx(_test_auc(run), abs=1e-6)
 
 
 def test_run_trained_on_files_that_are_gone_is_refused_without_making_the_twin(smoke_run, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    run = _copy_run(smoke_run, tmp_path, data_dir=elsewhere)
+    run = copy_smoke_run(smoke_run, tmp_path, data_dir=elsewhere)
     gone = elsewhere / "processed" / "electron_dataset.csv"  # the prepared dataset, deleted since
     fp = json.loads((run / "metrics.json").read_text())["data"]["fingerprint"]
-    _set_fingerprint(run, {**fp, "source": "files", "files": [{"path": str(gone), "size": 10, "mtime_ns": 1}]})
-    before = _listing(run)
+    set_fingerprint(run, {**fp, "source": "files", "files": [{"path": str(gone), "size": 10, "mtime_ns": 1}]})
+    before = mtime_listing(run)
     with pytest.raises(DataError) as err:
         evaluate_run(run)
     assert err.value.path == str(gone) and "--data" in str(err.value) and "synthetic twin" in err.value.found
-    assert list(elsewhere.iterdir()) == [] and _listing(run) == before
+    assert list(elsewhere.iterdir()) == [] and mtime_listing(run) == before
 
 
 # ------------------------------------------------------------------ (b) the data fingerprint
 @pytest.mark.parametrize("damage", ["missing", "not_an_object", "files_not_a_list", "no_metrics"])
 def test_missing_or_broken_fingerprint_is_refused_naming_the_flag(damage, smoke_run, tmp_path):
-    run = _copy_run(smoke_run, tmp_path)
+    run = copy_smoke_run(smoke_run, tmp_path)
     if damage == "no_metrics":
         (run / "metrics.json").unlink()
     else:
-        _set_fingerprint(run, {"missing": None, "not_an_object": "abc",
+        set_fingerprint(run, {"missing": None, "not_an_object": "abc",
                                "files_not_a_list": {"source": "synthetic", "files": "x.csv"}}[damage])
-    before = _listing(run)
+    before = mtime_listing(run)
     with pytest.raises(DataError) as err:
         evaluate_run(run)
     assert err.value.path == str(run / "metrics.json")
     assert "--no-data-check" in str(err.value) and "no_data_check=True" in str(err.value)
-    assert _listing(run) == before
+    assert mtime_listing(run) == before
 
 
 def test_no_data_check_flag_evaluates_a_run_without_fingerprint(smoke_run, tmp_path):
-    run = _copy_run(smoke_run, tmp_path)
-    _set_fingerprint(run, None)
+    run = copy_smoke_run(smoke_run, tmp_path)
+    set_fingerprint(run, None)
     rc, _, err = cli("evaluate", "--run", run)
     assert_one_line_error(rc, err, run / "metrics.json", "--no-data-check")
     assert not (run / "evaluation.json").exists()
@@ -136,16 +114,16 @@ def test_no_data_check_flag_evaluates_a_run_without_fingerprint(smoke_run, tmp_p
 
 
 def test_no_data_check_does_not_hide_a_fingerprint_that_differs(smoke_run, tmp_path):
-    run = _copy_run(smoke_run, tmp_path)
+    run = copy_smoke_run(smoke_run, tmp_path)
     fp = json.loads((run / "metrics.json").read_text())["data"]["fingerprint"]
-    _set_fingerprint(run, {**fp, "n_test": fp["n_test"] + 1})
+    set_fingerprint(run, {**fp, "n_test": fp["n_test"] + 1})
     with pytest.raises(DataError, match="n_test"):
         evaluate_run(run, no_data_check=True)
     assert not (run / "evaluation.json").exists()
 
 
 def test_link_inside_the_run_leading_out_is_refused(smoke_run, tmp_path):
-    run = _copy_run(smoke_run, tmp_path)
+    run = copy_smoke_run(smoke_run, tmp_path)
     victim = tmp_path / "victim.txt"
     victim.write_text("do not overwrite\n")
     roc = run / "plots" / "roc.png"
