@@ -122,12 +122,18 @@ def reliability(y_true, score, path, weights=None, bins: int = 10, label: str = 
     else:
         ax.errorbar(cal["mean_score"], cal["fraction_positive"], yerr=cal["error"], fmt="o", capsize=3,
                     label=f"{label} (ECE {cal['ece']:.3f}, Brier {cal['brier']:.3f})")
+    return finish_reliability(fig, ax, path, weights, legend="best")
+
+
+def finish_reliability(fig, ax, path, weights=None, legend: str = "best"):
+    """The axes, labels, legend and experiment label of a reliability diagram, then the figure
+    written (:func:`reliability`, :func:`kerahep.plotting.uncertainty.reliability_comparison`)."""
     weighted = " (weighted)" if weights is not None else ""
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.05, 1.05)
     ax.set_xlabel("Mean predicted probability in the bin")
     ax.set_ylabel("Fraction of positives" + weighted)
-    ax.legend(loc="best", fontsize=12)
+    ax.legend(loc=legend, fontsize=12)
     experiment_label(ax)
     return style.save_figure(fig, path)
 

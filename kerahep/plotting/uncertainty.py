@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 
 from . import style
+from .classifier import finish_reliability
 from .style import distinct_colours, experiment_label, use_style
 
 
@@ -34,14 +35,7 @@ def reliability_comparison(y_true, scores: dict, path, weights=None, bins: int =
             continue
         ax.errorbar(s["mean_score"], s["fraction_positive"], yerr=s["error"], fmt=marker, color=colour, capsize=3,
                     label=f"{s['name']} (ECE {s['ece']:.3f}, Brier {s['brier']:.3f})")
-    weighted = " (weighted)" if weights is not None else ""
-    ax.set_xlim(0, 1)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("Mean predicted probability in the bin")
-    ax.set_ylabel("Fraction of positives" + weighted)
-    ax.legend(loc="upper left", fontsize=12)
-    experiment_label(ax)
-    return style.save_figure(fig, path)
+    return finish_reliability(fig, ax, path, weights, legend="upper left")
 
 
 def spread_profile(score, spread, bins: int = 10, edges=None) -> dict:
