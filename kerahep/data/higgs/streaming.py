@@ -77,35 +77,37 @@ def _line_blocks(fmt: FileFormat, start: int, nrows: int | None, chunksize: int)
                 return
 
 
-def _parse_block(fmt: FileFormat, block, lines: int | None):
+def _parse_block(fmt: FileFormat, block, lines: int | None, labelled: bool = True):
     """Parse one block of ``lines`` lines (None: not counted) into the checked float32 array
-    of :func:`checked_array`; None when anything is wrong (the caller then finds the line)."""
+    of :func:`checked_array`; None when anything is wrong (the caller then finds the line).
+    ``labelled=False``: lines of the 28 features without the label (a file to score)."""
     import io
 
     import pandas as pd
 
     if fmt.sep != " ":  # single-character separator: pyarrow, which parses without the GIL
-        return _parse_arrow(fmt, block, lines)
+        return _parse_arrow(fmt, block, lines, labelled)
+    ncols = N_COLUMNS if labelled else N_COLUMNS - 1
     # pandas silently drops extra trailing fields of a block's first line (index_col=False):
     # check that line's field count here
     first = bytes(block[:1 << 16]).split(b"\n", 1)[0]
-    if len(fmt.split(first.decode("utf-8", "replace"))) != N_COLUMNS:
+    if len(fmt.split(first.decode("utf-8", "replace"))) != ncols:
         return None
     try:
-        df = pd.read_csv(io.BytesIO(block), sep=fmt.pandas_sep, header=None, names=list(range(N_COLUMNS)),
+        df = pd.read_csv(io.BytesIO(block), sep=fmt.pandas_sep, header=None, names=list(range(ncols)),
                          index_col=False, skip_blank_lines=False, engine="c")
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
         return None
-    return checked_array(df) if lines is None or len(df) == lines else None
+    return checked_array(df, labelled) if lines is None or len(df) == lines else None
 
 
-def _parse_arrow(fmt: FileFormat, block, lines: int | None) -> np.ndarray | None:
+def _parse_arrow(fmt: FileFormat, block, lines: int | None, labelled: bool = True) -> np.ndarray | None:
     """:func:`_parse_block` with ``pyarrow.csv`` (single-character separators): every line must
-    hold 29 numbers (empty lines count as lines, so they are errors, as with pandas)."""
+    hold 29 numbers (28 unlabelled; empty lines count as lines, so they are errors, as with pandas)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    names = [str(i) for i in range(N_COLUMNS)]
+    names = [str(i) for i in range(N_COLUMNS if labelled else N_COLUMNS - 1)]
     try:
         table = pcsv.read_csv(
             pa.py_buffer(block),
@@ -119,17 +121,17 @@ def _parse_arrow(fmt: FileFormat, block, lines: int | None) -> np.ndarray | None
         return None
     with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, caught by checked
         arr = np.column_stack([c.to_numpy() for c in table.columns]).astype(np.float32)
-    return checked(arr)
+    return checked(arr, labelled)
 
 
-def _parse_and_post(fmt: FileFormat, block, lines: int | None, post):
+def _parse_and_post(fmt: FileFormat, block, lines: int | None, post, labelled: bool = True):
     """``(parsed array, post(its features))`` of one block (``post`` None: ``(array, None)``)."""
-    arr = _parse_block(fmt, block, lines)
-    return arr, (None if arr is None or post is None else post(arr[:, 1:]))
+    arr = _parse_block(fmt, block, lines, labelled)
+    return arr, (None if arr is None or post is None else post(arr[:, 1:] if labelled else arr))
 
 
 def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | None = None,
-                threads: int | None = None, post=None):
+                threads: int | None = None, post=None, fmt: FileFormat | None = None, labelled: bool = True):
     """Yield ``(labels (n,), stored features (n, 28), first_line)`` chunks of a row range.
 
     The file is cut into blocks of about ``chunksize`` lines, which ``threads`` threads
@@ -144,6 +146,9 @@ def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | N
         threads: parsing threads (None: :data:`PARSE_THREADS`).
         post: applied on the parsing thread to each chunk's stored features (the feature
             transform, for example); its result takes their place in what is yielded.
+        fmt: the file's layout, when the caller has sniffed it already (None: :func:`sniff`).
+        labelled: False for a table of the 28 features without the label column (a file to
+            score, sniffed by the caller): ``labels`` is then None.
 
     Raises:
         DataError: naming the file and line of the first malformed line.
@@ -151,7 +156,7 @@ def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | N
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    fmt = sniff(path)
+    fmt = sniff(path) if fmt is None else fmt
     start, stop = resolve_rows(fmt.path, rows)
     nrows = None if stop is None else stop - start
     if max_rows is not None:
@@ -173,14 +178,17 @@ def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | N
                 except (OSError, EOFError, *CODEC_ERRORS):  # damaged gzip stream (zlib's error for bad deflate data)
                     pending.append((None, 0))
                     break
-                pending.append((pool.submit(_parse_and_post, fmt, block, n, post), n))
+                pending.append((pool.submit(_parse_and_post, fmt, block, n, post, labelled), n))
             if not pending:
                 break
             future, n = pending.popleft()
             arr, done = future.result() if future is not None else (None, None)
             if arr is None:
-                diagnose(fmt, line, None if future is None or n is None else line + n)
-            yield arr[:, 0].copy(), arr[:, 1:] if done is None else done, line + 1
+                diagnose(fmt, line, None if future is None or n is None else line + n, labelled)
+            if labelled:
+                yield arr[:, 0].copy(), arr[:, 1:] if done is None else done, line + 1
+            else:
+                yield None, arr if done is None else done, line + 1
             line += len(arr)
     finally:
         for future, _ in pending:

@@ -10,11 +10,14 @@ infinity, a value beyond float32, a label other than 0/1 raise
 :class:`~kerahep.errors.DataError` naming the file and the LINE (1-based), with what was
 expected and what was found.
 
-The file is read with ``pandas.read_csv(chunksize=run.chunk_size)``: at most that many
-lines are in memory at once. Each chunk is transformed exactly as training transforms
-its events (:func:`kerahep.data.higgs.transform` into the run's ``data.features``, float32)
-and scored by the final classifier (``model.keras``, the model the report scores the
-test set with).
+The file is read by training's own streaming reader (:func:`kerahep.data.higgs.iter_chunks`:
+blocks of whole lines parsed by ``pyarrow.csv`` -- pandas for the space-separated variant --
+on one thread per core, the next blocks parsing while one is scored), in blocks of about
+``run.chunk_size / (threads + 1)`` lines (at most 8192; cut by size at a line end), so
+that about ``run.chunk_size`` lines are in memory at once. Each block is transformed
+exactly as training transforms its events (:func:`kerahep.data.higgs.transform` into the
+run's ``data.features``, float32, on the parsing thread) and scored by the final
+classifier (``model.keras``, the model the report scores the test set with).
 
 Output columns, in the input's line order, one row per line:
 
@@ -40,6 +43,8 @@ import numpy as np
 from ...data import higgs as hr
 from ...errors import DataError, KerahepError
 
+#: the most lines of one parsed block (see :func:`block_lines`)
+MAX_BLOCK_LINES = 8192
 
 
 # ------------------------------------------------------------------------- layout
@@ -84,35 +89,24 @@ def sniff(path) -> tuple[hr.FileFormat | None, bool]:
         return fmt, False
 
 
-def iter_table(fmt: hr.FileFormat, labelled: bool, chunk_size: int):
-    """Yield ``(labels or None, stored features (n, 28) float32, first line 1-based)`` chunks of
-    at most ``chunk_size`` lines, every line checked."""
-    import pandas as pd
+def block_lines(chunk_size: int, threads: int | None = None) -> int:
+    """Lines per parsed block for a memory bound of about ``chunk_size`` lines: the
+    ``threads + 1`` blocks in flight share it, and no block is above :data:`MAX_BLOCK_LINES`
+    (smaller blocks let the next ones parse while one is scored)."""
+    from ...data.higgs.streaming import PARSE_THREADS
 
-    ncols = hr.N_COLUMNS if labelled else hr.N_COLUMNS - 1
-    line = 0  # lines read so far
-    try:
-        reader = pd.read_csv(fmt.path, sep=fmt.pandas_sep, header=None, names=list(range(ncols)), index_col=False,
-                             skip_blank_lines=False, engine="c", compression="gzip" if fmt.gzip else None,
-                             chunksize=int(chunk_size))
-        with reader:
-            while True:
-                try:
-                    df = next(reader)
-                except StopIteration:
-                    return
-                except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
-                    hr.diagnose(fmt, line, None, labelled)
-                arr = hr.checked_array(df, labelled)
-                if arr is None:
-                    hr.diagnose(fmt, line, line + len(df), labelled)
-                if labelled:
-                    yield arr[:, 0].copy(), arr[:, 1:], line + 1
-                else:
-                    yield None, arr, line + 1
-                line += len(arr)
-    except (OSError, EOFError) as exc:  # a damaged gzip stream
-        raise DataError(fmt.path, "a readable (gzip) HIGGS table", f"{type(exc).__name__}: {exc}") from None
+    threads = PARSE_THREADS if threads is None else max(1, int(threads))
+    return max(1, min(int(chunk_size) // (threads + 1), MAX_BLOCK_LINES))
+
+
+def iter_table(fmt: hr.FileFormat, labelled: bool, chunk_size: int, post=None):
+    """Yield ``(labels or None, stored features (n, 28) float32, first line 1-based)`` chunks,
+    every line checked: training's streaming reader (:func:`kerahep.data.higgs.iter_chunks`,
+    the blocks parsed by ``pyarrow.csv`` on its threads while the caller scores the previous
+    one) in blocks of :func:`block_lines` lines, so that about ``chunk_size`` lines are in
+    memory at once. ``post`` (the feature transform) runs on the parsing threads and its
+    result replaces the stored features."""
+    return hr.iter_chunks(fmt.path, chunksize=block_lines(chunk_size), post=post, fmt=fmt, labelled=labelled)
 
 
 # ------------------------------------------------------------------------ scoring
@@ -130,10 +124,10 @@ def embedding_width(run) -> int:
     return int(dim) if run.config.model.pooling == "mean" else int(tokens) * int(dim)
 
 
-def score_chunk(run, raw: np.ndarray, first: int, labels) -> dict:
-    """The output columns of one chunk of stored features ``raw`` starting at line ``first``."""
-    n = len(raw)
-    x = hr.transform(raw, run.config.data.features)
+def score_chunk(run, x: np.ndarray, first: int, labels) -> dict:
+    """The output columns of one chunk of model inputs ``x`` (the stored features after
+    :func:`kerahep.data.higgs.transform`) starting at line ``first``."""
+    n = len(x)
     out = {"line": np.arange(first, first + n, dtype=np.int64),
            "score": (np.asarray(run.score(x, "model"), dtype=np.float32).reshape(n) if n
                      else np.zeros(0, np.float32))}
@@ -150,13 +144,18 @@ def predict_file(run, path):
         raise KerahepError(f"{run.run_dir}: --embedding needs the pre-trained encoder (encoder.keras), "
                            "which this run does not have")
     fmt, labelled = sniff(path)
+    features = run.config.data.features
+
+    def transform(raw):
+        return hr.transform(raw, features)
+
+    empty = transform(np.zeros((0, len(hr.RAW_FEATURES)), np.float32))
     if fmt is None:  # an empty file: the columns, no rows
-        yield score_chunk(run, np.zeros((0, len(hr.RAW_FEATURES)), np.float32), 1, None)
+        yield score_chunk(run, empty, 1, None)
         return
     chunks = 0
-    for labels, raw, first in iter_table(fmt, labelled, run.chunk_size):
+    for labels, x, first in iter_table(fmt, labelled, run.chunk_size, post=transform):
         chunks += 1
-        yield score_chunk(run, raw, first, labels)
-    if not chunks:  # only reachable for a file pandas reads as no rows
-        yield score_chunk(run, np.zeros((0, len(hr.RAW_FEATURES)), np.float32), 1,
-                          np.zeros(0, np.float32) if labelled else None)
+        yield score_chunk(run, x, first, labels)
+    if not chunks:  # only reachable for a file the reader reads as no rows
+        yield score_chunk(run, empty, 1, np.zeros(0, np.float32) if labelled else None)
