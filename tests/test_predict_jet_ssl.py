@@ -140,11 +140,12 @@ def test_small_chunks_bound_memory_and_concatenate_to_one_chunk(smoke):
     assert all({k: (v.dtype, v.shape[1:]) for k, v in c.items()} == {k: (v.dtype, v.shape[1:]) for k, v in
                                                                        chunks[0].items()} for c in chunks)
     big = open_run(smoke["run_dir"], batch_size=64, chunk_size=10 ** 6, embedding=True)
-    one = list(big.task.predict_file(big, path))
-    assert len(one) == 1 and len(one[0]["index"]) == n
-    joined = _concat(chunks)
-    for k in one[0]:
-        _close(joined[k], one[0][k], k)
+    few = list(big.task.predict_file(big, path))
+    assert len(few) < len(chunks)
+    joined, whole = _concat(chunks), _concat(few)
+    np.testing.assert_array_equal(whole["index"], np.arange(n))  # every jet once, in file order
+    for k in whole:
+        _close(joined[k], whole[k], k)
 
 
 def test_chunk_rows_keep_whole_hdf5_chunks():
@@ -157,6 +158,24 @@ def test_chunk_rows_keep_whole_hdf5_chunks():
 
     assert rows(65536, None) == 134 and rows(65536, 4) == 132  # 64 MiB of 500 kB jets, in whole chunks
     assert rows(65536, 1000) == 1000 and rows(6, 4) == 4 and rows(6, 32) == 6 and rows(3, None) == 3
+
+
+def test_block_rows_share_the_memory_bound_among_the_blocks_in_flight():
+    """The threads + 1 blocks read ahead hold at most chunk_rows jets, in whole HDF5 chunks
+    (one chunk at least, even when that is more)."""
+    from types import SimpleNamespace
+
+    from kerahep.tasks.jet_ssl.predict import block_rows, chunk_rows
+
+    def rows(chunk_size, hdf5, threads):
+        run, info = SimpleNamespace(chunk_size=chunk_size), SimpleNamespace(jet_bytes=500_000, chunk_rows=hdf5)
+        return block_rows(run, info, threads), chunk_rows(run, info)
+
+    for chunk_size, hdf5, threads in [(65536, None, 2), (65536, 4, 2), (65536, 4, 3), (12, 2, 2), (6, None, 1)]:
+        block, bound = rows(chunk_size, hdf5, threads)
+        assert block * (threads + 1) <= bound and block % (hdf5 or 1) == 0
+    assert rows(65536, None, 2)[0] == 44 and rows(65536, 4, 2)[0] == 44 and rows(12, 2, 2)[0] == 4
+    assert rows(6, 32, 2)[0] == 32  # one HDF5 chunk is the least a read can be
 
 
 # ----------------------------------------------------------------------- written files
@@ -238,7 +257,8 @@ def test_nan_in_a_later_chunk_fails_and_leaves_no_output(smoke, tmp_path):
     path = _write(tmp_path / "late_nan.h5", bad, chunk_rows=4)
     small = open_run(smoke["run_dir"], chunk_size=8)
     gen = small.task.predict_file(small, path)
-    assert len(next(gen)["index"]) == 8
+    # blocks of one HDF5 chunk (4 jets); the damaged third is read ahead, and raises when it is reached
+    assert [len(next(gen)["index"]) for _ in range(2)] == [4, 4]
     with pytest.raises(DataError, match="jet 9") as err:
         list(gen)
     assert err.value.path == str(path)

@@ -5,9 +5,11 @@ reads them (:mod:`kerahep.data.jets`). The file is checked by the training reade
 :func:`~kerahep.data.jets.inspect_jet_file` before anything is scored (the key, the shape,
 the 8 channels, the dtype, the first chunk finite; in a file with ``Y`` the targets ``Y``,
 ``m``, ``pT`` and their shapes), the targets by :func:`~kerahep.data.jets.read_targets`
-(finite, ``Y`` 0 or 1), and the jets are read by :class:`~kerahep.data.jets.JetStream`
-(chunk-aligned reads, every block checked for NaN) and go to the model as float32,
-unchanged: the channel scaling is a layer of the saved model.
+(finite, ``Y`` 0 or 1), and the jets are read by one :class:`~kerahep.data.jets.JetStream`
+over the file (chunk-aligned reads, every block checked for NaN; the next blocks read and
+inflated on its threads while one is scored, :func:`block_rows`: the ``threads + 1``
+blocks in flight hold at most :func:`chunk_rows` jets, unless one HDF5 chunk is more) and
+go to the model as float32, unchanged: the channel scaling is a layer of the saved model.
 
 The scores are those of ``model.keras``, the model the report scores (``model.export`` at
 the largest label fraction: encoder and heads), through
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data.jets import OUTPUTS, TARGET_KEYS, JetStream, inspect_jet_file, read_targets
+from ...data.batches import decode_threads
 from ...data.h5 import hdf5_errors
 from ...errors import DataError, KerahepError
 
@@ -69,11 +72,20 @@ def check_jets(path) -> tuple:
 
 
 def chunk_rows(run, info) -> int:
-    """Jets per read: at most ``run.chunk_size``, and at most :data:`MAX_CHUNK_BYTES` of jets or one
-    HDF5 chunk if that is more; whole HDF5 chunks when ``run.chunk_size`` allows."""
+    """Jets in memory at once: at most ``run.chunk_size``, and at most :data:`MAX_CHUNK_BYTES` of
+    jets or one HDF5 chunk if that is more; whole HDF5 chunks when ``run.chunk_size`` allows."""
     rows = max(1, min(int(run.chunk_size), max(MAX_CHUNK_BYTES // info.jet_bytes, info.chunk_rows or 0)))
     if info.chunk_rows and rows >= info.chunk_rows:
         rows -= rows % info.chunk_rows  # each compressed chunk decompressed once
+    return rows
+
+
+def block_rows(run, info, threads: int) -> int:
+    """Jets per read: the :func:`chunk_rows` in memory shared by the ``threads + 1`` blocks in
+    flight (reading ahead while one is scored), whole HDF5 chunks, at least one."""
+    rows = max(1, chunk_rows(run, info) // (int(threads) + 1))
+    if info.chunk_rows:
+        rows = max(info.chunk_rows, rows - rows % info.chunk_rows)
     return rows
 
 
@@ -94,11 +106,11 @@ def predict_file(run, path):
     if n == 0:
         yield empty_columns(run, labelled)
         return
-    step = chunk_rows(run, info)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        stream = JetStream([(path, np.arange(start, stop))], block_bytes=step * info.jet_bytes)
-        jets = stream.read_all()
+    threads = decode_threads()
+    stream = JetStream([(path, None)], block_bytes=block_rows(run, info, threads) * info.jet_bytes,
+                       read_threads=threads)
+    for jets, pos in stream.iter_blocks():  # file order; the next blocks inflate while this one is scored
+        start, stop = int(pos[0]), int(pos[0]) + len(pos)
         yield columns(run, jets, start, {k: v[start:stop] for k, v in targets.items()} if targets else None)
 
 
