@@ -63,8 +63,10 @@ def test_twin_masses_separate_signal_from_background():
     y, raw = ev["label"], ev["raw"]
     m_wwbb = raw[:, hr.RAW_FEATURES.index("m_wwbb")] * 464.0  # GeV
     # signal peaks at m_H0 = 425 GeV: more signal than background events in a window around it
+    # (about 1.2 times as many on the twin, 1.25 on the real rows of ../shared/realdata/higgs:
+    # the t tbar spectrum reaches into the window there too)
     win = np.abs(m_wwbb - 425) < 60
-    assert win[y == 1].mean() > 1.3 * win[y == 0].mean()
+    assert win[y == 1].mean() > 1.1 * win[y == 0].mean()
 
 
 def test_transform_turns_phi_into_unit_vectors(table):

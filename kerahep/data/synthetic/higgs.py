@@ -6,7 +6,8 @@ decays, so the separating information lies in invariant masses, as in the real d
 
 * signal (``gg -> H0 -> W H+-``, ``H+- -> W h``, ``h -> b b``; m_H0 = 425, m_H+- = 325,
   m_h = 125 GeV, the process of the HIGGS paper),
-* background (``gg -> t tbar``, ``t -> W b``), with the t tbar mass falling above threshold.
+* background (``gg -> t tbar``, ``t -> W b``), with the t tbar mass falling above threshold
+  (``m_t1 + m_t2`` plus a Gamma-distributed excess, mean 80 GeV).
 
 One W decays to a lepton and a neutrino, the other to two jets. The system gets a
 transverse kick (initial-state radiation) and a rapidity; jets are smeared
@@ -26,6 +27,12 @@ measured objects with their true roles and the true neutrino pz, on an independe
 sample. It measures the separation left by detector resolution alone once the
 combinatorial and neutrino ambiguities are removed; it is an estimate, not a strict bound.
 
+The physics knobs (:data:`DEFAULTS`) are tuned to the real rows (issue 19): at the size of
+``binary.train`` (7000 training, 500 test events) gradient-boosted trees on all 28 columns
+reach a ROC AUC of about 0.83-0.85, on the 21 low-level columns about 0.66-0.67, as on the
+real rows (0.835 and 0.664), and the task's Transformer on the low-level features stays well
+below trees on all 28, as on the real rows (see :mod:`kerahep.benchmarks.twins_higgs`).
+
 Example::
 
     from kerahep.data.synthetic.higgs import make_twin
@@ -44,7 +51,7 @@ from ..higgs import BTAG_LEVELS, PHI_MAX, RAW_FEATURES, write_higgs
 
 log = logging.getLogger("kerahep")
 
-VERSION = 1
+VERSION = 2  # 2: softer t tbar mass spectrum and more initial-state-radiation jets (issue 19)
 FILENAME = "HIGGS.csv.gz"
 
 M_W, G_W = 80.4, 2.1
@@ -67,8 +74,10 @@ DEFAULTS = {
     "angle_smear": 0.05,       # eta and phi resolution of jets
     "lepton_smear": 0.02,      # relative pT resolution of the lepton
     "met_noise": 20.0,         # GeV per component of soft missing energy
-    "isr_jet_probability": 0.3,
+    "isr_jet_probability": 0.4,
     "system_pt_scale": 40.0,   # GeV, exponential transverse kick of the hard system
+    "ttbar_excess_shape": 1.6,   # m_ttbar - m_t1 - m_t2 ~ Gamma(shape, scale) GeV
+    "ttbar_excess_scale": 50.0,
     "btag_b": (0.18, 0.12, 0.70),      # P(level 0, 1, 2) for b jets
     "btag_light": (0.90, 0.07, 0.03),  # ... for light jets
 }
@@ -166,7 +175,7 @@ def _partons_background(n, rng, p):
     """t tbar -> W1 b1 W2 b2 with m_ttbar falling above threshold."""
     m_t1 = breit_wigner(M_T, G_T, n, rng)
     m_t2 = breit_wigner(M_T, G_T, n, rng)
-    m_tt = m_t1 + m_t2 + rng.gamma(1.6, 80.0, n)
+    m_tt = m_t1 + m_t2 + rng.gamma(p["ttbar_excess_shape"], p["ttbar_excess_scale"], n)
     m_w1 = breit_wigner(M_W, G_W, n, rng, hi=m_t1 - M_B - 1.0)
     m_w2 = breit_wigner(M_W, G_W, n, rng, hi=m_t2 - M_B - 1.0)
     tt = _system(m_tt, rng, p["system_pt_scale"])
