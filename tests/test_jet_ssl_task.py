@@ -93,10 +93,20 @@ def test_train_end_to_end_on_tiny_twin_then_evaluate_new_file(workdir):
     encoder = keras.saving.load_model(run / "encoder.keras")
     out = model.predict(x, verbose=0)
     assert np.all((out["y"] >= 0) & (out["y"] <= 1))
-    # GeV, not standardised units: within two standard deviations of the training jets' mass
+    # GeV, not standardised units: the head ends in Rescaling(std, mean) of the training jets'
+    # mass, so the output is mean + std * (the head's standardised value)
     stats = metrics["data"]["target_stats"]["100pct"]["m"]
-    assert stats["mean"] > 2 * stats["std"]  # a standardised prediction (about 0) would be outside
-    assert np.all(np.abs(out["m"] - stats["mean"]) < 2 * stats["std"]), (out["m"], stats)
+    assert stats["mean"] > 2 * stats["std"]  # a standardised prediction (about 0) would be far below
+    assert [layer.name for layer in model.layers] == ["jet", "resnet18_encoder", "frozen_heads"]
+    heads = model.get_layer("frozen_heads")
+    head = heads.get_layer("m")
+    assert isinstance(head, keras.layers.Rescaling)
+    assert float(head.scale) == pytest.approx(stats["std"], rel=1e-6)
+    assert float(head.offset) == pytest.approx(stats["mean"], rel=1e-6)
+    latent = model.get_layer("resnet18_encoder").predict(x, verbose=0)
+    z = keras.Model(heads.inputs, head.input).predict(latent, verbose=0)
+    np.testing.assert_allclose(out["m"], stats["mean"] + stats["std"] * z, rtol=1e-5, atol=1e-3)
+    assert np.all(np.abs(out["m"] - stats["mean"]) < 5 * stats["std"]), (out["m"], stats)  # a barely trained head
     assert abs(float(np.mean(m_true)) - stats["mean"]) < 2 * stats["std"]  # the twin's jets: the same scale
     assert encoder.predict(x, verbose=0).shape == (4, 8)
 
