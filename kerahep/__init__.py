@@ -42,8 +42,35 @@ def __getattr__(name):
 
 
 def _register_with_keras() -> None:
-    """Import kerahep's layer and model packages: importing them registers their classes."""
+    """Import kerahep's layer and model packages: importing them registers their classes;
+    on the torch backend, apply :func:`_torch_cpu_convolutions`."""
     from . import layers, models  # noqa: F401
+
+    _torch_cpu_convolutions()
+
+
+def _torch_cpu_convolutions() -> None:
+    """On Keras's torch backend, run CPU convolutions without oneDNN (``torch.backends.mkldnn``)
+    unless ``KERAHEP_TORCH_ONEDNN=1``.
+
+    torch 2.13.0's oneDNN kernel for the weight gradient of 1x1 convolutions
+    (``jit_avx2_1x1_convolution_bwd_weights``) hangs with two threads and aborts the process
+    with one on AMD EPYC virtual machines (seen training the jet_ssl ResNet-18, whose
+    shortcuts are 1x1 convolutions); torch's own convolutions train the same models
+    correctly there. GPUs (cuDNN) are not affected.
+    """
+    if _os.environ.get("KERAHEP_TORCH_ONEDNN") == "1" or "torch" not in _sys.modules:
+        return
+    try:
+        import keras
+
+        if keras.backend.backend() != "torch":
+            return
+        import torch
+
+        torch.backends.mkldnn.enabled = False
+    except Exception:  # noqa: BLE001 - a setting only; never break importing Keras
+        pass
 
 
 class _RegisterWhenKerasIsImported(_abc.MetaPathFinder):
