@@ -53,8 +53,14 @@ def test_twin_writes_the_real_layout(twin_dir):
             assert X.chunks == (ROWS, 32, 32, 2)  # chunked along the sample axis only
             assert set(np.unique(y[:]).tolist()) == {label}
     assert info["parameters"]["n_per_class"] == N and info["files"] == list(twin.FILES)
-    assert 0.7 < info["oracle_auc"] < 0.9
-    assert (twin_dir / "latents.npz").exists()
+    assert 0.7 < info["oracle_auc"] < 0.95
+    with np.load(twin_dir / "latents.npz") as z:
+        assert z["photon"].shape == z["electron"].shape == (N, len(twin.LATENTS))
+        assert z["columns"].tolist() == list(twin.LATENTS)
+    feats = info["feature_aucs"]
+    for key in ("width_wide_auc", "max_over_sum_auc", "hit_pixels_auc"):  # recorded in twin.json
+        assert feats[key] == pytest.approx(max(feats[f"{key}_electrons_positive"], 1 - feats[f"{key}_electrons_positive"]))
+    assert set(info["latent_aucs"]) == set(twin.LATENTS)
 
 
 def test_twin_showers_follow_the_design_facts():
@@ -69,9 +75,9 @@ def test_twin_showers_follow_the_design_facts():
         assert -2.5 <= s["time_min"] and s["time_max"] <= 2.3
     assert abs(g["energy_sum"] - e["energy_sum"]) < 0.03
     assert g["max_pixel"] > e["max_pixel"] + 0.03       # photons peakier (0.72 against 0.64)
-    assert e["width_phi"] > g["width_phi"] + 0.2        # electrons wider along phi (1.27 against 1.05)
+    assert e["width_phi"] > g["width_phi"] + 0.07       # electrons wider along phi (real: 1.27 against 1.05)
     assert abs(e["width_eta"] - g["width_eta"]) < 0.1   # little difference along eta (0.77 against 0.73)
-    assert e["hit_pixels"] > g["hit_pixels"] + 2        # more hit pixels (51 against 45)
+    assert e["hit_pixels"] > g["hit_pixels"] + 1        # more hit pixels (real: 51 against 45)
 
 
 def test_time_is_recorded_on_hit_pixels_only():
@@ -81,20 +87,31 @@ def test_time_is_recorded_on_hit_pixels_only():
     assert not (X[..., 1][X[..., 0] == 0]).any()
 
 
-def test_oracle_is_at_least_as_good_as_the_phi_width():
+def test_each_shower_shape_feature_separates_weakly_and_the_latents_together_strongly():
+    """Issue 19: on real crops the phi width, max/sum and hit count each separate with AUC
+    about 0.62; the twin's do too (0.55-0.70 here), every latent alone separates less than
+    all four together, and the oracle on the latents bounds each feature."""
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(2)
-    u = np.concatenate([twin.sample_latent(rng, 1500, 0), twin.sample_latent(rng, 1500, 1)])
+    lat = np.concatenate([twin.sample_latent(rng, 1500, 0), twin.sample_latent(rng, 1500, 1)])
     y = np.repeat([0, 1], 1500)
-    X = twin.make_crops(rng, u)
-    e = X[..., 0].sum(axis=1)  # phi profile
-    idx = np.arange(32)
-    w = e / e.sum(1, keepdims=True)
-    width = np.sqrt((w * (idx - (w * idx).sum(1, keepdims=True)) ** 2).sum(1))
-    oracle = roc_auc_score(y, twin.latent_likelihood_ratio(u))
-    assert roc_auc_score(y, width) > 0.7          # the phi width separates, as in the real data
-    assert oracle >= roc_auc_score(y, width)      # and the latent oracle bounds it
+    X = twin.make_crops(rng, lat)
+    sep = lambda s: max(roc_auc_score(y, s), 1 - roc_auc_score(y, s))  # noqa: E731
+    features = {"phi width": twin.shower_widths(X)[:, 1], "max/sum": twin.max_over_sum(X),
+                "hit pixels": twin.hit_pixels(X)}
+    aucs = {k: sep(v) for k, v in features.items()}
+    assert all(0.55 < a < 0.70 for a in aucs.values()), aucs
+    oracle = roc_auc_score(y, twin.latent_likelihood_ratio(lat))
+    single = [roc_auc_score(y, r) for r in twin.latent_log_ratios(lat).T]
+    assert all(0.55 < a < oracle - 0.05 for a in single), (single, oracle)
+    assert oracle > max(aucs.values()) + 0.15 and oracle > 0.8
+
+
+def test_oracle_refuses_latents_of_an_older_twin(tmp_path):
+    np.savez(tmp_path / "latents.npz", photon=np.zeros(5, np.float32), electron=np.ones(5, np.float32))
+    with pytest.raises(DataError, match="latents.npz.*regenerate"):
+        twin.oracle_auc(tmp_path)
 
 
 def test_twin_is_regenerated_only_when_its_parameters_change(tmp_path):

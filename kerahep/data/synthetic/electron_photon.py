@@ -7,30 +7,51 @@ axis 2 is phi), ``y`` ``(N,)`` float32 (all 0.0 for photons, all 1.0 for electro
 both gzip-compressed and chunked along the sample axis.
 
 The showers follow what is known of the real files (README, electron_photon: no negative
-energies, about 95% of the pixels zero, energy sum about 1.24 for both classes, photons
-peakier, electrons wider along one axis). Each crop is a compact electromagnetic
-shower centred on pixel (16, 16) (a narrow core plus a wider halo, integrated over the
-pixels), with energy sum about 1.24. One latent variable ``u`` >= 0 per crop drives
-the class difference: a fraction ``b(u)`` of the energy is spread along phi over
-``L(u)`` pixels on one side of the core (bremsstrahlung for electrons, an asymmetric
-conversion for photons). Electrons draw ``u`` from a Gamma distribution; photons from
-a mixture of a narrow one (unconverted) and the electron one (converted). Everything
-else (total energy, position, fluctuations, noise, time) is drawn the same way for both
-classes, so the likelihood ratio of ``u`` is the Bayes-optimal classifier and its ROC
-AUC, the *oracle AUC*, is recorded in ``twin.json``. The per-crop latents are written
-to ``latents.npz`` so that the oracle can be evaluated on exactly a model's test crops.
+energies, about 95% of the pixels zero, energy sum about 1.23 for both classes, photons
+peakier, electrons wider along phi) and, since version 4, how weakly each shower-shape
+feature separates the classes on real crops (issue 19: single-feature ROC AUC about 0.62
+for the energy-weighted width along the wide axis, the maximum pixel over the energy sum
+and the number of hit pixels, while a ResNet-15 on the whole energy image reaches 0.816):
+the separation comes from several weak, independent class latents that a model has to
+combine, each blurred by fluctuations drawn the same way for both classes.
+
+Each crop is a compact electromagnetic shower centred on pixel (16, 16) (a narrow core
+plus a wider halo, integrated over the pixels). Four latents per crop (:data:`LATENTS`)
+carry the class:
+
+* ``brem`` ``u`` >= 0: a fraction ``b(u)`` of the energy is spread along phi over ``L(u)``
+  pixels on one side of the core (bremsstrahlung for electrons, an asymmetric conversion
+  for photons). Electrons draw ``u`` from a Gamma distribution; photons from a mixture of
+  a narrow one (unconverted) and the electron one (converted).
+* ``core_width``: the log of the core's width factor (normal; electrons slightly wider).
+* ``satellites``: the number (binomial) of small separate deposits 1.5-4 pixels away along
+  phi (radiated photons; more for electrons), their energy taken from the core.
+* ``eta_width``: the log of the shower's eta width factor (normal; electrons a little wider).
+
+The class-independent fluctuations blur what any one feature shows: total energy, impact
+point within the central pixel (sharing of the core energy), halo fraction, halo width and
+its phi elongation (off by default), unrelated pile-up deposits anywhere in the crop (with out-of-time
+times), and the per-crop noise level. The latents are independent given the class, so the
+product of their likelihood ratios is the Bayes-optimal classifier given the latents; its
+ROC AUC, the *oracle AUC*, is recorded in ``twin.json`` with each latent's own AUC and the
+twin's three single-feature AUCs (:func:`calo_features`, the features of
+:mod:`kerahep.benchmarks.twins`). The per-crop latents ``(n, 4)`` are written to
+``latents.npz`` so that the oracle can be evaluated on exactly a model's test crops. The
+oracle bounds what a model can reach; the images hide part of it behind the fluctuations.
 
 Pixel fluctuations are Poisson-like (variance proportional to the energy) plus
 electronic noise, and hits below a zero-suppression threshold read zero, which leaves
 about 95% of the pixels empty. The time channel is non-zero on hit pixels only, with a
-resolution that worsens at low energy, clipped to [-2.5, 2.3]; it carries the hit
-pattern but nothing else about the class.
+resolution that worsens at low energy, clipped to [-2.5, 2.3]; the radiated energy (brem,
+satellites) arrives slightly late and pile-up deposits at random times, so the time
+channel carries the hit pattern, a weak image of the energies through its resolution and a
+weak time signature of the radiated hits.
 
 Example:
     >>> from kerahep.data.synthetic.electron_photon import generate
     >>> info = generate("data/synthetic/electron_photon", n_per_class=2000, seed=1)
-    >>> round(info["oracle_auc"], 2)  # doctest: +SKIP
-    0.82
+    >>> round(info["feature_aucs"]["width_wide_auc"], 2)  # doctest: +SKIP
+    0.62
 """
 
 from __future__ import annotations
@@ -48,31 +69,60 @@ ELECTRON_FILE = "SingleElectronPt50_IMGCROPS_n249k_RHv1.hdf5"
 FILES = (PHOTON_FILE, ELECTRON_FILE)
 SIZE = 32
 CENTRE = 16
-TWIN_VERSION = 3
+TWIN_VERSION = 4
 #: rows per HDF5 chunk of the real files (249000 = 25 x 9960, written in dask chunks of 9960)
 REAL_CHUNK_ROWS = 9960
 
+#: the per-crop latent variables that carry the class (columns of :func:`sample_latent`, of
+#: ``latents.npz``); everything else a crop is drawn from is the same for both classes
+LATENTS = ("brem", "core_width", "satellites", "eta_width")
+
 #: shower and detector parameters (recorded in twin.json; a change regenerates the twin)
 PARAMS = {
-    "energy_mean": 1.28,        # deposited energy before zero suppression (sum after it: about 1.22)
-    "energy_sigma": 0.12,
-    "core_sigma": 0.25,         # pixels; narrow core of the EM shower
-    "halo_sigma": 2.5,          # pixels; wider halo
-    "halo_fraction": 0.16,
-    "eta_squeeze": 0.9,         # core and halo slightly narrower in eta than in phi
-    "brem_max_fraction": 0.25,  # b(u) = brem_max_fraction * u / (1 + u), taken from the core
-    "brem_length": 5.2,         # L(u) = brem_length * u pixels along phi
+    # class-independent shower and detector fluctuations
+    "energy_mean": 1.28,        # deposited energy before zero suppression (sum after it: about 1.23)
+    "energy_sigma": 0.05,
+    "impact_range": 0.45,        # impact point uniform within +-0.45 pixel of (16, 16)
+    "core_sigma": 0.25,         # pixels; narrow core of the EM shower (times the core_width latent)
+    "halo_sigma": 2.8,          # pixels; wider halo
+    "halo_sigma_spread": 0.05,   # log-normal spread of the halo width per crop
+    "halo_phi_spread": 0.0,     # log-normal spread of the halo's phi width alone (elongation) per crop
+    "halo_fraction": 0.17,
+    "halo_fraction_spread": 0.05,  # log-normal spread of the halo fraction per crop
+    "eta_squeeze": 0.75,         # core and halo narrower in eta than in phi (times the eta_width latent)
+    "pileup_mean": 0.7,         # Poisson number of unrelated deposits anywhere in the crop
+    "pileup_max": 5,
+    "pileup_energy": 0.012,     # exponential energy of each
+    "pileup_sigma": 0.5,
+    "stochastic": 1.0e-4,       # Poisson-like variance per unit energy
+    "noise_sigma": 3.0e-4,      # electronic noise per pixel (times a per-crop log-normal factor)
+    "noise_spread": 0.05,
+    "threshold": 0.0016,        # zero suppression
+    # class latents: brem (energy fraction radiated along phi), core width, satellites, eta width
+    "brem_max_fraction": 0.15,  # b(u) = brem_max_fraction * u / (1 + u), taken from the core
+    "brem_length": 4.0,         # L(u) = brem_length * u pixels along phi
     "brem_sigma": 0.6,          # spread of the radiated energy around its line
     "brem_points": 8,
-    "stochastic": 1.0e-4,       # Poisson-like variance per unit energy
-    "noise_sigma": 3.0e-4,      # electronic noise per pixel
-    "threshold": 1.8e-3,        # zero suppression
     "u_shape_electron": 3.0,    # Gamma(k, theta) of u for electrons (and converted photons)
     "u_scale_electron": 0.3,
     "u_scale_photon": 0.06,     # exponential u of unconverted photons
-    "conversion_fraction": 0.35,
+    "conversion_fraction": 0.55,
+    "core_log_mean_electron": 0.08,  # log of the core width factor: normal, mean 0 for photons
+    "core_log_sigma": 0.2,
+    "satellites_max": 6,        # satellites: Binomial(satellites_max, p) separate small deposits
+    "satellite_p_electron": 0.25,
+    "satellite_p_photon": 0.08,
+    "satellite_energy": 0.012,  # exponential energy of each, taken from the core
+    "satellite_phi": (1.5, 4.0),  # distance along phi (either side), uniform
+    "satellite_eta_sigma": 1.0,
+    "satellite_sigma": 0.5,
+    "eta_log_mean_electron": 0.03,  # log of the eta width factor: normal, mean 0 for photons
+    "eta_log_sigma": 0.1,
+    # time channel
     "time_sigma_const": 0.25,   # time resolution: sqrt((a / (E/0.01))^2 + c^2)
-    "time_sigma_stoch": 0.8,
+    "time_sigma_stoch": 0.5,
+    "time_late": 0.3,           # radiated energy (brem, satellites) arrives later than the core
+    "pileup_time": 2.0,         # unrelated deposits: time uniform in +-pileup_time
     "time_range": (-2.5, 2.3),
 }
 
@@ -88,57 +138,107 @@ def _pixel_integrals(mu, sigma):
 
 
 def sample_latent(rng, n: int, label: int, p=PARAMS) -> np.ndarray:
-    """Draw the class-dependent latent ``u`` for ``n`` crops of class ``label``."""
+    """Draw the class latents ``(n, 4)`` (columns :data:`LATENTS`) for ``n`` crops of class ``label``."""
+    e = label == 1
     u_e = rng.gamma(p["u_shape_electron"], p["u_scale_electron"], n)
-    if label == 1:
-        return u_e
-    converted = rng.random(n) < p["conversion_fraction"]
-    return np.where(converted, u_e, rng.exponential(p["u_scale_photon"], n))
+    if e:
+        u = u_e
+    else:
+        converted = rng.random(n) < p["conversion_fraction"]
+        u = np.where(converted, u_e, rng.exponential(p["u_scale_photon"], n))
+    core = rng.normal(p["core_log_mean_electron"] if e else 0.0, p["core_log_sigma"], n)
+    sat = rng.binomial(p["satellites_max"], p["satellite_p_electron"] if e else p["satellite_p_photon"], n)
+    eta = rng.normal(p["eta_log_mean_electron"] if e else 0.0, p["eta_log_sigma"], n)
+    return np.stack([u, core, sat.astype(np.float64), eta], axis=1)
 
 
-def latent_likelihood_ratio(u, p=PARAMS) -> np.ndarray:
-    """p(u | electron) / p(u | photon): the Bayes-optimal score given the latent."""
+def latent_log_ratios(lat, p=PARAMS) -> np.ndarray:
+    """Per latent, ``log p(latent | electron) - log p(latent | photon)``, shape ``(n, 4)``."""
     from scipy import stats
 
-    u = np.asarray(u, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64).reshape(-1, len(LATENTS))
+    u, core, sat, eta = lat.T
     g = stats.gamma.pdf(u, p["u_shape_electron"], scale=p["u_scale_electron"])
-    e = stats.expon.pdf(u, scale=p["u_scale_photon"])
+    ex = stats.expon.pdf(u, scale=p["u_scale_photon"])
     c = p["conversion_fraction"]
-    return g / np.maximum((1 - c) * e + c * g, 1e-300)
+    brem = np.log(np.maximum(g, 1e-300)) - np.log(np.maximum((1 - c) * ex + c * g, 1e-300))
+    sc = p["core_log_sigma"]
+    core_r = (stats.norm.logpdf(core, p["core_log_mean_electron"], sc) - stats.norm.logpdf(core, 0.0, sc))
+    k = np.rint(sat)
+    sat_r = (stats.binom.logpmf(k, p["satellites_max"], p["satellite_p_electron"])
+             - stats.binom.logpmf(k, p["satellites_max"], p["satellite_p_photon"]))
+    se = p["eta_log_sigma"]
+    eta_r = stats.norm.logpdf(eta, p["eta_log_mean_electron"], se) - stats.norm.logpdf(eta, 0.0, se)
+    return np.stack([brem, core_r, sat_r, eta_r], axis=1)
 
 
-def make_crops(rng, u: np.ndarray, p=PARAMS) -> np.ndarray:
-    """Render crops ``(n, 32, 32, 2)`` float32 for latents ``u`` (the class enters only through ``u``)."""
-    n = len(u)
+def latent_likelihood_ratio(lat, p=PARAMS) -> np.ndarray:
+    """p(latents | electron) / p(latents | photon): the Bayes-optimal score given the latents
+    (independent given the class, so the product of their ratios)."""
+    return np.exp(np.clip(latent_log_ratios(lat, p).sum(axis=1), -700, 700))
+
+
+def make_crops(rng, lat: np.ndarray, p=PARAMS) -> np.ndarray:
+    """Render crops ``(n, 32, 32, 2)`` float32 for latents ``lat`` ``(n, 4)`` (the class enters only through them)."""
+    lat = np.asarray(lat, dtype=np.float64).reshape(-1, len(LATENTS))
+    n = len(lat)
+    u, core_log, sat, eta_log = lat.T
     energy = np.clip(rng.normal(p["energy_mean"], p["energy_sigma"], n), 0.6, 2.0)
-    eta0 = CENTRE + rng.uniform(-0.45, 0.45, n)
-    phi0 = CENTRE + rng.uniform(-0.45, 0.45, n)
+    r = p["impact_range"]
+    eta0 = CENTRE + rng.uniform(-r, r, n)
+    phi0 = CENTRE + rng.uniform(-r, r, n)
     b = p["brem_max_fraction"] * u / (1.0 + u)
     length = p["brem_length"] * u
     side = np.where(rng.random(n) < 0.5, -1.0, 1.0)
-    k = p["brem_points"]
-    # components: core, halo, k brem points along phi (all separable Gaussians)
-    frac = np.empty((n, 2 + k))
-    frac[:, 0] = 1 - p["halo_fraction"] - b  # radiated energy leaves the core, not the halo
-    frac[:, 1] = p["halo_fraction"]
-    frac[:, 2:] = (b / k)[:, None]
-    pos = (np.arange(k) + 0.5) / k
-    mu_phi = np.concatenate([phi0[:, None], phi0[:, None], phi0[:, None] + side[:, None] * length[:, None] * pos], 1)
-    mu_eta = np.repeat(eta0[:, None], 2 + k, axis=1)
-    s_phi = np.concatenate([np.full((n, 1), p["core_sigma"]), np.full((n, 1), p["halo_sigma"]),
-                            np.full((n, k), p["brem_sigma"])], 1)
-    s_eta = s_phi * p["eta_squeeze"]
-    s_eta[:, 2:] = p["brem_sigma"]  # radiated photons: showers of their own
+    kb, ks, kp = p["brem_points"], p["satellites_max"], p["pileup_max"]
+    # satellites: the first `sat` of ks slots are present; energies taken from the core
+    present = np.arange(ks)[None, :] < sat[:, None]
+    e_sat = np.where(present, rng.exponential(p["satellite_energy"], (n, ks)), 0.0)
+    e_sat = np.minimum(e_sat, 0.3 / ks)
+    sat_side = np.where(rng.random((n, ks)) < 0.5, -1.0, 1.0)
+    sat_phi = phi0[:, None] + sat_side * rng.uniform(*p["satellite_phi"], (n, ks))
+    sat_eta = eta0[:, None] + p["satellite_eta_sigma"] * rng.standard_normal((n, ks))
+    # pile-up: unrelated deposits anywhere, energy added
+    n_pu = np.minimum(rng.poisson(p["pileup_mean"], n), kp)
+    e_pu = np.where(np.arange(kp)[None, :] < n_pu[:, None], rng.exponential(p["pileup_energy"], (n, kp)), 0.0)
+    pu_eta = rng.uniform(-0.5, SIZE - 0.5, (n, kp))
+    pu_phi = rng.uniform(-0.5, SIZE - 0.5, (n, kp))
+    halo = np.clip(p["halo_fraction"] * np.exp(p["halo_fraction_spread"] * rng.standard_normal(n)), 0.02, 0.5)
+    halo_sigma = p["halo_sigma"] * np.exp(p["halo_sigma_spread"] * rng.standard_normal(n))
+    core_sigma = p["core_sigma"] * np.exp(core_log)
+    eta_f = p["eta_squeeze"] * np.exp(eta_log)
+    # components: core, halo, kb brem points along phi, ks satellites, kp pile-up deposits
+    m = 2 + kb + ks + kp
+    e_comp = np.empty((n, m))
+    e_comp[:, 0] = energy * (1 - halo - b) - e_sat.sum(1)  # radiated energy leaves the core, not the halo
+    e_comp[:, 1] = energy * halo
+    e_comp[:, 2:2 + kb] = (energy * b / kb)[:, None]
+    e_comp[:, 2 + kb:2 + kb + ks] = e_sat
+    e_comp[:, 2 + kb + ks:] = e_pu
+    pos = (np.arange(kb) + 0.5) / kb
+    mu_phi = np.concatenate([phi0[:, None], phi0[:, None], phi0[:, None] + side[:, None] * length[:, None] * pos,
+                             sat_phi, pu_phi], 1)
+    mu_eta = np.concatenate([eta0[:, None], eta0[:, None], np.repeat(eta0[:, None], kb, 1), sat_eta, pu_eta], 1)
+    s_phi = np.concatenate([core_sigma[:, None], halo_sigma[:, None], np.full((n, kb), p["brem_sigma"]),
+                            np.full((n, ks), p["satellite_sigma"]), np.full((n, kp), p["pileup_sigma"])], 1)
+    s_eta = s_phi.copy()
+    s_eta[:, :2] *= eta_f[:, None]
+    s_phi[:, 1] *= np.exp(p["halo_phi_spread"] * rng.standard_normal(n))  # the shower itself; radiated photons and pile-up: showers of their own
+    t_comp = np.zeros((n, m))
+    t_comp[:, 2:2 + kb + ks] = p["time_late"]
+    t_comp[:, 2 + kb + ks:] = rng.uniform(-p["pileup_time"], p["pileup_time"], (n, kp))
     pe = _pixel_integrals(mu_eta, s_eta)  # (n, comps, 32)
     pp = _pixel_integrals(mu_phi, s_phi)
-    img = np.einsum("nc,nci,ncj->nij", frac * energy[:, None], pe, pp)
+    img = np.einsum("nc,nci,ncj->nij", e_comp, pe, pp)
+    t_mean = np.einsum("nc,nci,ncj->nij", e_comp * t_comp, pe, pp) / np.maximum(img, 1e-30)
+    noise = p["noise_sigma"] * np.exp(p["noise_spread"] * rng.standard_normal((n, 1, 1)))
     noisy = img + np.sqrt(p["stochastic"] * img) * rng.standard_normal(img.shape) \
-        + p["noise_sigma"] * rng.standard_normal(img.shape)
+        + noise * rng.standard_normal(img.shape)
     hit = noisy > p["threshold"]
     e_out = np.where(hit, noisy, 0.0)
     sig_t = np.sqrt((p["time_sigma_stoch"] / np.maximum(e_out / 0.01, 1e-3)) ** 2 + p["time_sigma_const"] ** 2)
     t0 = rng.normal(0.0, 0.1, (n, 1, 1))
-    t = np.clip(t0 + sig_t * rng.standard_normal(img.shape), *p["time_range"])
+    t = np.clip(t0 + t_mean + sig_t * rng.standard_normal(img.shape), *p["time_range"])
     t_out = np.where(hit, t, 0.0)
     return np.stack([e_out, t_out], axis=-1).astype(np.float32)
 
@@ -171,6 +271,78 @@ def shower_stats(X: np.ndarray) -> dict:
     }
 
 
+# ------------------------------------------------------------------- shower-shape features
+def _energy(crops) -> np.ndarray:
+    """Channel 0 (energy) of crops ``(n, H, W, 2)``, or crops ``(n, H, W)`` as they are, float64."""
+    x = np.asarray(crops, dtype=np.float64)
+    if x.ndim == 4 and x.shape[-1] >= 1:
+        x = x[..., 0]
+    if x.ndim != 3:
+        raise DataError("crops", "an array (n, 32, 32, 2) or (n, 32, 32) of energies", f"shape {x.shape}")
+    return x
+
+
+def shower_widths(crops) -> np.ndarray:
+    """Energy-weighted widths ``(n, 2)`` of each crop along axis 1 (eta) and axis 2 (phi), in pixels.
+
+    Along an axis: the energy of channel 0 summed over the other axis gives weights
+    ``w_i = E_i / sum(E)`` at pixel indices ``i``; the width is the weighted standard deviation
+    ``sqrt(sum_i w_i (i - m)^2)`` with ``m = sum_i w_i i``. One hit pixel: width 0; an empty
+    crop: width 0.
+    """
+    e = _energy(crops)
+    tot = e.sum(axis=(1, 2))
+    out = np.zeros((len(e), 2))
+    for k, axis in enumerate((2, 1)):  # summing over axis 2 projects onto axis 1 (eta), and back
+        proj = e.sum(axis=axis)
+        idx = np.arange(proj.shape[1], dtype=np.float64)
+        w = proj / np.where(tot > 0, tot, 1.0)[:, None]
+        m = (w * idx).sum(axis=1)
+        out[:, k] = np.sqrt(np.maximum((w * (idx[None] - m[:, None]) ** 2).sum(axis=1), 0.0))
+    return out
+
+
+def wide_axis(electron_widths) -> int:
+    """The wide axis: 1 (eta) or 2 (phi), whichever has the larger mean electron width.
+
+    ``electron_widths`` is :func:`shower_widths` of the electron crops. (The real electrons are
+    wider along one axis, 1.27 against 1.05 pixels; the twin's are wider along phi.)
+    """
+    w = np.asarray(electron_widths, dtype=np.float64)
+    return 1 if w[:, 0].mean() > w[:, 1].mean() else 2
+
+
+def max_over_sum(crops) -> np.ndarray:
+    """Per crop: the maximum pixel energy over the energy sum of channel 0 (1 for a single hit;
+    0 for an empty crop)."""
+    e = _energy(crops)
+    tot = e.sum(axis=(1, 2))
+    return np.where(tot > 0, e.max(axis=(1, 2)) / np.where(tot > 0, tot, 1.0), 0.0)
+
+
+def hit_pixels(crops) -> np.ndarray:
+    """Per crop: the number of pixels of channel 0 with energy > 0."""
+    return (_energy(crops) > 0).sum(axis=(1, 2)).astype(np.float64)
+
+
+def calo_features(photons, electrons) -> tuple[dict, int]:
+    """``({feature: (photon values, electron values)}, wide axis)`` of the three features."""
+    wg, we = shower_widths(photons), shower_widths(electrons)
+    axis = wide_axis(we)
+    return {"width_wide_auc": (wg[:, axis - 1], we[:, axis - 1]),
+            "max_over_sum_auc": (max_over_sum(photons), max_over_sum(electrons)),
+            "hit_pixels_auc": (hit_pixels(photons), hit_pixels(electrons))}, axis
+
+
+def feature_auc(photon_values, electron_values) -> float:
+    """ROC AUC of one feature with electrons as positives (sklearn ``roc_auc_score``)."""
+    from sklearn.metrics import roc_auc_score
+
+    g, e = np.asarray(photon_values, np.float64), np.asarray(electron_values, np.float64)
+    y = np.concatenate([np.zeros(len(g)), np.ones(len(e))])
+    return float(roc_auc_score(y, np.concatenate([g, e])))
+
+
 def twin_params(n_per_class: int, seed: int, chunk_rows: int | None) -> dict:
     return {"version": TWIN_VERSION, "n_per_class": int(n_per_class), "seed": int(seed),
             "chunk_rows": int(chunk_rows_for(n_per_class, chunk_rows)), "physics": PARAMS}
@@ -188,9 +360,12 @@ def chunk_rows_for(n: int, chunk_rows: int | None = None) -> int:
 
 
 def _write_file(path: Path, label: int, n: int, seed: int, chunk_rows: int, progress=None):
+    """Write one class's file; its latents ``(n, 4)``, shower statistics (first 5000 crops) and
+    per-crop features (widths ``(n, 2)``, maximum over sum, hit pixels) of every crop."""
     import h5py
 
-    lat = np.empty(n, dtype=np.float32)
+    lat = np.empty((n, len(LATENTS)), dtype=np.float32)
+    feats = {"widths": np.empty((n, 2)), "max_over_sum": np.empty(n), "hit_pixels": np.empty(n)}
     stats_x = []
     with artifacts.atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -207,11 +382,29 @@ def _write_file(path: Path, label: int, n: int, seed: int, chunk_rows: int, prog
                 X[start:stop] = crops
                 y[start:stop] = float(label)
                 lat[start:stop] = u
+                feats["widths"][start:stop] = shower_widths(crops)
+                feats["max_over_sum"][start:stop] = max_over_sum(crops)
+                feats["hit_pixels"][start:stop] = hit_pixels(crops)
                 if len(stats_x) * chunk_rows < 5000:
                     stats_x.append(crops)
                 if progress is not None:
                     progress(stop - start)
-    return lat, shower_stats(np.concatenate(stats_x)[:5000])
+    return lat, shower_stats(np.concatenate(stats_x)[:5000]), feats
+
+
+def _feature_aucs(fg: dict, fe: dict) -> dict:
+    """The three single-feature AUCs (separating direction, as the real values are given) and
+    with electrons as positives, from the per-crop features of :func:`_write_file`."""
+    axis = wide_axis(fe["widths"])
+    out = {"wide_axis": axis}
+    pairs = {"width_wide": (fg["widths"][:, axis - 1], fe["widths"][:, axis - 1]),
+             "max_over_sum": (fg["max_over_sum"], fe["max_over_sum"]),
+             "hit_pixels": (fg["hit_pixels"], fe["hit_pixels"])}
+    for key, (g, e) in pairs.items():
+        auc = feature_auc(g, e)
+        out[f"{key}_auc"] = max(auc, 1.0 - auc)
+        out[f"{key}_auc_electrons_positive"] = auc
+    return out
 
 
 def twin_is_current(folder, n_per_class: int, seed: int = 0, chunk_rows: int | None = None) -> bool:
@@ -241,7 +434,10 @@ def generate(folder, n_per_class: int = 3000, seed: int = 0, chunk_rows: int | N
 
     Returns:
         The content of ``twin.json``: parameters, files, per-class shower statistics,
-        ``oracle_auc`` (from the latent variables) and the time it took.
+        ``oracle_auc`` (from the latent variables), ``latent_aucs`` (each latent's likelihood
+        ratio alone) and ``feature_aucs`` (the three single-feature AUCs of every crop, as in
+        :mod:`kerahep.benchmarks.twins`: separating direction and electrons positive, and the
+        wide axis).
     """
     from sklearn.metrics import roc_auc_score
 
@@ -261,14 +457,14 @@ def generate(folder, n_per_class: int = 3000, seed: int = 0, chunk_rows: int | N
         task = ctx.add_task("electron_photon twin", total=2 * n_per_class)
         progress = lambda k: ctx.advance(task, k)  # noqa: E731
     try:
-        lat_g, st_g = _write_file(folder / PHOTON_FILE, 0, n_per_class, seed, rows, progress)
-        lat_e, st_e = _write_file(folder / ELECTRON_FILE, 1, n_per_class, seed, rows, progress)
+        lat_g, st_g, f_g = _write_file(folder / PHOTON_FILE, 0, n_per_class, seed, rows, progress)
+        lat_e, st_e, f_e = _write_file(folder / ELECTRON_FILE, 1, n_per_class, seed, rows, progress)
     finally:
         if ctx is not None:
             ctx.stop()
     with artifacts.atomic_path(folder / "latents.npz") as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, photon=lat_g, electron=lat_e)
+            np.savez(f, photon=lat_g, electron=lat_e, columns=np.array(LATENTS))
     u = np.concatenate([lat_g, lat_e])
     y = np.concatenate([np.zeros(n_per_class), np.ones(n_per_class)])
     info = {
@@ -278,7 +474,10 @@ def generate(folder, n_per_class: int = 3000, seed: int = 0, chunk_rows: int | N
         "layout": {"X": [n_per_class, SIZE, SIZE, 2], "y": [n_per_class], "dtype": "float32",
                    "compression": "gzip", "chunk_rows": rows, "axes": "sample, eta, phi, (energy, time)"},
         "oracle_auc": float(roc_auc_score(y, latent_likelihood_ratio(u))),
-        "oracle": "ROC AUC of p(u|electron)/p(u|photon) for the latent phi-spread u of every crop",
+        "oracle": ("ROC AUC of p(latents|electron)/p(latents|photon), the latents (brem, core width, "
+                   "satellites, eta width) of every crop"),
+        "latent_aucs": {k: float(roc_auc_score(y, r)) for k, r in zip(LATENTS, latent_log_ratios(u).T)},
+        "feature_aucs": _feature_aucs(f_g, f_e),
         "stats": {"photon": st_g, "electron": st_e},
     }
     artifacts.write_json(folder / "twin.json", info)
@@ -289,8 +488,13 @@ def oracle_auc(folder, photon_rows=None, electron_rows=None) -> float:
     """Oracle AUC of the twin in ``folder`` on a subset (row indices per file; None: all)."""
     from sklearn.metrics import roc_auc_score
 
-    with np.load(Path(folder) / "latents.npz") as z:
+    path = Path(folder) / "latents.npz"
+    with np.load(path) as z:
         g, e = z["photon"], z["electron"]
+    for a in (g, e):
+        if a.ndim != 2 or a.shape[1] != len(LATENTS):
+            raise DataError(path, f"latents (n, {len(LATENTS)}) with columns {', '.join(LATENTS)}",
+                            f"shape {a.shape} (a twin older than version {TWIN_VERSION}: regenerate it)")
     g = g if photon_rows is None else g[np.asarray(photon_rows, dtype=np.int64)]
     e = e if electron_rows is None else e[np.asarray(electron_rows, dtype=np.int64)]
     if len(g) == 0 or len(e) == 0:
