@@ -17,8 +17,9 @@ Rows:
   (absolute) of the real AUC. The real values are the AUC of the separating direction
   (> 0.5), so the twin's ``max(auc, 1 - auc)`` is compared; its AUC with electrons as
   positives is in the notes (below 0.5: the feature is larger for photons). The feature
-  functions live in :mod:`kerahep.data.synthetic.electron_photon` (imported here), which
-  records the same AUCs over all of a twin's crops in its ``twin.json`` (``feature_aucs``).
+  functions live in :mod:`kerahep.data.shower_shapes` (imported here); the twin
+  (:mod:`kerahep.data.synthetic.electron_photon`) records the same AUCs over all of its
+  crops in its ``twin.json`` (``feature_aucs``).
 * dy_electron: events of the twin's ``DYJetsToLL_M-50.root`` with at least two stored
   electrons (:func:`dy_quantities`): mean number of jets with pT > 30 GeV (against the
   simulation, ``nano_dy.root``, and against a 2023 Z -> ee collision sample: two rows), and,
@@ -48,8 +49,8 @@ import numpy as np
 
 from . import Row
 from .twins_higgs import higgs_mae_rows
-# the electron_photon features live with the twin, which records their AUCs in twin.json
-from ..data.synthetic.electron_photon import (  # noqa: F401  (part of this module's interface)
+# the electron_photon features (the twin records their AUCs in twin.json)
+from ..data.shower_shapes import (  # noqa: F401  (part of this module's interface)
     calo_features, feature_auc, hit_pixels, max_over_sum, shower_widths, wide_axis)
 
 #: where the measured real values come from (facts of issue 19; not recomputed here)

@@ -34,8 +34,8 @@ its phi elongation (off by default), unrelated pile-up deposits anywhere in the 
 times), and the per-crop noise level. The latents are independent given the class, so the
 product of their likelihood ratios is the Bayes-optimal classifier given the latents; its
 ROC AUC, the *oracle AUC*, is recorded in ``twin.json`` with each latent's own AUC and the
-twin's three single-feature AUCs (:func:`calo_features`, the features of
-:mod:`kerahep.benchmarks.twins`). The per-crop latents ``(n, 4)`` are written to
+twin's three single-feature AUCs (the features of :mod:`kerahep.data.shower_shapes`, which
+the fidelity report :mod:`kerahep.benchmarks.twins` compares with the real crops). The per-crop latents ``(n, 4)`` are written to
 ``latents.npz`` so that the oracle can be evaluated on exactly a model's test crops. The
 oracle bounds what a model can reach; the images hide part of it behind the fluctuations.
 
@@ -63,6 +63,8 @@ import numpy as np
 
 from ... import artifacts
 from ...errors import DataError
+# the shower-shape features whose AUCs twin.json records (also attributes of this module)
+from ..shower_shapes import feature_auc, hit_pixels, max_over_sum, shower_widths, wide_axis
 
 PHOTON_FILE = "SinglePhotonPt50_IMGCROPS_n249k_RHv1.hdf5"
 ELECTRON_FILE = "SingleElectronPt50_IMGCROPS_n249k_RHv1.hdf5"
@@ -269,78 +271,6 @@ def shower_stats(X: np.ndarray) -> dict:
         "time_min": float(t.min()) if t.size else 0.0,
         "time_max": float(t.max()) if t.size else 0.0,
     }
-
-
-# ------------------------------------------------------------------- shower-shape features
-def _energy(crops) -> np.ndarray:
-    """Channel 0 (energy) of crops ``(n, H, W, 2)``, or crops ``(n, H, W)`` as they are, float64."""
-    x = np.asarray(crops, dtype=np.float64)
-    if x.ndim == 4 and x.shape[-1] >= 1:
-        x = x[..., 0]
-    if x.ndim != 3:
-        raise DataError("crops", "an array (n, 32, 32, 2) or (n, 32, 32) of energies", f"shape {x.shape}")
-    return x
-
-
-def shower_widths(crops) -> np.ndarray:
-    """Energy-weighted widths ``(n, 2)`` of each crop along axis 1 (eta) and axis 2 (phi), in pixels.
-
-    Along an axis: the energy of channel 0 summed over the other axis gives weights
-    ``w_i = E_i / sum(E)`` at pixel indices ``i``; the width is the weighted standard deviation
-    ``sqrt(sum_i w_i (i - m)^2)`` with ``m = sum_i w_i i``. One hit pixel: width 0; an empty
-    crop: width 0.
-    """
-    e = _energy(crops)
-    tot = e.sum(axis=(1, 2))
-    out = np.zeros((len(e), 2))
-    for k, axis in enumerate((2, 1)):  # summing over axis 2 projects onto axis 1 (eta), and back
-        proj = e.sum(axis=axis)
-        idx = np.arange(proj.shape[1], dtype=np.float64)
-        w = proj / np.where(tot > 0, tot, 1.0)[:, None]
-        m = (w * idx).sum(axis=1)
-        out[:, k] = np.sqrt(np.maximum((w * (idx[None] - m[:, None]) ** 2).sum(axis=1), 0.0))
-    return out
-
-
-def wide_axis(electron_widths) -> int:
-    """The wide axis: 1 (eta) or 2 (phi), whichever has the larger mean electron width.
-
-    ``electron_widths`` is :func:`shower_widths` of the electron crops. (The real electrons are
-    wider along one axis, 1.27 against 1.05 pixels; the twin's are wider along phi.)
-    """
-    w = np.asarray(electron_widths, dtype=np.float64)
-    return 1 if w[:, 0].mean() > w[:, 1].mean() else 2
-
-
-def max_over_sum(crops) -> np.ndarray:
-    """Per crop: the maximum pixel energy over the energy sum of channel 0 (1 for a single hit;
-    0 for an empty crop)."""
-    e = _energy(crops)
-    tot = e.sum(axis=(1, 2))
-    return np.where(tot > 0, e.max(axis=(1, 2)) / np.where(tot > 0, tot, 1.0), 0.0)
-
-
-def hit_pixels(crops) -> np.ndarray:
-    """Per crop: the number of pixels of channel 0 with energy > 0."""
-    return (_energy(crops) > 0).sum(axis=(1, 2)).astype(np.float64)
-
-
-def calo_features(photons, electrons) -> tuple[dict, int]:
-    """``({feature: (photon values, electron values)}, wide axis)`` of the three features."""
-    wg, we = shower_widths(photons), shower_widths(electrons)
-    axis = wide_axis(we)
-    return {"width_wide_auc": (wg[:, axis - 1], we[:, axis - 1]),
-            "max_over_sum_auc": (max_over_sum(photons), max_over_sum(electrons)),
-            "hit_pixels_auc": (hit_pixels(photons), hit_pixels(electrons))}, axis
-
-
-def feature_auc(photon_values, electron_values) -> float:
-    """ROC AUC of one feature with electrons as positives (sklearn ``roc_auc_score``)."""
-    from sklearn.metrics import roc_auc_score
-
-    g, e = np.asarray(photon_values, np.float64), np.asarray(electron_values, np.float64)
-    y = np.concatenate([np.zeros(len(g)), np.ones(len(e))])
-    return float(roc_auc_score(y, np.concatenate([g, e])))
 
 
 def twin_params(n_per_class: int, seed: int, chunk_rows: int | None) -> dict:
