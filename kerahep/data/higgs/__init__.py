@@ -22,6 +22,8 @@ Modules:
   :func:`resolve_rows`;
 * :mod:`.checks`: :func:`check_line`, :func:`diagnose`, :func:`checked_array`;
 * :mod:`.streaming`: :func:`iter_chunks` (blocks of lines parsed on threads);
+* :mod:`.chunks`: :func:`line_index`, :func:`plan`, :class:`HiggsStream` (chunks of a plain
+  table read in a seeded order per epoch; a gzip stream in order);
 * :mod:`.features`: :func:`transform`, :func:`phi_to_radians`;
 * :mod:`.dataset`: :func:`read_higgs`, :func:`scan`, :func:`higgs_dataset`, :func:`write_higgs`.
 
@@ -50,14 +52,15 @@ from ...schema import (  # the layout is part of the reader's public face
     object_of,
 )
 from .checks import FLOAT32_MAX, LABELLED_LINE, UNLABELLED_LINE, check_line, checked_array, diagnose
+from .chunks import HiggsStream
 from .dataset import file_size_mb, higgs_dataset, read_higgs, scan, write_higgs
 from .features import phi_to_radians, transform
 from .fileformat import FileFormat, count_rows, gzip_open, resolve_rows, sniff
 from .streaming import CHUNK_LINES, PARSE_THREADS, iter_chunks
 
 __all__ = [
-    "BTAG_LEVELS", "CHUNK_LINES", "COLUMNS", "FEATURE_SETS", "FLOAT32_MAX", "HIGH_LEVEL", "LABELLED_LINE",
-    "LOW_LEVEL", "LOW_LEVEL_TRIG", "N_COLUMNS", "OBJECTS", "PARSE_THREADS", "PHI_MAX", "RAW_FEATURES",
+    "BTAG_LEVELS", "CHUNK_LINES", "COLUMNS", "FEATURE_SETS", "FLOAT32_MAX", "HIGH_LEVEL", "HiggsStream",
+    "LABELLED_LINE", "LOW_LEVEL", "LOW_LEVEL_TRIG", "N_COLUMNS", "OBJECTS", "PARSE_THREADS", "PHI_MAX", "RAW_FEATURES",
     "UNLABELLED_LINE", "ConfigError", "DataError", "FileFormat", "check_line", "checked_array", "count_rows",
     "diagnose", "feature_names", "file_size_mb", "gzip_open", "higgs_dataset", "is_user_os_error", "iter_chunks",
     "object_of", "os_error", "phi_to_radians", "read_higgs", "resolve_rows", "scan", "sniff", "transform",

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ...schema import RAW_FEATURES, feature_names
+from .chunks import HiggsStream
 from .features import transform
-from .fileformat import resolve_rows, sniff
 from .streaming import CHUNK_LINES, iter_chunks
 
 
@@ -54,62 +54,36 @@ def higgs_dataset(path, rows=None, features: str = "low", batch_size: int = 256,
 
     The file is parsed chunk by chunk on ``threads`` threads (never loaded whole; the
     feature transform runs on the parsing threads too) and the chunks are cut into whole
-    batches in NumPy (:func:`kerahep.data.batches.cut_batches`): in file order, or, with
-    ``shuffle_buffer``, the events of each window of ``shuffle_buffer`` events permuted with a
-    seeded generator, a new order each epoch. ``tf.data`` only wraps and prefetches. A CSV
-    text is read in order (a gzip stream has no random access), so the windows follow the
-    file; the events of the range still come out exactly once per epoch. Call :func:`scan`
-    first to turn a bad line into a :class:`DataError` before training (inside ``tf.data``
-    it surfaces wrapped in a TensorFlow error, message kept).
+    batches in NumPy; ``tf.data`` only wraps and prefetches (:class:`~kerahep.data.higgs.chunks.HiggsStream`).
+    Without ``shuffle_buffer`` the events come in file order. With it, an uncompressed
+    table (csv, tab- or space-separated) is planned as chunks of ``chunksize`` whole lines
+    (their byte offsets found once by counting line ends, kept in this process) that every
+    epoch reads in a new seeded order (:class:`kerahep.data.batches.BatchStream`), the events
+    of each window of ``shuffle_buffer`` events permuted too; a gzip stream has no random
+    access, so it is read in file order and mixed within the windows
+    (:func:`kerahep.data.batches.cut_batches`), and with ``cache`` the kept chunks are taken
+    in a new seeded order every epoch after the first. Either way every event of the range
+    comes out exactly once per epoch, in a new order each epoch, the same order for the same
+    seed. Call :func:`scan` first to turn a bad line into a :class:`DataError` before
+    training (inside ``tf.data`` it surfaces wrapped in a TensorFlow error, message kept;
+    :meth:`HiggsStream.surface <kerahep.data.higgs.chunks.HiggsStream.surface>` raises it as itself).
 
     Args:
         path: HIGGS file.
         rows: ``(start, stop)`` line range (negative: from the end).
         features: ``low``, ``all`` or ``raw``.
         batch_size: events per batch.
-        shuffle_buffer: 0 keeps file order; else events are mixed in windows of this many.
+        shuffle_buffer: 0 (or 1) keeps file order; else events are mixed in windows of this
+            many (and the chunks of an uncompressed table read in a new order each epoch).
         seed: shuffle seed (epoch ``e`` uses ``(seed, e)``).
         chunksize: lines parsed per chunk.
         max_rows: cap on lines read from the range.
         cache: keep the decoded events in memory after the first pass.
         threads: parsing threads (None: :data:`~kerahep.data.higgs.PARSE_THREADS`).
     """
-    import itertools
-    import threading
-
-    import tensorflow as tf
-
-    from ..batches import cut_batches, epoch_dataset
-
-    sniff(path)  # missing file, bad first line: DataError now, not inside tf.data
-    n_feat = len(feature_names(features))
-    path = str(path)
-    resolved = resolve_rows(path, rows)
-    kept: list = []
-    epochs, lock = itertools.count(), threading.Lock()
-
-    def parts():
-        if kept and kept[-1] is None:  # a complete first pass, kept
-            yield from kept[:-1]
-            return
-        kept.clear()
-        for y, x, _ in iter_chunks(path, resolved, chunksize=chunksize, max_rows=max_rows, threads=threads,
-                                   post=lambda raw: transform(raw, features)):
-            if cache:
-                kept.append((x, y))
-            yield x, y
-        if cache:
-            kept.append(None)
-
-    def batches():
-        with lock:
-            epoch = next(epochs)
-        shuffle = bool(shuffle_buffer and shuffle_buffer > 1)
-        rng = np.random.default_rng([int(seed), epoch, 2]) if shuffle else None
-        yield from cut_batches(parts(), batch_size, rng, window_rows=int(shuffle_buffer) if shuffle else 0)
-
-    sig = (tf.TensorSpec((None, n_feat), tf.float32), tf.TensorSpec((None,), tf.float32))
-    return epoch_dataset(batches, sig, prefetch=None if prefetch else 0)
+    return HiggsStream(path, rows, features=features, batch_size=batch_size, shuffle_buffer=shuffle_buffer,
+                       seed=seed, chunksize=chunksize, max_rows=max_rows, cache=cache,
+                       threads=threads).dataset(prefetch)
 
 
 def write_higgs(path, labels, raw, sep: str = ",", fmt: str = "%.18e", compresslevel: int = 6) -> Path:

@@ -124,7 +124,7 @@ def _parse_arrow(fmt: FileFormat, block, lines: int | None, labelled: bool = Tru
     return checked(arr, labelled)
 
 
-def _parse_and_post(fmt: FileFormat, block, lines: int | None, post, labelled: bool = True):
+def parse_and_post(fmt: FileFormat, block, lines: int | None, post, labelled: bool = True):
     """``(parsed array, post(its features))`` of one block (``post`` None: ``(array, None)``)."""
     arr = _parse_block(fmt, block, lines, labelled)
     return arr, (None if arr is None or post is None else post(arr[:, 1:] if labelled else arr))
@@ -178,7 +178,7 @@ def iter_chunks(path, rows=None, chunksize: int = CHUNK_LINES, max_rows: int | N
                 except (OSError, EOFError, *CODEC_ERRORS):  # damaged gzip stream (zlib's error for bad deflate data)
                     pending.append((None, 0))
                     break
-                pending.append((pool.submit(_parse_and_post, fmt, block, n, post, labelled), n))
+                pending.append((pool.submit(parse_and_post, fmt, block, n, post, labelled), n))
             if not pending:
                 break
             future, n = pending.popleft()
