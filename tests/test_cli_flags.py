@@ -59,7 +59,7 @@ FLAG_TESTS = {
     ("prepare", "--verbose"): f"{HERE}::test_verbose_of_every_command_lets_tensorflow_warnings_through",
     ("train", "--task"): "test_cli.py::test_synthetic_prepare_train_evaluate",
     ("train", "--config"): "test_cli.py::test_config_file_reproduces_a_run_configuration_with_set_on_top",
-    ("train", "--preset"): "test_task_runs.py::test_train_on_jax_then_evaluate_reproduces_the_report_and_torch_agrees",
+    ("train", "--preset"): "test_task_runs_jax.py::test_train_on_jax_then_evaluate_reproduces_the_report_and_torch_agrees",
     ("train", "--data"): "test_cli.py::test_synthetic_prepare_train_evaluate",
     ("train", "--synthetic"): f"{HERE}::test_train_synthetic_uses_the_twin_not_the_given_files",
     ("train", "--epochs"): "test_cli.py::test_synthetic_prepare_train_evaluate",
