@@ -6,7 +6,9 @@ session and shared (``smoke_run``)."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,17 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 _FAST_XLA = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_XLA}".strip()
+
+# ... and they compile the same functions again in every process (training, then evaluation
+# of the same run; the kill, then the resume): JAX's persistent compilation cache, one folder
+# for the test session shared by its pytest-xdist workers, removed at the end, keeps each
+# compiled function for the next process (every function, however small or quick).
+# The process that starts the session makes the folder; its workers inherit the variable.
+_OWN_JAX_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _OWN_JAX_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="kerahep-tests-jax-cache-")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # scripts/ is a folder of the checkout, not an installed package
@@ -132,6 +145,33 @@ class SmokeRun:
 
     def __fspath__(self) -> str:
         return str(self.run_dir)
+
+
+#: the test files that take minutes (from the ``--durations`` of CI logs), longest first. The
+#: suite runs on one pytest-xdist worker per core with whole files per worker (``--dist
+#: loadfile``); starting these first keeps one of them from running alone at the end while
+#: the other workers sit idle (longest-first scheduling). The other files follow, most tests
+#: first (pytest-xdist's own order, turned off in setup.cfg so that this one holds).
+LONG_FILES = ("test_task_runs_jax.py", "test_task_runs_torch.py", "test_export.py", "test_backends.py",
+              "test_readme_api.py", "test_jet_ssl_task.py", "test_hcal_task.py", "test_electron_photon_task.py",
+              "test_cli.py", "test_higgs_task.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order the collected tests by file: :data:`LONG_FILES` first, then the files with most tests
+    (each file's tests keep their order)."""
+    files: dict = {}
+    for item in items:
+        files.setdefault(item.path.name, []).append(item)
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    order = sorted(files, key=lambda name: (rank.get(name, len(rank)), -len(files[name]) if name not in rank else 0))
+    items[:] = [item for name in order for item in files[name]]
+
+
+def pytest_unconfigure(config):
+    """In the process that made the JAX cache folder (not a pytest-xdist worker): remove it."""
+    if _OWN_JAX_CACHE and not hasattr(config, "workerinput"):
+        shutil.rmtree(_OWN_JAX_CACHE, ignore_errors=True)
 
 
 #: hostile-input case counts sent back by pytest-xdist workers (merged in the controller)
