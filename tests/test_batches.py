@@ -231,3 +231,103 @@ def test_decoding_stays_a_few_windows_ahead_when_the_consumer_stalls():
     it.close()
     # the current window (4 chunks) and two more (8): never the 400-chunk epoch
     assert 4 <= ahead <= 12
+
+
+def _pieces_load(chunk, rows=3):
+    """The global indices of a chunk as float64 pieces of ``rows``, every piece in the same buffer."""
+    buf = np.empty(rows, np.float64)
+    for a in range(0, chunk.size, rows):
+        piece = buf[:min(rows, chunk.size - a)]
+        piece[:] = np.arange(chunk.key + a, chunk.key + a + len(piece))
+        yield piece, np.full(len(piece), chunk.key)
+
+
+@pytest.mark.parametrize("cache", [False, True])
+@pytest.mark.parametrize("fields", [None, [((), np.float32), ((), np.int64)]])
+def test_a_loader_may_give_its_chunk_in_pieces_that_reuse_one_buffer(cache, fields):
+    stream = BatchStream(_plan(SIZES), _pieces_load, batch_size=5, shuffle=True, seed=1, window_rows=12, threads=2,
+                         cache=cache, fields=fields)
+    plain = BatchStream(_plan(SIZES), lambda c: (np.arange(c.key, c.key + c.size, dtype=np.float32),
+                                                 np.full(c.size, c.key)), batch_size=5, shuffle=True, seed=1,
+                        window_rows=12, threads=2)
+    for epoch in range(3):  # with cache, epochs 1 and 2 come from the kept rows
+        got = list(stream.batches(epoch))
+        want = list(plain.batches(epoch))
+        assert [len(b[0]) for b in got] == [len(b[0]) for b in want]
+        x = np.concatenate([b[0] for b in got])
+        assert x.dtype == (np.float32 if fields else np.float64)  # cast to the fields' dtype where the rows land
+        assert x.tolist() == np.concatenate([b[0] for b in want]).tolist()  # same rows, same order
+        key = np.concatenate([b[1] for b in got])
+        starts = {c.key: c for c in stream.chunks}
+        assert all(starts[k].start <= v < starts[k].stop for k, v in zip(key.tolist(), x.astype(int).tolist()))
+
+
+def test_a_loader_giving_too_few_rows_in_pieces_is_refused():
+    def short(chunk):
+        yield np.zeros(chunk.size - 1)
+
+    stream = BatchStream(_plan([4, 4]), short, batch_size=2, fields=[((), np.float64)])
+    with pytest.raises(ValueError, match="3 rows for a chunk of 4"):
+        list(stream.batches(0))
+
+
+def test_load_in_order_joins_the_pieces_of_a_chunk():
+    got = list(batches.load_in_order(_plan(SIZES), range(len(SIZES)), lambda: __import__("contextlib").nullcontext(
+        _pieces_load), threads=2, ahead_rows=8))
+    assert np.concatenate([x for x, _ in got]).tolist() == list(range(sum(SIZES)))
+
+
+@pytest.mark.parametrize("drop_remainder", [False, True])
+def test_dataset_gives_the_batches_of_the_stream_cut_from_whole_windows(drop_remainder):
+    tf = pytest.importorskip("tensorflow")
+
+    def stream():
+        return BatchStream(_plan(SIZES * 3), _load, batch_size=8, shuffle=True, seed=7, window_rows=20, threads=2,
+                           drop_remainder=drop_remainder)
+
+    reference, fed = stream(), stream()
+    ds = fed.dataset(tf.TensorSpec((None,), tf.int64))
+    assert int(ds.cardinality()) == reference.n_batches
+    for epoch in range(2):  # the dataset's iterations are epochs 0, 1, ... of its stream
+        want = [b[0].tolist() for b in reference.batches(epoch)]
+        assert [b.numpy().tolist() for b in ds] == want  # rebatch cuts exactly the batches of batches()
+    blocks = list(reference.blocks(0))
+    assert len(blocks) < reference.n_batches  # tf.data is handed windows, fewer than the batches
+    rows = np.concatenate([b[0] for b in blocks]).tolist()
+    cut = np.concatenate([b[0] for b in reference.batches(0)]).tolist()
+    assert rows[:len(cut)] == cut and len(rows) - len(cut) == (sum(SIZES) * 3 % 8 if drop_remainder else 0)
+
+
+def test_window_buffers_are_reused_but_never_while_a_batch_still_refers_to_them():
+    import weakref
+
+    def among(refs, base):
+        return any(r() is base for r in refs)
+
+    stream = BatchStream(_plan([4] * 40), _load, batch_size=4, shuffle=True, seed=0, window_rows=16, threads=2)
+    kept = list(stream.batches(0))  # held: their buffers must not be written again
+    values = [b[0].copy() for b in kept]
+    bases = [weakref.ref(b[0].base) for b in kept]
+    for epoch in (1, 2):
+        for _ in stream.batches(epoch):
+            pass
+    assert all((b[0] == v).all() for b, v in zip(kept, values))
+    assert not any(among(bases, b[0].base) for b in stream.batches(3))  # still held: none reused
+    del kept, values
+    later = [weakref.ref(b[0].base) for b in stream.batches(4)]
+    assert any(among(later, b[0].base) for b in stream.batches(5))  # released: written again, not new memory
+
+
+def test_direct_chunk_pieces_give_the_rows_of_each_stored_chunk(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from kerahep.data.h5 import direct_chunk_reader
+
+    data = np.random.default_rng(0).normal(size=(23, 6, 5)).astype(np.float32)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("X", data=data, chunks=(4, 6, 5), compression="gzip")
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        read = direct_chunk_reader(f["X"])
+        got = [(first, rows.copy()) for first, rows in read.pieces(8, 23)]  # each piece reuses one buffer
+        np.testing.assert_array_equal(read(8, 23), data[8:23])
+    assert [first for first, _ in got] == [8, 12, 16, 20]
+    np.testing.assert_array_equal(np.concatenate([r for _, r in got]), data[8:23])

@@ -16,6 +16,14 @@ decodes one chunk into arrays. :class:`BatchStream` then, per epoch:
    (zlib-ng inflating chunks read with ``read_direct_chunk``, NumPy copying memory maps);
 4. hands out the windows in order as whole batches (views of the buffer; a batch across a
    window boundary is joined from both), so only the last batch of an epoch may be smaller.
+   ``tf.data`` gets the windows whole (:meth:`BatchStream.blocks`) and cuts the same batches
+   with ``rebatch``: its per-element Python call (``from_generator``) costs more than
+   decoding a batch of small maps, so it is paid once per window, not once per batch.
+
+A loader may return its chunk as consecutive pieces (an iterator of tuples of arrays), each
+placed, and cast to the fields' dtypes, before the next is read: a chunk then goes from the
+file into its permuted rows of the window in one pass through the cache (hcal_dqm's float64
+maps land as float32 without a full-size float64 copy in between).
 
 Every row of the plan comes out exactly once per epoch, in a new order each epoch, the
 same order for the same seed. ``cache=True`` keeps the decoded chunks after their first
@@ -38,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -46,7 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .decoding import Chunk, PendingError, as_tuple, decode_threads, load_in_order, thread_pool
+from .decoding import Chunk, PendingError, as_arrays, as_tuple, decode_threads, load_in_order, thread_pool
 
 __all__ = ["BatchStream", "Chunk", "PendingError", "aligned_empty", "cut_batches", "decode_threads", "epoch_dataset",
            "interleave", "load_in_order", "thread_pool"]
@@ -132,6 +141,48 @@ def aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
+class _Buffers:
+    """Window buffers of a stream, reused once nothing refers to them any more.
+
+    A fresh buffer of a few MB is new memory: the kernel faults in and zeroes every page at
+    its first write, which cost more than placing the rows themselves (hcal_dqm: about
+    0.4 ms of CPU per batch of 64 maps). A buffer is lent out whole and taken back only when
+    no array refers to it (the batches cut from it, the tensors ``tf.data`` made of it without
+    a copy, a window still being filled, a caller's batch): NumPy views keep a reference to
+    the array owning the memory, so a reference count of ours alone means it is free. So a
+    buffer is still never written while anything can read it. At most ``keep`` free buffers
+    are kept (:class:`BatchStream`: two windows' worth, less than an epoch holds anyway),
+    so that later epochs write into memory already faulted in.
+    """
+
+    def __init__(self, keep: int = 6):
+        self.keep, self.lent, self.free = int(keep), [], []
+        self.lock = threading.Lock()
+
+    def empty(self, shape, dtype, align: int = 64) -> np.ndarray:
+        """An ``align``-byte aligned ``np.empty(shape, dtype)``, in a reused buffer when one is free."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        with self.lock:
+            for k in range(len(self.lent) - 1, -1, -1):
+                if _unreferenced(self.lent, k):
+                    self.free.append(self.lent.pop(k))
+            fits = [k for k, raw in enumerate(self.free) if nbytes + align <= raw.nbytes <= 2 * nbytes + 2 * align]
+            if fits:
+                raw = self.free.pop(min(fits, key=lambda k: self.free[k].nbytes))
+            else:  # an eighth more than asked: the windows of the next epoch differ a little in size
+                raw = np.empty(nbytes + nbytes // 8 + align, np.uint8)
+            del self.free[:max(0, len(self.free) - self.keep)]  # the oldest first
+            self.lent.append(raw)
+        start = (-raw.ctypes.data) % align
+        return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def _unreferenced(lent: list, k: int) -> bool:
+    """Whether the list slot is the only reference to ``lent[k]`` (the other is getrefcount's argument)."""
+    return sys.getrefcount(lent[k]) <= 2
+
+
 @dataclass(eq=False)
 class _Window:
     """One mixing window: a buffer per field, and where each of its rows goes (``dest``; None: in order)."""
@@ -140,8 +191,9 @@ class _Window:
     dest: np.ndarray | None
 
     @classmethod
-    def allocate(cls, n: int, spec, rng: np.random.Generator | None) -> _Window:
-        bufs = tuple(aligned_empty((n,) + tuple(shape), dtype) for shape, dtype in spec)
+    def allocate(cls, n: int, spec, rng: np.random.Generator | None, buffers: _Buffers | None = None) -> _Window:
+        empty = aligned_empty if buffers is None else buffers.empty
+        bufs = tuple(empty((n,) + tuple(shape), dtype) for shape, dtype in spec)
         return cls(bufs, rng.permutation(n) if rng is not None else None)
 
     def place(self, at: int, arrays: tuple) -> None:
@@ -150,6 +202,11 @@ class _Window:
         where = slice(at, at + k) if self.dest is None else self.dest[at:at + k]
         for buf, a in zip(self.bufs, arrays):
             buf[where] = a
+
+    def rows(self, at: int, k: int) -> tuple:
+        """Copies of rows ``at .. at + k`` of the window (in plan order), as placed."""
+        where = slice(at, at + k) if self.dest is None else self.dest[at:at + k]
+        return tuple(np.array(buf[where]) for buf in self.bufs)
 
 
 def _spec(arrays: tuple) -> list:
@@ -232,6 +289,7 @@ class BatchStream:
         self.n = int(sum(c.size for c in self.chunks))
         self._epochs = itertools.count()
         self._lock = threading.Lock()
+        self._buffers = _Buffers()
 
     @property
     def n_batches(self) -> int:
@@ -263,6 +321,16 @@ class BatchStream:
 
     def batches(self, epoch: int | None = None) -> Iterator[tuple]:
         """The batches of one epoch (the next one when ``epoch`` is None), as tuples of arrays."""
+        batcher = _Batcher(self.batch_size, self.drop_remainder)
+        with contextlib.closing(self.blocks(epoch)) as windows:  # an epoch left early stops its decoding now
+            for window in windows:
+                yield from batcher.feed(window)
+        yield from batcher.finish()
+
+    def blocks(self, epoch: int | None = None) -> Iterator[tuple]:
+        """The filled mixing windows of one epoch (the next one when ``epoch`` is None), in order, as
+        tuples of arrays: the epoch's rows in the order of :meth:`batches`, not yet cut into batches
+        (what :meth:`dataset` hands ``tf.data``, which cuts them with ``rebatch``)."""
         if epoch is None:
             with self._lock:
                 epoch = next(self._epochs)
@@ -271,23 +339,24 @@ class BatchStream:
         cached = self.cache is not None and all(i in self.cache for i in order)
         try:
             with (contextlib.nullcontext(None) if cached else self.opener()) as load, thread_pool(self.threads) as pool:
-                yield from self._cut(iter(self.windows(order)), load, pool, rng)
+                yield from self._filled(iter(self.windows(order)), load, pool, rng)
         except DataError as exc:
             self.pending.record(exc)
             raise
 
-    def _cut(self, plan: Iterator[list[int]], load, pool, rng) -> Iterator[tuple]:
+    def _filled(self, plan: Iterator[list[int]], load, pool, rng) -> Iterator[tuple]:
         """Fill the windows of ``plan`` on ``pool`` (two windows, or enough chunks for every thread,
-        ahead) and cut them into batches in order."""
-        batcher, ahead, probed = _Batcher(self.batch_size, self.drop_remainder), deque(), {}
+        ahead) and yield their buffers in order."""
+        ahead, probed, buffers = deque(), {}, self._buffers
         plan = iter(plan)
         if self.fields is None:  # learn the fields from the first chunk, decoded once (on the pool)
             first = next(plan, None)
             if first is None:
                 return
-            probed[first[0]] = as_tuple(pool.submit(load, self.chunks[first[0]]).result())
+            probed[first[0]] = pool.submit(lambda c: as_arrays(load(c)), self.chunks[first[0]]).result()
             self.fields = _spec(probed[first[0]])
             plan = itertools.chain([first], plan)
+        buffers.keep = 2 * len(self.fields)  # two windows kept free (a buffer per field each)
         # rows held ahead: two windows, or more while the threads lack chunks, up to a chunk per thread
         cap = max(2 * self.window_rows, (self.threads + 1) * max((c.size for c in self.chunks), default=1))
         while True:
@@ -296,7 +365,7 @@ class BatchStream:
                 indices = next(plan, None)
                 if indices is None:
                     break
-                window = _Window.allocate(sum(self.chunks[i].size for i in indices), self.fields, rng)
+                window = _Window.allocate(sum(self.chunks[i].size for i in indices), self.fields, rng, buffers)
                 starts = np.cumsum([0] + [self.chunks[i].size for i in indices[:-1]])
                 ahead.append((window, [pool.submit(self._fill, load, i, window, int(at), probed.pop(i, None))
                                        for i, at in zip(indices, starts)]))
@@ -305,23 +374,48 @@ class BatchStream:
             window, futures = ahead.popleft()
             for f in futures:
                 f.result()
-            yield from batcher.feed(window.bufs)
-        yield from batcher.finish()
+            yield window.bufs
 
     def _fill(self, load, i: int, window: _Window, at: int, arrays: tuple | None = None) -> None:
-        """Decode chunk ``i`` (unless cached or given) and place its rows in ``window`` (a decoding thread)."""
+        """Decode chunk ``i`` (unless cached or given) and place its rows in ``window`` (a decoding thread).
+
+        ``load`` returns a tuple of arrays, or an iterator of such tuples (consecutive pieces of
+        the chunk's rows, each placed, and cast to the fields' dtypes, before the next is asked
+        for, so that a loader may read every piece into the same small buffer)."""
+        chunk = self.chunks[i]
         if arrays is None and self.cache is not None:
             arrays = self.cache.get(i)
         if arrays is None:
-            arrays = as_tuple(load(self.chunks[i]))
+            out = load(chunk)
+            if isinstance(out, (tuple, np.ndarray)):
+                arrays = as_tuple(out)
+            else:
+                done = 0
+                for piece in out:
+                    piece = as_tuple(piece)
+                    window.place(at + done, piece)
+                    done += len(piece[0])
+                if done != chunk.size:
+                    raise ValueError(f"the loader gave {done} rows for a chunk of {chunk.size} "
+                                     f"(source {chunk.source}, rows {chunk.start}-{chunk.stop - 1})")
+                if self.cache is not None:
+                    self.cache[i] = window.rows(at, done)
+                return
         if self.cache is not None:
             self.cache[i] = arrays
         window.place(at, arrays)
 
     def dataset(self, signature, pack: Callable | None = None, prefetch: int | None = None):
         """A ``tf.data.Dataset`` of the batches, a new epoch at every iteration, cardinality set
-        (see :func:`epoch_dataset`)."""
-        return epoch_dataset(self.batches, signature, self.n_batches, pack, prefetch)
+        (see :func:`epoch_dataset`).
+
+        ``tf.data`` gets the filled windows (:meth:`blocks`) and cuts them into the batches of
+        :meth:`batches` with ``rebatch`` (in C++), so its Python call per element, the costliest
+        step of a streamed batch, happens once per window instead of once per batch. ``pack``
+        is therefore given blocks of any number of rows and must work row by row.
+        """
+        return epoch_dataset(self.blocks, signature, self.n_batches, pack, prefetch, rebatch=self.batch_size,
+                             drop_remainder=self.drop_remainder)
 
     def surface(self):
         """Context manager: a failure of this stream's dataset raises the kept :class:`DataError`."""
@@ -329,7 +423,8 @@ class BatchStream:
 
 
 def epoch_dataset(batches_of_epoch: Callable[[], Iterable[tuple]], signature, n_batches: int | None = None,
-                  pack: Callable | None = None, prefetch: int | None = None):
+                  pack: Callable | None = None, prefetch: int | None = None, rebatch: int | None = None,
+                  drop_remainder: bool = False):
     """Wrap a source of whole batches in ``tf.data``: ``from_generator`` with batch-shaped
     signatures, the cardinality asserted, prefetching; nothing else per element.
 
@@ -340,6 +435,11 @@ def epoch_dataset(batches_of_epoch: Callable[[], Iterable[tuple]], signature, n_
         pack: turns what ``batches_of_epoch`` yields into ``signature``'s structure (default:
             as yielded; the one array of a one-field batch when ``signature`` is one spec).
         prefetch: batches prefetched (None: autotune; 0: none).
+        rebatch: when given, ``batches_of_epoch`` yields blocks of rows of any size, in stream
+            order, and ``tf.data`` cuts them into batches of ``rebatch`` rows across block
+            boundaries (``Dataset.rebatch``: only the last batch smaller, or dropped with
+            ``drop_remainder``), one Python call per block instead of one per batch.
+        drop_remainder: with ``rebatch``, drop the last, smaller batch.
     """
     import tensorflow as tf
 
@@ -352,6 +452,8 @@ def epoch_dataset(batches_of_epoch: Callable[[], Iterable[tuple]], signature, n_
             yield pack(batch) if pack is not None else batch
 
     ds = tf.data.Dataset.from_generator(gen, output_signature=signature)
+    if rebatch is not None:
+        ds = ds.rebatch(int(rebatch), drop_remainder=bool(drop_remainder))
     if n_batches is not None:
         ds = ds.apply(tf.data.experimental.assert_cardinality(int(n_batches)))
     if prefetch == 0:

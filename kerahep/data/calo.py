@@ -285,17 +285,46 @@ class CaloReader:
             for h in handles:
                 h.close()
 
-    def _load(self, reader, chunk: batches.Chunk) -> tuple[np.ndarray, np.ndarray]:
-        """Read one block (one decompression per HDF5 chunk), check it for NaN, keep the split's rows."""
+    def _load(self, reader, chunk: batches.Chunk):
+        """Read one block (one decompression per HDF5 chunk), check it for NaN, keep the split's rows:
+        ``(x, y)``, or, through the direct chunk reader, the same as pieces (:meth:`_pieces`)."""
         f = self.files[chunk.source]
+        pieces = getattr(reader, "pieces", None)
+        if pieces is not None:
+            return self._pieces(f.path, pieces, chunk)
         with hdf5_errors(f.path, "a readable HDF5 file of calorimeter crops"):
             block = self.read_block(reader, chunk.start, chunk.stop)
+        self._check(block, f.path, chunk.start)
+        x = block if chunk.take is None else block[chunk.take]
+        return np.asarray(x, dtype=np.float32), chunk.key
+
+    def _pieces(self, path, pieces, chunk: batches.Chunk):
+        """The rows of ``chunk`` stored chunk by stored chunk, each inflated, checked, and placed by the
+        stream before the next is inflated (no joined copy of a multi-chunk block)."""
+        start, take = chunk.start, chunk.take
+        it = iter(self.read_block(pieces, chunk.start, chunk.stop))
+        while True:
+            with hdf5_errors(path, "a readable HDF5 file of calorimeter crops"):
+                item = next(it, None)
+            if item is None:
+                return
+            first, block = item
+            self._check(block, path, first)
+            lo, hi = first - start, first - start + len(block)
+            if take is None:
+                yield np.asarray(block, dtype=np.float32), chunk.key[lo:hi]
+                continue
+            a, b = np.searchsorted(take, [lo, hi])
+            if b > a:
+                yield np.asarray(block[take[a:b] - lo], dtype=np.float32), chunk.key[a:b]
+
+    @staticmethod
+    def _check(block: np.ndarray, path, start: int) -> None:
+        """Refuse NaN or infinity in ``block`` (rows from ``start`` of ``path``), naming the first bad crop."""
         with np.errstate(over="ignore", invalid="ignore"):
             total = block.sum()
         if not np.isfinite(total):  # NaN or inf somewhere, or an overflow: the exact check says which
-            check_finite(block, f.path, chunk.start)  # the whole block: a bad crop is bad in any split
-        x = block if chunk.take is None else block[chunk.take]
-        return np.asarray(x, dtype=np.float32), chunk.key
+            check_finite(block, path, start)  # the whole block: a bad crop is bad in any split
 
     @staticmethod
     def read_block(reader, start: int, stop: int) -> np.ndarray:

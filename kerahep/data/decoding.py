@@ -88,7 +88,7 @@ def load_in_order(chunks: Sequence[Chunk], order: Iterable[int], opener, threads
         chunks: the plan.
         order: indices into ``chunks``.
         opener: ``opener()`` is a context manager giving ``load(chunk) -> tuple of arrays`` (open
-            files shared by the threads).
+            files shared by the threads), or an iterator of pieces (joined: :func:`as_arrays`).
         threads: decoding threads.
         ahead_rows: rows decoded ahead of the consumer (at least ``threads + 1`` chunks).
         pending: where a :class:`DataError` met while decoding is kept (it is re-raised too).
@@ -100,11 +100,11 @@ def load_in_order(chunks: Sequence[Chunk], order: Iterable[int], opener, threads
                 while futures and rows_ahead >= ahead_rows and len(futures) > threads:
                     j, fut = futures.popleft()
                     rows_ahead -= chunks[j].size
-                    yield as_tuple(fut.result())
-                futures.append((i, pool.submit(load, chunks[i])))
+                    yield fut.result()
+                futures.append((i, pool.submit(lambda c: as_arrays(load(c)), chunks[i])))
                 rows_ahead += chunks[i].size
             while futures:
-                yield as_tuple(futures.popleft()[1].result())
+                yield futures.popleft()[1].result()
     except DataError as exc:
         if pending is not None:
             pending.record(exc)
@@ -126,3 +126,13 @@ def thread_pool(threads: int):
 def as_tuple(out) -> tuple:
     """What a loader returned, as a tuple of arrays (one array: a tuple of one)."""
     return out if isinstance(out, tuple) else (out,)
+
+
+def as_arrays(out) -> tuple:
+    """What a loader returned as one tuple of whole arrays: a tuple of arrays, one array, or an
+    iterator of such tuples (consecutive pieces of the chunk's rows, each copied before the next
+    is asked for, since a loader may read every piece into the same buffer), joined."""
+    if isinstance(out, (tuple, np.ndarray)):
+        return as_tuple(out)
+    pieces = [tuple(np.array(a) for a in as_tuple(p)) for p in out]
+    return tuple(np.concatenate(f) for f in zip(*pieces))

@@ -89,7 +89,8 @@ def direct_chunk_reader(ds):
     Only for the layout it can decode exactly: little-endian float32, each chunk holding
     whole rows (``chunks == (k,) + shape[1:]``) and deflate (gzip) as the only filter.
     The returned ``read(start, stop)`` gives ``ds[start:stop]`` for ``start`` on a chunk
-    boundary (read-only when it is one chunk); a chunk it cannot read directly (never
+    boundary (read-only when it is one chunk), and ``read.pieces(start, stop)`` the same rows
+    stored chunk by stored chunk, as ``(first row, rows)``; a chunk it cannot read directly (never
     written, for example) is read through h5py. Safe from several threads: the compressed
     bytes are copied out under :data:`HDF5_LOCK`; the inflating runs without it (and
     without the GIL).
@@ -128,4 +129,11 @@ def direct_chunk_reader(ds):
             out[first - start:first - start + rows] = chunk(first, rows)
         return out
 
+    def pieces(start: int, stop: int):
+        """``(first row, rows)`` of each stored chunk of ``start:stop`` in turn, inflated one at a time
+        (read-only views of the inflated bytes): a multi-chunk read without the joined copy."""
+        for first in range(start, stop, rows_per_chunk):
+            yield first, chunk(first, min(rows_per_chunk, stop - first))
+
+    read.pieces = pieces
     return read

@@ -70,21 +70,49 @@ class RunFile:
         contend for the map. Elsewhere the rows are copied out of the map and its pages released.
         """
         arr = self.array
-        offset = getattr(arr, "offset", None)
-        if hasattr(os, "preadv") and isinstance(arr, np.memmap) and offset is not None and arr.flags.c_contiguous:
+        if self._preadable():
             raw = np.empty((stop - start,) + arr.shape[1:], arr.dtype)
-            at = offset + start * arr[0].nbytes
             with user_os_errors(f"a readable .npy file with {EXPECTED}", self.path), open(self.path, "rb") as f:
-                got = os.preadv(f.fileno(), [raw], at)
-            if got != raw.nbytes:
-                raise DataError(self.path, f"lumisections {start}-{stop - 1} ({raw.nbytes} bytes from byte {at})",
-                                f"{got} bytes (the file was cut short after it was opened)")
+                self._pread(f, raw, start)
         else:
             raw = np.array(arr[start:stop], dtype=None if check else np.float32)
             _release(arr, start, stop)
         if check:
             check_counts(self.path, raw, start, arr.dtype.kind)
         return raw.astype(np.float32, copy=False)
+
+    def pieces(self, start: int, stop: int, rows: int = 16):
+        """Lumisections ``start:stop`` as consecutive pieces of at most ``rows`` maps, in the file's
+        dtype, each read with ``os.preadv`` into one small buffer that the next piece reuses (use
+        each before asking for the next).
+
+        A streamed epoch casts every piece straight into its places in a batch while it is in
+        the CPU cache (:class:`kerahep.data.batches.BatchStream`): one pass over the maps instead
+        of reading a chunk whole, converting it to float32 and copying that again. Where
+        ``os.preadv`` cannot be used, one piece: :meth:`read`.
+        """
+        if not self._preadable():
+            yield self.read(start, stop)
+            return
+        buf = np.empty((max(1, min(int(rows), stop - start)),) + self.array.shape[1:], self.array.dtype)
+        with user_os_errors(f"a readable .npy file with {EXPECTED}", self.path), open(self.path, "rb") as f:
+            for a in range(start, stop, len(buf)):
+                piece = buf[:min(len(buf), stop - a)]
+                self._pread(f, piece, a)
+                yield piece
+
+    def _preadable(self) -> bool:
+        arr = self.array
+        return (hasattr(os, "preadv") and isinstance(arr, np.memmap) and getattr(arr, "offset", None) is not None
+                and arr.flags.c_contiguous)
+
+    def _pread(self, f, out: np.ndarray, start: int) -> None:
+        """Fill ``out`` with the maps from lumisection ``start`` of the open file ``f``."""
+        at = self.array.offset + start * self.array[0].nbytes
+        got = os.preadv(f.fileno(), [out], at)
+        if got != out.nbytes:
+            raise DataError(self.path, f"lumisections {start}-{start + len(out) - 1} ({out.nbytes} bytes from "
+                                       f"byte {at})", f"{got} bytes (the file was cut short after it was opened)")
 
 
 @dataclass
@@ -307,9 +335,9 @@ def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = Fal
         raise ConfigError(f"label_mode must be binary or categorical, got {label_mode!r}")
     label = np.arange(k, dtype=np.float32) if label_mode == "binary" else np.eye(k, dtype=np.float32)
 
-    def load(c):
-        x = runs.read(c.source, c.start, c.stop)
-        return x, np.repeat(label[runs.class_of(c.source)][None], len(x), axis=0)
+    def load(c):  # pieces of the maps in the file's dtype, cast into the batches where they land
+        y = np.repeat(label[runs.class_of(c.source)][None], min(c.size, 16), axis=0)
+        return ((x, y[:len(x)]) for x in runs.runs[c.source].pieces(c.start, c.stop, rows=16))
 
     plan = [Chunk(int(r), int(s), int(e)) for r, s, e in chunks(segments, chunk_size)]
     (h, w), y_shape = runs.shape, label.shape[1:]

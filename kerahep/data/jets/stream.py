@@ -118,20 +118,48 @@ class JetStream:
         yield from load_in_order(chunks, order, self._opened, threads, rows, self.pending)
 
     def _load(self, readers, chunk):
-        """Read, select and check one block: ``(jets, positions)``."""
+        """Read, select and check one block: ``(jets, positions)``, or, when the direct chunk reader
+        reads it, the same as pieces, one stored chunk at a time (:meth:`_pieces`)."""
         src, start, stop, off = chunk.source, chunk.start, chunk.stop, chunk.take
         info = self.sources[src][0]
+        pieces = getattr(readers[src], "pieces", None)
+        if pieces is not None:
+            return self._pieces(info, pieces, chunk)
         with hdf5_errors(info.path, f"readable rows {start}-{stop - 1} of {self.key!r}"):
             block = self._read(readers[src], start, stop)
         jets = block if (len(off) == stop - start) else block[off]
+        self._check(info, jets, start + off)
+        return jets.astype(np.float32, copy=False), chunk.key
+
+    def _pieces(self, info, pieces, chunk):
+        """The block of ``chunk`` stored chunk by stored chunk: each inflated, selected and checked,
+        then placed by the stream while it is in the CPU cache, without first joining the
+        block into one array of up to ``block_bytes`` (new memory the kernel must fault in and
+        zero, then a second copy of every jet)."""
+        start, stop, off = chunk.start, chunk.stop, chunk.take
+        it = iter(self._read(pieces, start, stop))  # the reads of one block, as for a whole block
+        while True:
+            with hdf5_errors(info.path, f"readable rows {start}-{stop - 1} of {self.key!r}"):
+                item = next(it, None)
+            if item is None:
+                return
+            first, block = item
+            a, b = np.searchsorted(off, [first - start, first - start + len(block)])
+            if a == b:
+                continue
+            jets = block if b - a == len(block) else block[off[a:b] - (first - start)]
+            self._check(info, jets, start + off[a:b])
+            yield jets.astype(np.float32, copy=False), chunk.key[a:b]
+
+    def _check(self, info, jets: np.ndarray, rows: np.ndarray) -> None:
+        """Refuse NaN or infinity in ``jets`` (file rows ``rows``), naming the first bad jet's row."""
         if self.check_finite:
             # a jet's sum is NaN or infinite exactly when one of its pixels is (finite
             # float32 deposits of a physical size cannot overflow); half the cost of isfinite
             good = np.isfinite(jets.sum(axis=tuple(range(1, jets.ndim))))
             if not good.all():
-                row = start + int(off[np.flatnonzero(~good)[0]])
+                row = int(rows[np.flatnonzero(~good)[0]])
                 raise DataError(info.path, f"finite values in {self.key!r}", f"NaN or infinity in jet {row}")
-        return jets.astype(np.float32, copy=False), chunk.key
 
     @staticmethod
     def _read(reader, start: int, stop: int) -> np.ndarray:
