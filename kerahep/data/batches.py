@@ -12,7 +12,8 @@ decodes one chunk into arrays. :class:`BatchStream` then, per epoch:
 3. decodes the chunks on a :class:`concurrent.futures.ThreadPoolExecutor` of
    ``decode_threads`` threads (default ``os.cpu_count()``, :func:`decode_threads`), each
    thread placing its chunk's rows straight at their permuted places in the window's
-   buffer while the chunk is still in cache; the loaders work where the GIL is released
+   buffer while the chunk is still in cache (the buffers, aligned and reused once nothing
+   refers to them: :mod:`kerahep.data.windows`); the loaders work where the GIL is released
    (zlib-ng inflating chunks read with ``read_direct_chunk``, NumPy copying memory maps);
 4. hands out the windows in order as whole batches (views of the buffer; a batch across a
    window boundary is joined from both), so only the last batch of an epoch may be smaller.
@@ -46,16 +47,15 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
 from .decoding import Chunk, PendingError, as_arrays, as_tuple, decode_threads, load_in_order, thread_pool
+from .windows import Buffers, Window, aligned_empty, spec
 
 __all__ = ["BatchStream", "Chunk", "PendingError", "aligned_empty", "cut_batches", "decode_threads", "epoch_dataset",
            "interleave", "load_in_order", "thread_pool"]
@@ -126,93 +126,6 @@ def _join(parts: list[tuple]) -> tuple:
     return tuple(out)
 
 
-def aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
-    """``np.empty(shape, dtype)`` starting on an ``align``-byte boundary.
-
-    TensorFlow takes a NumPy array that ``from_generator`` yields without copying it when
-    its data are 64-byte aligned (the batches of a window stay aligned when a row's bytes
-    are a multiple of 64), which saves a copy of every batch. A buffer is never written
-    again once its batches are handed out.
-    """
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    raw = np.empty(nbytes + align, np.uint8)
-    start = (-raw.ctypes.data) % align
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
-
-
-class _Buffers:
-    """Window buffers of a stream, reused once nothing refers to them any more.
-
-    A fresh buffer of a few MB is new memory: the kernel faults in and zeroes every page at
-    its first write, which cost more than placing the rows themselves (hcal_dqm: about
-    0.4 ms of CPU per batch of 64 maps). A buffer is lent out whole and taken back only when
-    no array refers to it (the batches cut from it, the tensors ``tf.data`` made of it without
-    a copy, a window still being filled, a caller's batch): NumPy views keep a reference to
-    the array owning the memory, so a reference count of ours alone means it is free. So a
-    buffer is still never written while anything can read it. At most ``keep`` free buffers
-    are kept (:class:`BatchStream`: two windows' worth, less than an epoch holds anyway),
-    so that later epochs write into memory already faulted in.
-    """
-
-    def __init__(self, keep: int = 6):
-        self.keep, self.lent, self.free = int(keep), [], []
-        self.lock = threading.Lock()
-
-    def empty(self, shape, dtype, align: int = 64) -> np.ndarray:
-        """An ``align``-byte aligned ``np.empty(shape, dtype)``, in a reused buffer when one is free."""
-        dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        with self.lock:
-            for k in range(len(self.lent) - 1, -1, -1):
-                if _unreferenced(self.lent, k):
-                    self.free.append(self.lent.pop(k))
-            fits = [k for k, raw in enumerate(self.free) if nbytes + align <= raw.nbytes <= 2 * nbytes + 2 * align]
-            if fits:
-                raw = self.free.pop(min(fits, key=lambda k: self.free[k].nbytes))
-            else:  # an eighth more than asked: the windows of the next epoch differ a little in size
-                raw = np.empty(nbytes + nbytes // 8 + align, np.uint8)
-            del self.free[:max(0, len(self.free) - self.keep)]  # the oldest first
-            self.lent.append(raw)
-        start = (-raw.ctypes.data) % align
-        return raw[start:start + nbytes].view(dtype).reshape(shape)
-
-
-def _unreferenced(lent: list, k: int) -> bool:
-    """Whether the list slot is the only reference to ``lent[k]`` (the other is getrefcount's argument)."""
-    return sys.getrefcount(lent[k]) <= 2
-
-
-@dataclass(eq=False)
-class _Window:
-    """One mixing window: a buffer per field, and where each of its rows goes (``dest``; None: in order)."""
-
-    bufs: tuple
-    dest: np.ndarray | None
-
-    @classmethod
-    def allocate(cls, n: int, spec, rng: np.random.Generator | None, buffers: _Buffers | None = None) -> _Window:
-        empty = aligned_empty if buffers is None else buffers.empty
-        bufs = tuple(empty((n,) + tuple(shape), dtype) for shape, dtype in spec)
-        return cls(bufs, rng.permutation(n) if rng is not None else None)
-
-    def place(self, at: int, arrays: tuple) -> None:
-        """Rows ``at .. at + len`` of the window (in plan order) are ``arrays``; a scatter when shuffled."""
-        k = len(arrays[0])
-        where = slice(at, at + k) if self.dest is None else self.dest[at:at + k]
-        for buf, a in zip(self.bufs, arrays):
-            buf[where] = a
-
-    def rows(self, at: int, k: int) -> tuple:
-        """Copies of rows ``at .. at + k`` of the window (in plan order), as placed."""
-        where = slice(at, at + k) if self.dest is None else self.dest[at:at + k]
-        return tuple(np.array(buf[where]) for buf in self.bufs)
-
-
-def _spec(arrays: tuple) -> list:
-    return [(a.shape[1:], a.dtype) for a in arrays]
-
-
 def cut_batches(parts: Iterable[tuple], batch_size: int, rng: np.random.Generator | None = None,
                 window_rows: int = 0, drop_remainder: bool = False) -> Iterator[tuple]:
     """Whole batches from a sequential stream of decoded parts (tuples of arrays with equal first dimensions).
@@ -232,7 +145,7 @@ def cut_batches(parts: Iterable[tuple], batch_size: int, rng: np.random.Generato
             if rows < max(int(window_rows), int(batch_size), 1):
                 continue
         if window:
-            w = _Window.allocate(rows, _spec(window[0]), rng)
+            w = Window.allocate(rows, spec(window[0]), rng)
             at = 0
             for p in window:
                 w.place(at, p)
@@ -289,7 +202,7 @@ class BatchStream:
         self.n = int(sum(c.size for c in self.chunks))
         self._epochs = itertools.count()
         self._lock = threading.Lock()
-        self._buffers = _Buffers()
+        self._buffers = Buffers()
 
     @property
     def n_batches(self) -> int:
@@ -354,7 +267,7 @@ class BatchStream:
             if first is None:
                 return
             probed[first[0]] = pool.submit(lambda c: as_arrays(load(c)), self.chunks[first[0]]).result()
-            self.fields = _spec(probed[first[0]])
+            self.fields = spec(probed[first[0]])
             plan = itertools.chain([first], plan)
         buffers.keep = 2 * len(self.fields)  # two windows kept free (a buffer per field each)
         # rows held ahead: two windows, or more while the threads lack chunks, up to a chunk per thread
@@ -365,7 +278,7 @@ class BatchStream:
                 indices = next(plan, None)
                 if indices is None:
                     break
-                window = _Window.allocate(sum(self.chunks[i].size for i in indices), self.fields, rng, buffers)
+                window = Window.allocate(sum(self.chunks[i].size for i in indices), self.fields, rng, buffers)
                 starts = np.cumsum([0] + [self.chunks[i].size for i in indices[:-1]])
                 ahead.append((window, [pool.submit(self._fill, load, i, window, int(at), probed.pop(i, None))
                                        for i, at in zip(indices, starts)]))
@@ -376,7 +289,7 @@ class BatchStream:
                 f.result()
             yield window.bufs
 
-    def _fill(self, load, i: int, window: _Window, at: int, arrays: tuple | None = None) -> None:
+    def _fill(self, load, i: int, window: Window, at: int, arrays: tuple | None = None) -> None:
         """Decode chunk ``i`` (unless cached or given) and place its rows in ``window`` (a decoding thread).
 
         ``load`` returns a tuple of arrays, or an iterator of such tuples (consecutive pieces of
