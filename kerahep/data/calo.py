@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import DataError, user_os_errors
 from . import batches
+from .decoding import selected_pieces
 from .h5 import direct_chunk_reader, hdf5_errors
 from .splits import stratified_split
 
@@ -300,23 +301,11 @@ class CaloReader:
 
     def _pieces(self, path, pieces, chunk: batches.Chunk):
         """The rows of ``chunk`` stored chunk by stored chunk, each inflated, checked, and placed by the
-        stream before the next is inflated (no joined copy of a multi-chunk block)."""
-        start, take = chunk.start, chunk.take
-        it = iter(self.read_block(pieces, chunk.start, chunk.stop))
-        while True:
-            with hdf5_errors(path, "a readable HDF5 file of calorimeter crops"):
-                item = next(it, None)
-            if item is None:
-                return
-            first, block = item
-            self._check(block, path, first)
-            lo, hi = first - start, first - start + len(block)
-            if take is None:
-                yield np.asarray(block, dtype=np.float32), chunk.key[lo:hi]
-                continue
-            a, b = np.searchsorted(take, [lo, hi])
-            if b > a:
-                yield np.asarray(block[take[a:b] - lo], dtype=np.float32), chunk.key[a:b]
+        stream before the next is inflated (no joined copy of a multi-chunk block); every stored chunk
+        is checked whole, before the split's rows are taken (:func:`~kerahep.data.decoding.selected_pieces`)."""
+        yield from selected_pieces(self.read_block(pieces, chunk.start, chunk.stop), chunk, path,
+                                   "a readable HDF5 file of calorimeter crops",
+                                   check_block=lambda block, first: self._check(block, path, first))
 
     @staticmethod
     def _check(block: np.ndarray, path, start: int) -> None:

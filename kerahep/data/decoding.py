@@ -1,7 +1,8 @@
 """What the streamed readers share below the batching (:mod:`kerahep.data.batches`): the number
 of decoding threads (:func:`decode_threads`), one read of a plan (:class:`Chunk`), the error a
-stream met while decoding (:class:`PendingError`) and chunks decoded ahead, in order, on a
-thread pool (:func:`load_in_order`)."""
+stream met while decoding (:class:`PendingError`), chunks decoded ahead, in order, on a
+thread pool (:func:`load_in_order`) and the wanted rows of a chunk taken from its stored HDF5
+chunks one at a time (:func:`selected_pieces`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import contextlib
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .h5 import hdf5_errors
 
 
 def decode_threads(threads: int | None = None) -> int:
@@ -136,3 +138,45 @@ def as_arrays(out) -> tuple:
         return as_tuple(out)
     pieces = [tuple(np.array(a) for a in as_tuple(p)) for p in out]
     return tuple(np.concatenate(f) for f in zip(*pieces))
+
+
+def selected_pieces(items: Iterable[tuple[int, np.ndarray]], chunk: Chunk, path, what: str,
+                    check_block: Callable[[np.ndarray, int], None] | None = None,
+                    check_rows: Callable[[np.ndarray, np.ndarray], None] | None = None) -> Iterator[tuple]:
+    """The wanted rows of ``chunk``, stored chunk by stored chunk: ``(rows as float32, their slice of chunk.key)``.
+
+    ``items`` are the ``(first row, block)`` reads of ``chunk.start:chunk.stop`` one stored chunk
+    at a time (``read.pieces`` of :func:`~kerahep.data.h5.direct_chunk_reader`), each read (inflated)
+    under :func:`~kerahep.data.h5.hdf5_errors` ``(path, what)``. Of each block, the rows of
+    ``chunk.take`` (offsets from ``chunk.start``; None: all) that fall in it are selected (the
+    block itself when they are all of it); a block holding none of them yields nothing. Each
+    piece is yielded before the next is read, so that the stream places it while it is in the
+    CPU cache and a reader may inflate every piece into the same buffer.
+
+    Args:
+        items: the reads, ``(first row in the file, rows)``, in row order.
+        chunk: the plan's read (:class:`Chunk`).
+        path, what: the file and what was expected of it, for the error of a failed read.
+        check_block: ``check_block(block, first)`` on every block as read, before the selection
+            and whether or not any of its rows are wanted (a bad row is bad in any split).
+        check_rows: ``check_rows(rows, file_rows)`` on the selected rows, ``file_rows`` their rows
+            in the file.
+    """
+    start, take = chunk.start, chunk.take
+    it = iter(items)
+    while True:
+        with hdf5_errors(path, what):
+            item = next(it, None)
+        if item is None:
+            return
+        first, block = item
+        if check_block is not None:
+            check_block(block, first)
+        lo, hi = first - start, first - start + len(block)
+        a, b = (lo, hi) if take is None else np.searchsorted(take, [lo, hi])
+        if a == b:
+            continue
+        rows = block if b - a == len(block) else block[take[a:b] - lo]
+        if check_rows is not None:
+            check_rows(rows, first + np.arange(len(block)) if take is None else start + take[a:b])
+        yield rows.astype(np.float32, copy=False), chunk.key[a:b]

@@ -9,6 +9,7 @@ import numpy as np
 
 from ...errors import DataError
 from ..batches import BatchStream, Chunk, PendingError, decode_threads, load_in_order
+from ..decoding import selected_pieces
 from ..h5 import direct_chunk_reader, hdf5_errors
 from .files import DEFAULT_BLOCK_BYTES, JET_KEY, JET_SHAPE, OUTPUTS, inspect_jet_file, open_jet_file
 from .reads import plan_reads
@@ -132,24 +133,14 @@ class JetStream:
         return jets.astype(np.float32, copy=False), chunk.key
 
     def _pieces(self, info, pieces, chunk):
-        """The block of ``chunk`` stored chunk by stored chunk: each inflated, selected and checked,
-        then placed by the stream while it is in the CPU cache, without first joining the
-        block into one array of up to ``block_bytes`` (new memory the kernel must fault in and
-        zero, then a second copy of every jet)."""
-        start, stop, off = chunk.start, chunk.stop, chunk.take
-        it = iter(self._read(pieces, start, stop))  # the reads of one block, as for a whole block
-        while True:
-            with hdf5_errors(info.path, f"readable rows {start}-{stop - 1} of {self.key!r}"):
-                item = next(it, None)
-            if item is None:
-                return
-            first, block = item
-            a, b = np.searchsorted(off, [first - start, first - start + len(block)])
-            if a == b:
-                continue
-            jets = block if b - a == len(block) else block[off[a:b] - (first - start)]
-            self._check(info, jets, start + off[a:b])
-            yield jets.astype(np.float32, copy=False), chunk.key[a:b]
+        """The block of ``chunk`` stored chunk by stored chunk: each inflated, selected and checked
+        (the selected jets only), then placed by the stream while it is in the CPU cache, without
+        first joining the block into one array of up to ``block_bytes`` (new memory the kernel must
+        fault in and zero, then a second copy of every jet): :func:`~kerahep.data.decoding.selected_pieces`."""
+        start, stop = chunk.start, chunk.stop
+        yield from selected_pieces(self._read(pieces, start, stop), chunk, info.path,  # the reads of one block
+                                   f"readable rows {start}-{stop - 1} of {self.key!r}",
+                                   check_rows=lambda jets, rows: self._check(info, jets, rows))
 
     def _check(self, info, jets: np.ndarray, rows: np.ndarray) -> None:
         """Refuse NaN or infinity in ``jets`` (file rows ``rows``), naming the first bad jet's row."""
