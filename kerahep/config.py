@@ -181,8 +181,9 @@ class RunSettings:
             ``data_parallel`` (JAX, Keras distribution).
         verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch).
         unsafe_load: allow loading ``.keras`` files that carry arbitrary code (Lambda layers).
-        plot_dpi: resolution of the PNG figures (dots per inch, > 0); every figure is also
-            written as a vector PDF beside its PNG.
+        plot_dpi: resolution of the PNG figures (dots per inch, > 0).
+        plot_pdf: also write every figure as a vector PDF beside its PNG (for papers); the
+            smoke presets turn it off (each PDF is a second full draw of its figure).
     """
 
     seed: int = 42
@@ -193,6 +194,7 @@ class RunSettings:
     verbose: int = 1
     unsafe_load: bool = False
     plot_dpi: int = 110
+    plot_pdf: bool = True
 
     def validate(self) -> None:
         from .artifacts import check_name
@@ -200,6 +202,8 @@ class RunSettings:
         check(self.strategy in STRATEGIES, f"run.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         check(isinstance(self.plot_dpi, int) and not isinstance(self.plot_dpi, bool) and self.plot_dpi > 0,
               f"run.plot_dpi must be an integer > 0 (dots per inch of the PNG figures), got {self.plot_dpi!r}")
+        check(isinstance(self.plot_pdf, bool),
+              f"run.plot_pdf must be true or false (a vector PDF beside every PNG figure), got {self.plot_pdf!r}")
         if self.run_id is not None:
             check_name(self.run_id, "run.run_id")
 

@@ -1,7 +1,7 @@
 """The HEP views and calibration of every classifier report (issue 16): efficiency against
 background rejection with its bootstrap band, working points in the test metrics, expected
-calibration error, Brier score and the reliability diagram, each figure also as PDF, and the
-PNG resolution from ``run.plot_dpi``.
+calibration error, Brier score and the reliability diagram, each figure also as PDF (unless
+``run.plot_pdf=false``), and the PNG resolution from ``run.plot_dpi``.
 
 The numbers behind the figures are checked against values worked out by hand (written in
 the tables), at unit level: no training.
@@ -155,6 +155,36 @@ def test_every_png_has_a_pdf_beside_it(tmp_path):
     assert (tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-"
     plotting.save_figure(_figure(), tmp_path / "only.pdf")  # another format: that file alone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pdf", "a.png", "only.pdf"]
+
+
+def test_plot_pdf_false_writes_the_png_alone_and_removes_an_earlier_pdf(tmp_path):
+    plotting.save_figure(_figure(), tmp_path / "a.png")  # outside any run's settings: with its PDF
+    assert (tmp_path / "a.pdf").is_file()
+    with plotting.figure_settings(Config(task="toy").override(["run.plot_pdf=false"])):
+        plotting.save_figure(_figure(), tmp_path / "a.png")  # the old PDF is not this figure's
+        plotting.save_figure(_figure(), tmp_path / "b.png")
+        with plotting.figure_settings(None):  # no configuration: the enclosing setting holds
+            plotting.save_figure(_figure(), tmp_path / "c.png")
+        plotting.save_figure(_figure(), tmp_path / "only.pdf")  # a PDF asked for by name is written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "c.png", "only.pdf"]
+    with plotting.figure_settings(Config(task="toy")):  # the default: PDFs again
+        plotting.save_figure(_figure(), tmp_path / "d.png")
+    assert (tmp_path / "d.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_smoke_presets_write_no_pdf_and_the_others_do():
+    from kerahep.registry import get_task, list_tasks
+
+    for name in list_tasks():
+        task = get_task(name)
+        assert task.preset("smoke").run.plot_pdf is False, name
+        assert all(task.preset(p).run.plot_pdf is True for p in task.presets), name
+    with pytest.raises(ConfigError, match="run.plot_pdf.*true or false"):
+        Config(task="toy").override(["run.plot_pdf=3"])
+    from kerahep.config import RunSettings
+
+    with pytest.raises(ConfigError, match="run.plot_pdf must be true or false"):
+        Config(task="toy", run=RunSettings(plot_pdf="no"))  # built in Python, not parsed
 
 
 def test_png_resolution_follows_plot_dpi(tmp_path):

@@ -18,7 +18,7 @@ TINY_MODEL = ["model.dim=16", "model.depth=2", "model.num_heads=2", "model.ae_hi
 
 def _config(root, preset="default", extra=()):
     return get_task("hcal_dqm").preset(preset).override([
-        f"data.data_dir='{root / 'data'}'", f"run.output_dir='{root / 'results'}'", "run.verbose=0",
+        f"data.data_dir='{root / 'data'}'", f"run.output_dir='{root / 'results'}'", "run.verbose=0", "run.plot_pdf=false",
         "data.synthetic_events=200", "data.anomaly_fraction=0.1", "data.adapt_samples=200",
         "training.batch_size=32", *TINY_MODEL, *extra])
 

@@ -13,7 +13,8 @@ from kerahep.tasks.higgs_mae import HiggsResult
 
 TINY = ["data.synthetic_events=60", "data.oracle_events=0", "training.batch_size=32", "model.dim=8", "model.depth=1",
         "model.num_heads=2", "model.decoder_dim=8", "model.head_units=(8,)", "model.recon_events=40",
-        "model.gbt_max_iter=20", "run.verbose=0"]
+        "model.gbt_max_iter=20", "run.verbose=0",
+        "run.plot_pdf=false"]  # PNGs only: the PDF beside every figure is tested elsewhere
 
 
 @pytest.fixture

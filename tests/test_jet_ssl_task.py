@@ -18,6 +18,7 @@ TINY = [
     "model.widths=(4, 8)", "model.blocks=(1, 1)", "model.head_hidden=(4,)", "model.projection_dim=4",
     "model.projection_hidden=8", "model.head_epochs=1", "model.downstream_steps=1", "model.downstream_max_epochs=1",
     "training.epochs=1", "training.batch_size=8", "run.verbose=0",
+    "run.plot_pdf=false",  # PNGs only: the PDF beside every figure is tested elsewhere
 ]
 
 

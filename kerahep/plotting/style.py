@@ -1,6 +1,7 @@
 """The kerahep figure style and writer: the mplhep CMS style, what the data are (the
 experiment label), and :func:`save_figure`, which writes every figure atomically as PNG (at
-the enclosing :func:`figure_dpi`, ``run.plot_dpi``) and as vector PDF beside it.
+the enclosing :func:`figure_dpi`, ``run.plot_dpi``) and as vector PDF beside it (unless the
+enclosing :func:`figure_settings` turn PDFs off: ``run.plot_pdf``).
 
 Every figure says "kerahep", never "CMS", followed by what the data are
 (:data:`DATA_LABELS`): inside ``with data_label(kind):``, where the tasks' reports set the
@@ -30,6 +31,8 @@ _DATA_KIND: contextvars.ContextVar = contextvars.ContextVar("kerahep_data_kind",
 #: resolution of the PNG figures outside a :func:`figure_dpi` block (``run.plot_dpi``'s default)
 DEFAULT_DPI = 110
 _DPI: contextvars.ContextVar = contextvars.ContextVar("kerahep_plot_dpi", default=DEFAULT_DPI)
+#: whether a PNG figure gets its vector PDF beside it (``run.plot_pdf``; outside a block: yes)
+_PDF: contextvars.ContextVar = contextvars.ContextVar("kerahep_plot_pdf", default=True)
 
 
 def use_style():
@@ -52,10 +55,19 @@ def figure_dpi(dpi: int | None):
         _DPI.reset(token)
 
 
+@contextlib.contextmanager
 def figure_settings(config):
-    """The figure settings of a run's configuration (``run.plot_dpi``) for the block; the
-    reports of the tasks draw inside it (None: the defaults)."""
-    return figure_dpi(getattr(getattr(config, "run", None), "plot_dpi", None))
+    """The figure settings of a run's configuration for the block (``run.plot_dpi``, and
+    ``run.plot_pdf``: whether PNGs get their PDF); the reports of the tasks draw inside it
+    (None: the enclosing settings)."""
+    run = getattr(config, "run", None)
+    pdf = getattr(run, "plot_pdf", None)
+    token = _PDF.set(_PDF.get() if pdf is None else bool(pdf))
+    try:
+        with figure_dpi(getattr(run, "plot_dpi", None)):
+            yield
+    finally:
+        _PDF.reset(token)
 
 
 def current_dpi() -> int:
@@ -67,12 +79,14 @@ def save_figure(fig, path, dpi: int | None = None) -> Path:
     """Write ``fig`` to ``path`` atomically and close it: the one figure writer of kerahep.
 
     A ``.png`` is written at ``dpi`` (default: the enclosing :func:`figure_dpi`, else
-    :data:`DEFAULT_DPI`), with the same figure as a vector ``.pdf`` beside it (for papers);
+    :data:`DEFAULT_DPI`), with the same figure as a vector ``.pdf`` beside it (for papers)
+    unless the enclosing :func:`figure_settings` say ``run.plot_pdf=false`` (then a PDF left
+    there by an earlier drawing is removed, so that a PDF beside a PNG is always its figure);
     any other suffix is written alone in its format. If either file fails, neither is left.
     """
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    pdf = path.with_suffix(".pdf") if fmt == "png" else None
+    pdf = path.with_suffix(".pdf") if fmt == "png" and _PDF.get() else None
     try:
         if pdf is not None:
             with atomic_path(pdf) as tmp:
@@ -86,6 +100,8 @@ def save_figure(fig, path, dpi: int | None = None) -> Path:
             raise
     finally:
         plt.close(fig)
+    if fmt == "png" and pdf is None:
+        path.with_suffix(".pdf").unlink(missing_ok=True)  # not this figure's any more
     return path
 
 

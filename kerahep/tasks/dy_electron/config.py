@@ -9,7 +9,7 @@ from ...config import Config, DataConfig, ModelConfig, RunSettings, TrainingConf
 PRESETS = ("physics", "seed")
 #: overrides that make the smoke preset from the default one
 SMOKE = ("data.data_dir='data/smoke'", "data.synthetic_events=300", "model.widths=(16,)", "training.epochs=1",
-         "training.batch_size=64")
+         "training.batch_size=64", "run.plot_pdf=false")
 
 
 @dataclass(frozen=True)

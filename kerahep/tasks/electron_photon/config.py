@@ -13,7 +13,7 @@ PRESETS = ("default", "full")
 #: overrides that make the smoke preset from the default one
 SMOKE = ("data.data_dir='data/smoke'", "data.synthetic_events=60", "data.explain_samples=4",
          "data.tsne_samples=30", "model.widths=(4, 8)", "model.blocks=(1, 1)", "model.embedding_dim=8",
-         "training.epochs=1", "training.steps_per_epoch=2", "training.batch_size=16")
+         "training.epochs=1", "training.steps_per_epoch=2", "training.batch_size=16", "run.plot_pdf=false")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ PRESETS = ("default", "moe_vit", "hard", "full")
 #: overrides that make the smoke preset from the default one
 SMOKE = ("data.data_dir='data/smoke'", "data.synthetic_events=200", "data.anomaly_fraction=0.1",
          "data.adapt_samples=200", "model.dim=16", "model.depth=2", "model.num_heads=2", "model.ae_hidden=64",
-         "model.ae_latent=8", "model.ae_epochs=1", "training.epochs=1", "training.batch_size=32")
+         "model.ae_latent=8", "model.ae_epochs=1", "training.epochs=1", "training.batch_size=32", "run.plot_pdf=false")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ PRESETS = ("default", "realdata_small", "seed")
 SMOKE = ("data.data_dir='data/smoke'", "data.synthetic_events=60", "data.oracle_events=0", "model.dim=8",
          "model.depth=1", "model.num_heads=2", "model.decoder_dim=8", "model.head_units=(8,)",
          "model.recon_events=40", "model.gbt_max_iter=20", "model.pretrain_epochs=1", "model.finetune_epochs=1",
-         "training.epochs=1", "training.batch_size=32")
+         "training.epochs=1", "training.batch_size=32", "run.plot_pdf=false")
 
 #: the configuration key of each row range
 RANGE_KEYS = {"train": "data.rows_train", "val": "data.rows_val", "test": "data.rows_test"}

@@ -17,7 +17,7 @@ SMOKE = ("data.data_dir='data/smoke'", "data.synthetic_events=24", "data.synthet
          "data.label_fractions=(1.0,)", "data.split=(0.5, 0.25, 0.25)", "data.tsne_points=12",
          "model.widths=(4, 8)", "model.blocks=(1, 1)", "model.head_hidden=(4,)", "model.projection_dim=4",
          "model.projection_hidden=8", "model.head_epochs=1", "model.downstream_steps=1",
-         "model.downstream_max_epochs=1", "training.epochs=1", "training.batch_size=8")
+         "model.downstream_max_epochs=1", "training.epochs=1", "training.batch_size=8", "run.plot_pdf=false")
 
 
 @dataclass(frozen=True)
