@@ -331,6 +331,11 @@ def test_history_has_integer_epochs_markers_the_learning_rate_alone_and_a_grid(t
         ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
         assert ticks == [1.0], ticks  # one epoch: the tick 1, nothing fractional
         assert all(line.get_marker() == "o" for line in ax.lines)  # a point, not an invisible line
+    from matplotlib.ticker import NullLocator
+
+    # major ticks only on the curves' value axes; the log learning-rate axis keeps its minor ticks
+    assert all(isinstance(ax.yaxis.get_minor_locator(), NullLocator) for ax in axes[:-1])
+    assert not isinstance(lr.yaxis.get_minor_locator(), NullLocator)
 
     plotting.history({"loss": list(np.linspace(1, 0.1, 12)), "val_loss": list(np.linspace(1.1, 0.3, 12))},
                      tmp_path / "history_long.png")

@@ -29,8 +29,8 @@ def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
 
 def history(hist: dict, path, max_cols: int = 4, dpi: int | None = None):
     """Training curves in a grid (:func:`history_panels`): integer epochs, markers up to 30
-    epochs (one epoch is a point, not an invisible line), the learning rate on its own
-    (log) axis. Written as every figure (:func:`~kerahep.plotting.style.save_figure`): PNG at
+    epochs (one epoch is a point, not an invisible line), major ticks only on the value axes
+    except the learning rate's, on its own (log) axis. Written as every figure (:func:`~kerahep.plotting.style.save_figure`): PNG at
     ``dpi`` (None: the enclosing :func:`~kerahep.plotting.style.figure_settings`, the run's
     ``run.plot_dpi``) and PDF beside it."""
     use_style()
@@ -44,6 +44,9 @@ def history(hist: dict, path, max_cols: int = 4, dpi: int | None = None):
             ax.plot(np.arange(1, len(v) + 1), v, marker="o" if n <= 30 else None, ms=5, label=name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.xaxis.set_minor_locator(NullLocator())
+        # no minor ticks on a curve's value axis: in a grid of a dozen panels they are most of
+        # the drawing time (CMS style: minor ticks on all four sides) and read as clutter
+        ax.yaxis.set_minor_locator(NullLocator())
         ax.set_xlim(0.5, n + 0.5)
         ax.set_xlabel("Epoch", fontsize=13)
         ax.set_ylabel("learning rate" if key == "learning_rate" else key, fontsize=13)
