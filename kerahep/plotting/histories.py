@@ -30,9 +30,10 @@ def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
 def history(hist: dict, path, max_cols: int = 4, dpi: int | None = None):
     """Training curves in a grid (:func:`history_panels`): integer epochs, markers up to 30
     epochs (one epoch is a point, not an invisible line), major ticks only on the value axes
-    except the learning rate's, on its own (log) axis. Written as every figure (:func:`~kerahep.plotting.style.save_figure`): PNG at
-    ``dpi`` (None: the enclosing :func:`~kerahep.plotting.style.figure_settings`, the run's
-    ``run.plot_dpi``) and PDF beside it."""
+    except the learning rate's, on its own (log) axis. Written as every figure
+    (:func:`~kerahep.plotting.style.save_figure`): PNG at ``dpi`` (None: the enclosing
+    :func:`~kerahep.plotting.style.figure_settings`, the run's ``run.plot_dpi``) and PDF beside
+    it unless ``run.plot_pdf=false``."""
     use_style()
     panels = history_panels(hist)
     rows, cols = grid_shape(len(panels), max_cols)
