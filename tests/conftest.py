@@ -87,6 +87,12 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def workroot(tmp_path_factory):
+    """One folder per test module (the task-run modules: each twin is written once per module)."""
+    return tmp_path_factory.mktemp("task_runs")
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, worker_id):
     """``smoke_run(task, *overrides)``: the run directory of ``task``'s smoke preset with

@@ -19,12 +19,6 @@ from kerahep.artifacts import read_json
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def workroot(tmp_path_factory):
-    """One folder for the module, so each twin is written once."""
-    return tmp_path_factory.mktemp("task_runs")
-
-
 @pytest.mark.parametrize("task", sorted(KILL))
 def test_train_on_jax_then_evaluate_reproduces_the_report_and_torch_agrees(task, workroot, backends):
     backends("jax", "torch")

@@ -17,12 +17,6 @@ from task_runs import KILL, KILLER, REPO, _epochs, _histories, _ok, _run
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def workroot(tmp_path_factory):
-    """One folder for the module, so each twin is written once."""
-    return tmp_path_factory.mktemp("task_runs")
-
-
 @pytest.mark.parametrize("task", sorted(KILL))
 def test_sigkill_mid_epoch_then_resume_on_torch(task, workroot, backends):
     backends("torch")
