@@ -150,3 +150,36 @@ def test_electron_photon_rows_are_within_tolerance_on_a_small_twin(tmp_path):
     recorded = read_json(next(tmp_path.rglob("twin.json")))["feature_aucs"]
     for r, key in zip(rows, twins.REAL["electron_photon"]):
         assert recorded[key] == pytest.approx(r.candidate, abs=1e-12)
+
+
+def test_variant_rows_compare_the_mean_over_seeds_with_the_published_auc(tmp_path, monkeypatch):
+    """The full report's ResNet-15 variant rows (here the smoke preset, two seeds, two
+    variants): the published AUC as baseline, the mean of the runs' own test AUCs (their
+    metrics.json) as candidate, pass within 0.02 of it; each seed trains its own run on one
+    shared twin; ``--quick`` reports have no such rows and the full report has one per variant."""
+    from kerahep.artifacts import read_json
+    from kerahep.benchmarks import twins_variants
+
+    rows = twins_variants.variant_rows(tmp_path, seeds=(1, 2), variants=("time", "energy"), preset="smoke")
+    assert [r.extra["variant"] for r in rows] == ["time", "energy"]
+    assert [r.baseline for r in rows] == [0.667, 0.816]
+    assert len(list((tmp_path / "data").rglob("twin.json"))) == 1  # one twin for every run
+    for r in rows:
+        aucs = []
+        for seed, run in zip(r.extra["seeds"], r.extra["runs"]):
+            config = read_json(tmp_path / "results" / "electron_photon" / run / "config.json")
+            assert config["run"]["seed"] == seed and config["model"]["variant"] == r.extra["variant"]
+            aucs.append(read_json(tmp_path / "results" / "electron_photon" / run / "metrics.json")["test"]["roc_auc"])
+        assert r.extra["seeds"] == [1, 2] and len(set(r.extra["runs"])) == 2
+        assert r.extra["aucs"] == pytest.approx(aucs, abs=1e-12)
+        assert r.candidate == pytest.approx(sum(aucs) / 2, abs=1e-12)
+        assert r.passed is (abs(r.candidate - r.baseline) <= 0.02)
+        assert "seed 1:" in r.notes and "seed 2:" in r.notes
+
+    calls = []
+    monkeypatch.setattr(twins, "variant_rows", lambda d: calls.append(d) or [])
+    monkeypatch.setattr(twins, "electron_photon_rows", lambda d, n: [])
+    twins.run(quick=True, tasks=["electron_photon"], workdir=tmp_path / "quick")
+    assert calls == []
+    twins.run(quick=False, tasks=["electron_photon"], workdir=tmp_path / "full")
+    assert calls == [tmp_path / "full" / "electron_photon" / "variants"]

@@ -19,7 +19,10 @@ Rows:
   positives is in the notes (below 0.5: the feature is larger for photons). The feature
   functions live in :mod:`kerahep.data.shower_shapes` (imported here); the twin
   (:mod:`kerahep.data.synthetic.electron_photon`) records the same AUCs over all of its
-  crops in its ``twin.json`` (``feature_aucs``).
+  crops in its ``twin.json`` (``feature_aucs``). The full report (not ``quick``) adds the
+  rows of :mod:`kerahep.benchmarks.twins_variants`: each ResNet-15 input variant trained
+  with the default preset on the default-size twin, the mean test AUC of four run seeds
+  against the published AUC of that input choice, within 0.02.
 * dy_electron: events of the twin's ``DYJetsToLL_M-50.root`` with at least two stored
   electrons (:func:`dy_quantities`): mean number of jets with pT > 30 GeV (against the
   simulation, ``nano_dy.root``, and against a 2023 Z -> ee collision sample: two rows), and,
@@ -49,6 +52,7 @@ import numpy as np
 
 from . import Row
 from .twins_higgs import higgs_mae_rows
+from .twins_variants import variant_rows
 # the electron_photon features (the twin records their AUCs in twin.json)
 from ..data.shower_shapes import (  # noqa: F401  (part of this module's interface)
     calo_features, feature_auc, hit_pixels, max_over_sum, shower_widths, wide_axis)
@@ -238,7 +242,8 @@ def run(quick: bool = False, workdir=None, tasks=None, sizes: dict | None = None
     size = dict(SIZES["quick" if quick else "full"], **(sizes or {}))
     work = Path(workdir or tempfile.mkdtemp(prefix="kerahep-twins-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    makers = {"electron_photon": lambda d: electron_photon_rows(d, size["electron_photon"]),
+    makers = {"electron_photon": lambda d: electron_photon_rows(d, size["electron_photon"])
+              + ([] if quick else variant_rows(d / "variants")),
               "dy_electron": lambda d: dy_electron_rows(d, size["dy_electron"]),
               "jet_ssl": lambda d: jet_ssl_rows(d, *size["jet_ssl"]),
               "higgs_mae": lambda d: higgs_mae_rows(d, quick)}
