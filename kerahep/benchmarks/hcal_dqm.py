@@ -94,13 +94,18 @@ def _train_rate(models: dict, data: dict, steps: int, repeats: int) -> dict:
 
 def copy_limit(runs, threads: int):
     """The physical limit of memory-mapped runs: a plain memory copy of every map (the file's own
-    dtype), split over ``threads`` threads; returns a function that copies them once (the maps)."""
+    dtype), split over ``threads`` threads; returns a function that copies them once (the maps).
+
+    The destinations are allocated once, here, and touched, as the reader reuses its window
+    buffers: a fresh allocation per copy would time the kernel zeroing new pages (and glibc's
+    choice of whether to reuse freed memory), not the copy."""
     from concurrent.futures import ThreadPoolExecutor
+
+    outs = [np.ones(r.array.shape, r.array.dtype) for r in runs.runs]
 
     def run() -> int:
         with ThreadPoolExecutor(threads) as pool:
-            for r in runs.runs:
-                out = np.empty(r.array.shape, r.array.dtype)
+            for r, out in zip(runs.runs, outs):
                 step = -(-len(r) // threads)
                 list(pool.map(lambda s, r=r, out=out, k=step: np.copyto(out[s:s + k], r.array[s:s + k]),
                               range(0, len(r), step)))
