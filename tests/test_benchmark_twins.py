@@ -143,7 +143,7 @@ def test_electron_photon_rows_are_within_tolerance_on_a_small_twin(tmp_path):
     within 0.03 of the real 0.62, and the twin records the same AUCs in its twin.json."""
     from kerahep.artifacts import read_json
 
-    rows = twins.run(tasks=["electron_photon"], workdir=tmp_path, sizes={"electron_photon": 2000})
+    rows = twins.run(quick=True, tasks=["electron_photon"], workdir=tmp_path, sizes={"electron_photon": 2000})
     assert [r.baseline for r in rows] == [value for value, _, _ in twins.REAL["electron_photon"].values()]
     failed = [(r.name, round(r.candidate, 3)) for r in rows if r.passed is not True]
     assert not failed, failed
