@@ -63,6 +63,30 @@ def ratio_row(task, name, baseline, candidate, unit, target: float | None = None
     return Row(task, name, float(baseline), float(candidate), unit, float(r), tgt, passed, notes, extra)
 
 
+
+def closeness_row(task, name, real: float, twin: float, unit: str, source: str, tolerance: float | None,
+                  relative: bool = False, notes: str = "", **extra) -> Row:
+    """A twin value (candidate) against a real one (baseline), within ``tolerance`` (absolute,
+    or ``tolerance * |real|`` when ``relative``): the rows of the twin fidelity report.
+
+    ``passed`` is None without a tolerance or when either value is not finite; the notes end
+    with the absolute difference and ``source``; ``extra`` gets ``abs_diff``, ``tolerance``
+    (the allowed difference) and ``real_source``.
+    """
+    import math
+
+    real, twin = float(real), float(twin)
+    diff = abs(twin - real)
+    passed, target, allowed = None, "", None
+    if tolerance is not None:
+        allowed = tolerance * abs(real) if relative else tolerance
+        target = f"|twin - real| <= {tolerance:.0%} of real" if relative else f"|twin - real| <= {tolerance:g}"
+        passed = bool(diff <= allowed) if math.isfinite(twin) and math.isfinite(real) else None
+    ratio = twin / real if real else float("nan")
+    notes = "; ".join(s for s in (notes, f"|twin - real| {diff:.4g}", f"real: {source}") if s)
+    return Row(task, name, real, twin, unit, float(ratio), target, passed, notes,
+               dict(extra, abs_diff=diff, tolerance=allowed, real_source=source))
+
 # ------------------------------------------------------------------ measurements in a child process
 #: run in the child: import the module, call the function with the JSON-decoded arguments and
 #: print what it returns as JSON on the last line of stdout

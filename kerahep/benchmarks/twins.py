@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Row
+from . import Row, closeness_row
 from .twins_higgs import higgs_mae_rows
 from .twins_variants import variant_rows
 # the electron_photon features (the twin records their AUCs in twin.json)
@@ -128,23 +128,10 @@ def dy_quantities(events) -> dict:
 # ------------------------------------------------------------------------------------ rows
 def tolerance_row(task: str, key: str, name: str, twin: float, tolerance: float | None, relative: bool = False,
                   notes: str = "", **extra) -> Row:
-    """One row: ``REAL[task][key]`` (baseline) against the ``twin`` value (candidate).
-
-    ``passed``: ``|twin - real| <= tolerance`` (``tolerance * |real|`` when ``relative``);
-    None without a tolerance or when the twin value is not finite.
-    """
+    """One row: ``REAL[task][key]`` (baseline) against the ``twin`` value (candidate), within
+    ``tolerance`` (:func:`kerahep.benchmarks.closeness_row`)."""
     real, unit, where = REAL[task][key]
-    twin = float(twin)
-    diff = abs(twin - real)
-    passed, target, allowed = None, "", None
-    if tolerance is not None:
-        allowed = tolerance * abs(real) if relative else tolerance
-        target = (f"|twin - real| <= {tolerance:.0%} of real" if relative else f"|twin - real| <= {tolerance:g}")
-        passed = bool(diff <= allowed) if np.isfinite(twin) else None
-    ratio = twin / real if real else float("nan")
-    notes = "; ".join(s for s in (notes, f"|twin - real| {diff:.4g}", f"real: {where}") if s)
-    return Row(task, name, float(real), twin, unit, float(ratio), target, passed, notes,
-               dict(extra, abs_diff=diff, tolerance=allowed, real_source=where))
+    return closeness_row(task, name, real, twin, unit, where, tolerance, relative, notes, **extra)
 
 
 def _config(task: str, data_dir: Path, overrides: list):

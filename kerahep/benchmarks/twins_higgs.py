@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Row
+from . import Row, closeness_row
 from ..errors import DataError
 
 TASK = "higgs_mae"
@@ -168,14 +168,8 @@ def twin_transformer_auc(workdir, seed: int = TWIN_SEEDS[0], overrides=(), **par
 
 
 def _row(key: str, real: float, real_source: str, twin: float, notes: str = "", **extra) -> Row:
-    """One row in the form of :func:`kerahep.benchmarks.twins.tolerance_row` (absolute tolerance)."""
-    unit = REAL[key][1]
-    diff = abs(float(twin) - float(real))
-    passed = bool(diff <= AUC_TOLERANCE) if np.isfinite(twin) and np.isfinite(real) else None
-    ratio = float(twin) / float(real) if real else float("nan")
-    notes = "; ".join(s for s in (notes, f"|twin - real| {diff:.4g}", f"real: {real_source}") if s)
-    return Row(TASK, NAMES[key], float(real), float(twin), unit, ratio, f"|twin - real| <= {AUC_TOLERANCE:g}",
-               passed, notes, dict(extra, abs_diff=diff, tolerance=AUC_TOLERANCE, real_source=real_source))
+    """One row (absolute tolerance :data:`AUC_TOLERANCE`, :func:`kerahep.benchmarks.closeness_row`)."""
+    return closeness_row(TASK, NAMES[key], real, twin, REAL[key][1], real_source, AUC_TOLERANCE, notes=notes, **extra)
 
 
 def real_values(workdir: Path, quick: bool, root=None) -> tuple[dict, str]:
