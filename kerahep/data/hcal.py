@@ -38,6 +38,10 @@ from .hcal_segments import chunks, count, ranges_of, split_order, split_segments
 
 EXPECTED = "a (lumisections, iEta, iPhi) array of hit counts such as (10000, 64, 72)"
 
+#: maps read per ``os.preadv`` call of a streamed epoch (:meth:`RunFile.pieces`): each piece is
+#: cast into its batch rows while it is still in the CPU cache
+PIECE_ROWS = 16
+
 
 def run_name(path) -> str:
     """``Run355456`` from ``.../Run355456_Dataset.npy``; the file stem when there is no run number."""
@@ -336,8 +340,9 @@ def make_dataset(runs: HcalRuns, segments, batch_size: int, training: bool = Fal
     label = np.arange(k, dtype=np.float32) if label_mode == "binary" else np.eye(k, dtype=np.float32)
 
     def load(c):  # pieces of the maps in the file's dtype, cast into the batches where they land
-        y = np.repeat(label[runs.class_of(c.source)][None], min(c.size, 16), axis=0)
-        return ((x, y[:len(x)]) for x in runs.runs[c.source].pieces(c.start, c.stop, rows=16))
+        rows = PIECE_ROWS
+        y = np.repeat(label[runs.class_of(c.source)][None], min(c.size, rows), axis=0)
+        return ((x, y[:len(x)]) for x in runs.runs[c.source].pieces(c.start, c.stop, rows=rows))
 
     plan = [Chunk(int(r), int(s), int(e)) for r, s, e in chunks(segments, chunk_size)]
     (h, w), y_shape = runs.shape, label.shape[1:]
