@@ -16,7 +16,8 @@ Shared plumbing for the task modules:
   ``ru_maxrss``, which starts at the peak of the process that started it (see there);
 * :func:`rss_mb` and :func:`maxrss_mb`, the resident and peak resident memory of the
   calling process (``maxrss_mb`` from ``VmHWM``, right in a child as well);
-* :func:`time_epoch` and :func:`epoch_rates`, the speed of a ``tf.data`` pipeline alone.
+* :func:`time_epoch` and :func:`measure_rates`, the speed of a ``tf.data``
+  pipeline alone (or of any function that handles items), sides alternating.
 """
 
 from __future__ import annotations
@@ -201,17 +202,41 @@ def time_epoch(ds) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def epoch_rates(datasets: dict, repeats: int) -> dict:
-    """Samples per second of one epoch of each of ``datasets`` (name -> ``tf.data`` dataset).
+@dataclass
+class Rate:
+    """Items per second of one side of :func:`measure_rates`: the best and the median of its
+    ``epochs`` timed calls (``seconds`` of them in all)."""
 
-    One warm-up epoch each (tracing, first reads), then the best of ``repeats`` epochs, the
-    datasets alternating so that load changes on the machine hit them alike.
+    best: float
+    median: float
+    epochs: int
+    seconds: float
+
+
+def measure_rates(sides: dict, repeats: int, min_seconds: float = 0.0, max_rounds: int = 200,
+                  clock=time.perf_counter) -> dict[str, Rate]:
+    """Items per second of each of ``sides`` (name -> a function that does one epoch and returns
+    the items it handled), measured side by side.
+
+    One warm-up call each (tracing, first reads, caches filled), then rounds in which every
+    side runs once, the sides alternating so that load changes on a shared machine hit them
+    alike, until there have been at least ``repeats`` rounds *and* every side has been timed
+    for ``min_seconds`` in all (at most ``max_rounds`` rounds). A short epoch (a few ms) is
+    thus timed many times: its best rate is not one lucky or unlucky call.
     """
-    for ds in datasets.values():
-        time_epoch(ds)
-    best, seen = {k: float("inf") for k in datasets}, {}
-    for _ in range(repeats):
-        for k, ds in datasets.items():
-            seen[k], dt = time_epoch(ds)
-            best[k] = min(best[k], dt)
-    return {k: seen[k] / best[k] for k in datasets}
+    import statistics
+
+    for fn in sides.values():
+        fn()
+    times = {k: [] for k in sides}
+    items = dict.fromkeys(sides, 0)
+    rounds = 0
+    while rounds < max(int(repeats), 1) or (rounds < max_rounds and min(sum(t) for t in times.values()) < min_seconds):
+        for k, fn in sides.items():
+            t0 = clock()
+            items[k] = fn()
+            times[k].append(max(clock() - t0, 1e-12))
+        rounds += 1
+    return {k: Rate(items[k] / min(t), statistics.median(items[k] / x for x in t), len(t), sum(t))
+            for k, t in times.items()}
+

@@ -10,30 +10,35 @@ side in one run, no model:
   of the files against the fastest plain decoding of the same bytes on the same number of
   threads (direct chunk reads inflated with zlib-ng for HDF5; pyarrow's multi-threaded CSV
   read; a plain memory copy for memory maps), measured in the same run;
-* ``reader rate, 2 vs 1 decode threads`` (no target): the slope with threads.
+* ``reader rate, 2 vs 1 decode threads`` (no target): the slope with threads;
+* ``targets reachable: physical limit vs in-memory epoch`` (target 0.9 to 2): whether this
+  machine allows the first two targets at all. A streamed epoch has to decode every row, so
+  it is at most about as fast as the plain decoding of its bytes (first row <= this ratio);
+  and the reader hands its batches to ``tf.data`` as it does from its cache, so it is at most
+  about as fast as its own in-memory epoch (second row <= 1 / this ratio). Below 0.9 the
+  decoding is too slow for the first target on these cores, above 2 ``tf.data``'s share of a
+  batch too large for the second; neither is the reader's doing.
 
-Each rate is the best of ``repeats`` epochs, the two sides alternating (:func:`epoch_rates`),
-so that load changes on a shared machine hit both alike.
+All six sides (streamed, in memory, the reader on the default threads, on 1 and on 2, the
+limit) are timed in the same rounds, alternating (:func:`kerahep.benchmarks.measure_rates`),
+after a warm-up call each, for at least ``repeats`` rounds and ``min_seconds`` per side, so
+that load changes on a shared machine hit them alike and an epoch of a few milliseconds is
+timed often enough; each rate is the best epoch (the median is in the row's ``extra``).
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
-from . import Row, epoch_rates, ratio_row
+from . import Row, measure_rates, ratio_row, time_epoch
 
+#: the band of the reachability row (see the module docstring): 0.9 = the streamed target,
+#: 2 = 1 / the decode target
+REACHABLE = (0.9, 2.0)
 
-def best_rate(fn: Callable[[], int], repeats: int) -> float:
-    """Items per second of ``fn()`` (which returns the items it handled), best of ``repeats`` after one warm-up."""
-    fn()
-    best, n = float("inf"), 0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        n = fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+#: ``(rounds at least, seconds per side at least)`` of the reader rows, by ``quick``
+TIMING = {True: (2, 0.5), False: (3, 2.0)}
 
 
 def inflate_limit(paths, key: str, threads: int) -> Callable[[], int]:
@@ -69,9 +74,9 @@ def inflate_limit(paths, key: str, threads: int) -> Callable[[], int]:
     return run
 
 
-def reader_rows(task: str, unit: str, streamed: Callable, memory, decode: Callable, limit: Callable,
-                repeats: int, notes: str, limit_notes: str) -> list[Row]:
-    """The three reader rows of the module docstring.
+def reader_rows(task: str, unit: str, streamed, memory, decode: Callable, limit: Callable,
+                quick: bool, notes: str, limit_notes: str) -> list[Row]:
+    """The four reader rows of the module docstring.
 
     Args:
         task: the task's name.
@@ -81,24 +86,53 @@ def reader_rows(task: str, unit: str, streamed: Callable, memory, decode: Callab
         decode: ``decode(threads)``: a streamed dataset over every row of the files.
         limit: ``limit(threads)``: a function that decodes the same bytes plainly once and
             returns the rows.
-        repeats: epochs per rate (best of).
+        quick: the shorter timing of :data:`TIMING` (2 rounds and 0.5 s per side at least; else 3 and 2 s).
         notes, limit_notes: what the rows were measured on.
     """
     from ..data.batches import decode_threads
 
     threads = decode_threads()
-    rate = epoch_rates({"streamed": streamed, "memory": memory}, repeats)
+    repeats, min_seconds = TIMING[bool(quick)]
+    epoch = {"streamed": streamed, "memory": memory, "reader": decode(threads), "reader_1": decode(1),
+             "reader_2": decode(2)}
+    sides = {k: (lambda ds=ds: time_epoch(ds)[0]) for k, ds in epoch.items()}
+    sides["limit"] = limit(threads)
+    measured = measure_rates(sides, repeats, min_seconds)
+    rate = {k: r.best for k, r in measured.items()}
+    rounds = measured["limit"].epochs  # every side runs once in every round
+    timing = (f"best of {rounds} epochs per side (>= {repeats} rounds, >= {min_seconds:g} s per side), "
+              f"all six sides alternating")
+    extra = {"median": {k: r.median for k, r in measured.items()}, "epochs": {k: r.epochs for k, r in measured.items()}}
     rows = [ratio_row(task, "reader, streamed vs in-memory epoch", rate["memory"], rate["streamed"], unit, target=0.9,
-                      notes=f"{notes}; whole batches, no model, best of {repeats}, alternating; "
-                            f"{threads} decode threads (os.cpu_count() = {os.cpu_count()})")]
-    sides = {"reader": decode(threads), "reader_1": decode(1), "reader_2": decode(2)}
-    rates = epoch_rates(sides, repeats)
-    phys = best_rate(limit(threads), repeats)
-    rows.append(ratio_row(task, "reader decode rate vs physical limit", phys, rates["reader"], unit, target=0.5,
+                      notes=f"{notes}; whole batches, no model, {timing}; "
+                            f"{threads} decode threads (os.cpu_count() = {os.cpu_count()})", **extra)]
+    rows.append(ratio_row(task, "reader decode rate vs physical limit", rate["limit"], rate["reader"], unit, target=0.5,
                           notes=f"every row of the files, {threads} threads on both sides; limit: {limit_notes}; "
-                                f"best of {repeats}"))
-    rows.append(ratio_row(task, "reader rate, 2 vs 1 decode threads", rates["reader_1"], rates["reader_2"], unit,
+                                f"{timing}"))
+    rows.append(ratio_row(task, "reader rate, 2 vs 1 decode threads", rate["reader_1"], rate["reader_2"], unit,
                           notes=f"every row of the files, streamed; the slope with threads "
-                                f"(1 thread: {rates['reader_1']:.0f}, 2: {rates['reader_2']:.0f} {unit})",
-                          rates={"1": rates["reader_1"], "2": rates["reader_2"], str(threads): rates["reader"]}))
+                                f"(1 thread: {rate['reader_1']:.0f}, 2: {rate['reader_2']:.0f} {unit})",
+                          rates={"1": rate["reader_1"], "2": rate["reader_2"], "default": rate["reader"]},
+                          default_threads=threads))
+    rows.append(reachable_row(task, unit, rate["memory"], rate["limit"]))
     return rows
+
+
+def reachable_row(task: str, unit: str, memory: float, limit: float) -> Row:
+    """Whether this machine allows the first two reader targets at all: the physical limit against
+    the in-memory epoch, within :data:`REACHABLE` (see the module docstring)."""
+    low, high = REACHABLE
+    r = limit / memory if memory else float("nan")
+    ok = bool(low <= r <= high)
+    if r < low:
+        why = (f"the plain decoding alone is slower than {low:g} of the in-memory epoch: no streamed reader "
+               f"reaches the {low:g} target on these cores (streamed vs in-memory <= about {r:.2f})")
+    elif r > high:
+        why = (f"tf.data's share of a batch is too large: no reader reaches the {1 / high:g} target here "
+               f"(decode vs limit <= about {1 / r:.2f}, its in-memory epoch against the limit)")
+    else:
+        why = "both reader targets are within reach of the decoding and of tf.data on this machine"
+    return Row(task, "targets reachable: physical limit vs in-memory epoch", float(memory), float(limit), unit,
+               float(r), f"{low:g} .. {high:g}", ok,
+               f"{why}; a streamed epoch is at most about as fast as the plain decoding of its bytes, and at most "
+               f"about as fast as the same reader served from memory")
