@@ -47,6 +47,7 @@ def _datasets(paths):
     import tensorflow as tf
 
     from ..data import hcal
+    from ..data.batches import PREFETCH, no_autotune
 
     runs = hcal.open_runs(paths, validate=False)
     segments = [(r, 0, n) for r, n in enumerate(runs.sizes)]
@@ -54,7 +55,7 @@ def _datasets(paths):
     x = np.concatenate([runs.read(r, 0, n) for r, n in enumerate(runs.sizes)])
     y = np.concatenate([np.full(n, r, np.float32) for r, n in enumerate(runs.sizes)])
     memory = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(SHUFFLE, seed=0, reshuffle_each_iteration=True)
-              .batch(BATCH).prefetch(tf.data.AUTOTUNE))
+              .batch(BATCH).prefetch(PREFETCH).with_options(no_autotune()))  # as the reader's
     return runs, {"memmap": streamed, "memory": memory}, x
 
 

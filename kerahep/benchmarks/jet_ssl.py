@@ -90,6 +90,7 @@ def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
     import numpy as np
     import tensorflow as tf
 
+    from ..data.batches import PREFETCH, no_autotune
     from ..data.jets import JetStream, channel_scales, inflate_function
     from ..data.synthetic.jets import write_jet_file
     from ..registry import get_task
@@ -105,8 +106,10 @@ def throughput_rows(workdir: Path, quick: bool) -> list[Row]:
     piped = stream.dataset(batch, shuffle=True, seed=0, shuffle_buffer=cfg.data.shuffle_buffer, drop_remainder=True,
                            with_targets=False)
     array = stream.read_all()
+    # tf.data's autotuning off on both sides (the pipeline's is, kerahep.data.batches.no_autotune):
+    # its end-of-epoch wait would otherwise slow only the in-memory epochs
     memory = (tf.data.Dataset.from_tensor_slices(array).shuffle(cfg.data.shuffle_buffer, seed=0)
-              .batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+              .batch(batch, drop_remainder=True).prefetch(PREFETCH).with_options(no_autotune()))
     models = {"pipeline": _simclr(widths, blocks, scales), "memory": _simclr(widths, blocks, scales)}
     data = {"pipeline": piped, "memory": memory}
     for k in models:  # warm-up: tracing, first reads

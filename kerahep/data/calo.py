@@ -360,7 +360,8 @@ class CaloReader:
             repeat: repeat forever (for ``steps_per_epoch`` caps).
             mixup_alpha: MixUp (``keras.layers.MixUp``) on training batches; 0 turns it off.
                 MixUp mixes the labels too, so it lives here and not in the model.
-            prefetch: batches to prefetch (default: autotune).
+            prefetch: batches to prefetch (default: :data:`kerahep.data.batches.PREFETCH`; tf.data's
+                autotuning is off, :func:`kerahep.data.batches.no_autotune`).
 
         Returns:
             The dataset, with its cardinality (number of batches) set.
@@ -389,7 +390,7 @@ class CaloReader:
             ds = ds.map(_mix, num_parallel_calls=tf.data.AUTOTUNE)
         if repeat:
             ds = ds.repeat()
-        return ds.prefetch(tf.data.AUTOTUNE if prefetch is None else prefetch)
+        return ds.prefetch(batches.PREFETCH if prefetch is None else prefetch)
 
     # ------------------------------------------------------------------ errors
     def pending_error(self) -> DataError | None:

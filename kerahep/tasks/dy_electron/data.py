@@ -193,6 +193,8 @@ def batches(X, y, feats, idx, batch_size: int, seed: int, shuffle: bool = False,
     """
     import tensorflow as tf
 
+    from ...data.batches import PREFETCH, no_autotune
+
     if len(idx) == 0:
         return None
     xs, ys = tf.constant(X[idx]), tf.constant(y[idx].astype(np.float32))
@@ -206,7 +208,9 @@ def batches(X, y, feats, idx, batch_size: int, seed: int, shuffle: bool = False,
     ds = tf.data.Dataset.range(len(idx))
     if shuffle:
         ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).map(take, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # autotuning off (kerahep.data.batches.no_autotune: its end-of-epoch wait); the map on a thread per core
+    return (ds.batch(batch_size).map(take, num_parallel_calls=tf.data.AUTOTUNE).prefetch(PREFETCH)
+            .with_options(no_autotune()))
 
 
 def report_as_dict(report) -> dict:

@@ -228,10 +228,12 @@ def array_dataset(x, y, batch_size, shuffle=False, seed=0):
     """Batches of in-memory ``(x, y)``, reshuffled every epoch with ``shuffle``."""
     import tensorflow as tf
 
+    from ...data.batches import PREFETCH, no_autotune
+
     ds = tf.data.Dataset.from_tensor_slices((np.asarray(x, np.float32), np.asarray(y, np.float32)))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(PREFETCH).with_options(no_autotune())  # see kerahep.data.batches.no_autotune
 
 
 def gbt_inputs(config: Config, data: HiggsInputs) -> tuple:
