@@ -117,8 +117,9 @@ def test_reader_rows_time_all_sides_together_and_share_their_rates(monkeypatch):
                                limit_notes="nothing")
     names = [r.name for r in rows]
     assert names == ["reader, streamed vs in-memory epoch", "reader decode rate vs physical limit",
-                     "reader rate, 2 vs 1 decode threads", "targets reachable: physical limit vs in-memory epoch"]
-    stream, dec, slope, reach = rows
+                     "reader rate, 2 vs 1 decode threads", "targets reachable: physical limit vs in-memory epoch",
+                     "streamed epoch, tf.data autotuning off vs on (median epoch)"]
+    stream, dec, slope, reach, tuned = rows
     assert (stream.target, dec.target, slope.target) == (">= 0.9", ">= 0.5", "")
     assert reach.baseline == stream.baseline and reach.candidate == dec.baseline
     # the 1- and 2-thread rates stay apart from the default's, also where the default is 2 threads
@@ -126,7 +127,9 @@ def test_reader_rows_time_all_sides_together_and_share_their_rates(monkeypatch):
     assert slope.extra["rates"]["default"] == dec.candidate and slope.extra["default_threads"] == built[0]
     assert sorted(built[1:]) == [1, 2] and built[0] >= 1  # the default threads, then 1 and 2
     epochs = stream.extra["epochs"]
-    assert set(epochs) == {"streamed", "memory", "reader", "reader_1", "reader_2", "limit"}
+    assert set(epochs) == {"streamed", "memory", "reader", "reader_1", "reader_2", "limit", "autotuned"}
+    medians = stream.extra["median"]
+    assert (tuned.baseline, tuned.candidate) == (medians["autotuned"], medians["streamed"])
     assert len(set(epochs.values())) == 1 and epochs["limit"] >= 3  # every side in every round
     assert len(limit_calls) == epochs["limit"] + 1  # and a warm-up call
     assert ">= 3 rounds, >= 0.02 s per side" in stream.notes

@@ -19,8 +19,11 @@ side in one run, no model:
   decoding is too slow for the first target on these cores, above 2 ``tf.data``'s share of a
   batch too large for the second; neither is the reader's doing.
 
-All six sides (streamed, in memory, the reader on the default threads, on 1 and on 2, the
-limit) are timed in the same rounds, alternating (:func:`kerahep.benchmarks.measure_rates`),
+* ``streamed epoch, tf.data autotuning off vs on (median epoch)`` (no target): what turning
+  ``tf.data``'s autotuner off (:func:`kerahep.data.batches.no_autotune`) saves a streamed epoch.
+
+All seven sides (streamed, in memory, the reader on the default threads, on 1 and on 2, the
+limit, the streamed epoch autotuned) are timed in the same rounds, alternating (:func:`kerahep.benchmarks.measure_rates`),
 after a warm-up call each, for at least ``repeats`` rounds and ``min_seconds`` per side, so
 that load changes on a shared machine hit them alike and an epoch of a few milliseconds is
 timed often enough; each rate is the best epoch (the median is in the row's ``extra``).
@@ -76,7 +79,7 @@ def inflate_limit(paths, key: str, threads: int) -> Callable[[], int]:
 
 def reader_rows(task: str, unit: str, streamed, memory, decode: Callable, limit: Callable,
                 quick: bool, notes: str, limit_notes: str) -> list[Row]:
-    """The four reader rows of the module docstring.
+    """The five reader rows of the module docstring.
 
     Args:
         task: the task's name.
@@ -94,14 +97,14 @@ def reader_rows(task: str, unit: str, streamed, memory, decode: Callable, limit:
     threads = decode_threads()
     repeats, min_seconds = TIMING[bool(quick)]
     epoch = {"streamed": streamed, "memory": memory, "reader": decode(threads), "reader_1": decode(1),
-             "reader_2": decode(2)}
+             "reader_2": decode(2), "autotuned": autotuned(streamed)}
     sides = {k: (lambda ds=ds: time_epoch(ds)[0]) for k, ds in epoch.items()}
     sides["limit"] = limit(threads)
     measured = measure_rates(sides, repeats, min_seconds)
     rate = {k: r.best for k, r in measured.items()}
     rounds = measured["limit"].epochs  # every side runs once in every round
     timing = (f"best of {rounds} epochs per side (>= {repeats} rounds, >= {min_seconds:g} s per side), "
-              f"all six sides alternating")
+              f"all seven sides alternating")
     extra = {"median": {k: r.median for k, r in measured.items()}, "epochs": {k: r.epochs for k, r in measured.items()}}
     rows = [ratio_row(task, "reader, streamed vs in-memory epoch", rate["memory"], rate["streamed"], unit, target=0.9,
                       notes=f"{notes}; whole batches, no model, {timing}; "
@@ -115,7 +118,23 @@ def reader_rows(task: str, unit: str, streamed, memory, decode: Callable, limit:
                           rates={"1": rate["reader_1"], "2": rate["reader_2"], "default": rate["reader"]},
                           default_threads=threads))
     rows.append(reachable_row(task, unit, rate["memory"], rate["limit"]))
+    median = extra["median"]
+    rows.append(ratio_row(task, "streamed epoch, tf.data autotuning off vs on (median epoch)", median["autotuned"],
+                          median["streamed"], unit,
+                          notes="the same streamed dataset with tf.data's autotuning turned back on; the readers turn "
+                                "it off (kerahep.data.batches.no_autotune), as after the last batch its iterator waits "
+                                "on the tuner in some epochs; the median, as the best epoch hides a wait that comes "
+                                f"only now and then; {timing}"))
     return rows
+
+
+def autotuned(ds):
+    """``ds`` with ``tf.data``'s autotuning turned back on (the readers turn it off)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    return ds.with_options(options)
 
 
 def reachable_row(task: str, unit: str, memory: float, limit: float) -> Row:
