@@ -18,6 +18,7 @@ Shared plumbing for the task modules:
   calling process (``maxrss_mb`` from ``VmHWM``, right in a child as well);
 * :func:`time_epoch` and :func:`measure_rates`, the speed of a ``tf.data``
   pipeline alone (or of any function that handles items), sides alternating.
+* :func:`fit_rates`, the speed of ``model.fit`` epochs fed by different datasets, alternating.
 """
 
 from __future__ import annotations
@@ -240,3 +241,19 @@ def measure_rates(sides: dict, repeats: int, min_seconds: float = 0.0, max_round
     return {k: Rate(items[k] / min(t), statistics.median(items[k] / x for x in t), len(t), sum(t))
             for k, t in times.items()}
 
+
+
+def fit_rates(models: dict, data: dict, epochs_of: dict, repeats: int) -> dict:
+    """Samples per second of one ``model.fit`` epoch for each (model, data) pair (name -> compiled
+    Keras model, name -> its dataset; ``epochs_of[name]``: the samples of one epoch): one warm-up
+    of two batches each (tracing, first reads), then the best of ``repeats`` epochs, the pairs
+    alternating so that load changes on the machine hit them alike."""
+    for k in models:
+        models[k].fit(data[k].take(2), epochs=1, verbose=0)
+    best = {k: float("inf") for k in models}
+    for _ in range(repeats):
+        for k in models:
+            t0 = time.perf_counter()
+            models[k].fit(data[k], epochs=1, verbose=0)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return {k: epochs_of[k] / v for k, v in best.items()}

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Row, ratio_row, rss_mb, run_child, time_epoch
+from . import Row, fit_rates, ratio_row, rss_mb, run_child, time_epoch
 
 TASK = "electron_photon"
 BATCH = 128
@@ -70,19 +70,6 @@ def keras_model(seed: int = 0, augment: bool = True):
     return model
 
 
-def _fit_rate(models: dict, data: dict, epochs_of: dict, repeats: int) -> dict:
-    """Crops per second of one epoch for each (model, data) pair, best of ``repeats``, alternating."""
-    for k in models:  # warm-up: tracing and the first reads
-        models[k].fit(data[k].take(2), epochs=1, verbose=0)
-    best = {k: float("inf") for k in models}
-    for _ in range(repeats):
-        for k in models:
-            t0 = time.perf_counter()
-            models[k].fit(data[k], epochs=1, verbose=0)
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return {k: epochs_of[k] / v for k, v in best.items()}
-
-
 def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
     n = 1500 if quick else 6000
     reader = _reader(_twin(workdir, n))
@@ -92,7 +79,7 @@ def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
     f = reader.files[0]
     layout = f"2 x {n} crops, gzip, {f.chunk_rows} rows per chunk; train split {reader.size('train')}"
     models = {k: keras_model() for k in data}
-    train = _fit_rate(models, data, {k: reader.size("train") for k in data}, repeats)
+    train = fit_rates(models, data, {k: reader.size("train") for k in data}, repeats)
     return [ratio_row(TASK, "ResNet-15 training, streamed vs in-memory epoch", train["memory"], train["streamed"],
                       "crops/s", target=0.95,
                       notes=f"{layout}; default ResNet-15 with augmentation, batch {BATCH}, one epoch, "
