@@ -17,16 +17,16 @@ side in one run, no model:
   and the reader hands its batches to ``tf.data`` as it does from its cache, so it is at most
   about as fast as its own in-memory epoch (second row <= 1 / this ratio). Below 0.9 the
   decoding is too slow for the first target on these cores, above 2 ``tf.data``'s share of a
-  batch too large for the second; neither is the reader's doing.
-
+  batch too large for the second; neither is the reader's doing;
 * ``streamed epoch, tf.data autotuning off vs on (median epoch)`` (no target): what turning
   ``tf.data``'s autotuner off (:func:`kerahep.data.batches.no_autotune`) saves a streamed epoch.
 
 All seven sides (streamed, in memory, the reader on the default threads, on 1 and on 2, the
-limit, the streamed epoch autotuned) are timed in the same rounds, alternating (:func:`kerahep.benchmarks.measure_rates`),
-after a warm-up call each, for at least ``repeats`` rounds and ``min_seconds`` per side, so
-that load changes on a shared machine hit them alike and an epoch of a few milliseconds is
-timed often enough; each rate is the best epoch (the median is in the row's ``extra``).
+limit, the streamed epoch autotuned) are timed in the same rounds, alternating
+(:func:`kerahep.benchmarks.measure_rates`), after a warm-up call each, for at least the rounds
+and seconds per side of :data:`TIMING`, so that load changes on a shared machine hit them alike
+and an epoch of a few milliseconds is timed often enough; each rate is the best epoch (the
+medians and the epochs timed are in the first row's ``extra``).
 """
 
 from __future__ import annotations
