@@ -99,12 +99,13 @@ def whole_file_batches(path) -> int:
     import pandas as pd
     import tensorflow as tf
 
+    from ..data.batches import PREFETCH, no_autotune
     from ..data.higgs import transform
 
     arr = pd.read_csv(path, header=None).to_numpy(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((transform(arr[:, 1:], "low"), arr[:, 0])).batch(BATCH)
     n = 0
-    for _, y in ds.prefetch(tf.data.AUTOTUNE):
+    for _, y in ds.prefetch(PREFETCH).with_options(no_autotune()):  # as the reader's: no end-of-epoch wait
         n += int(y.shape[0])
     return n
 
@@ -125,6 +126,7 @@ def textline_pass(path) -> int:
 
     import tensorflow as tf
 
+    from ..data.batches import PREFETCH, no_autotune
     from ..data.higgs import PHI_MAX
 
     phi_cols = [3, 5, 8, 12, 16, 20]
@@ -142,7 +144,8 @@ def textline_pass(path) -> int:
         return tf.stack(feats, axis=1), cols[0]
 
     ds = (tf.data.TextLineDataset(str(path), compression_type=compression).batch(4096)
-          .map(decode, num_parallel_calls=tf.data.AUTOTUNE).rebatch(BATCH).prefetch(tf.data.AUTOTUNE))
+          .map(decode, num_parallel_calls=tf.data.AUTOTUNE).rebatch(BATCH).prefetch(PREFETCH)
+          .with_options(no_autotune()))  # as the reader's (the map then runs on a thread per core)
     n = 0
     for _, y in ds:
         n += int(y.shape[0])
