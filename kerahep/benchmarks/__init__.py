@@ -18,7 +18,8 @@ Shared plumbing for the task modules:
   calling process (``maxrss_mb`` from ``VmHWM``, right in a child as well);
 * :func:`time_epoch` and :func:`measure_rates`, the speed of a ``tf.data``
   pipeline alone (or of any function that handles items), sides alternating.
-* :func:`fit_rates`, the speed of ``model.fit`` epochs fed by different datasets, alternating.
+* :func:`fit_rates` and :func:`step_rates`, the speed of ``model.fit`` (whole epochs, or a number
+  of steps) fed by different datasets, alternating.
 """
 
 from __future__ import annotations
@@ -257,3 +258,19 @@ def fit_rates(models: dict, data: dict, epochs_of: dict, repeats: int) -> dict:
             models[k].fit(data[k], epochs=1, verbose=0)
             best[k] = min(best[k], time.perf_counter() - t0)
     return {k: epochs_of[k] / v for k, v in best.items()}
+
+
+def step_rates(models: dict, data: dict, steps: int, repeats: int, batch_size: int) -> dict:
+    """Samples per second of ``steps`` training steps for each (model, data) pair (name -> compiled
+    Keras model, name -> its dataset of ``batch_size`` batches, repeated here), best of ``repeats``
+    after a warm-up of two steps each (tracing, first reads), the pairs alternating so that load
+    changes on the machine hit them alike."""
+    for k in models:
+        models[k].fit(data[k].repeat(), epochs=1, steps_per_epoch=2, verbose=0)
+    best = {k: float("inf") for k in models}
+    for _ in range(repeats):
+        for k in models:
+            t0 = time.perf_counter()
+            models[k].fit(data[k].repeat(), epochs=1, steps_per_epoch=steps, verbose=0)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return {k: steps * batch_size / v for k, v in best.items()}

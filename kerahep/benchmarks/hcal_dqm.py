@@ -25,12 +25,11 @@ Run with ``python -m scripts.benchmark --task hcal_dqm [--quick]``.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from . import Row, ratio_row, rss_mb, run_child, time_epoch
+from . import Row, ratio_row, rss_mb, run_child, step_rates, time_epoch
 
 TASK = "hcal_dqm"
 BATCH = 64
@@ -78,20 +77,6 @@ def _model(variant: str, adapt):
         model = build_vit(adapt.shape[1:], **common)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="binary_crossentropy")
     return model
-
-
-def _train_rate(models: dict, data: dict, steps: int, repeats: int) -> dict:
-    """Maps per second of ``steps`` training steps for each (model, data) pair, best of ``repeats``,
-    the pairs alternating so that load changes on the machine hit them alike."""
-    for k in models:  # warm-up: tracing, first reads
-        models[k].fit(data[k].repeat(), epochs=1, steps_per_epoch=2, verbose=0)
-    best = {k: float("inf") for k in models}
-    for _ in range(repeats):
-        for k in models:
-            t0 = time.perf_counter()
-            models[k].fit(data[k].repeat(), epochs=1, steps_per_epoch=steps, verbose=0)
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return {k: steps * BATCH / v for k, v in best.items()}
 
 
 def copy_limit(runs, threads: int):
@@ -143,11 +128,11 @@ def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
     adapt = x[:: max(1, len(x) // 1000)]
     models = {"memmap": _model("vit", adapt), "memory": _model("vit", adapt)}
     repeats = 2 if quick else 3
-    train = _train_rate(models, data, steps, repeats)
+    train = step_rates(models, data, steps, repeats, BATCH)
     rows.append(ratio_row(TASK, "ViT training, memmap vs in-memory", train["memory"], train["memmap"], "maps/s",
                           target=0.95, notes=f"default ViT, batch {BATCH}, {steps} steps, best of {repeats}"))
     vit_vs_moe = {"vit": _model("vit", adapt), "moe_vit": _model("moe_vit", adapt)}
-    rate = _train_rate(vit_vs_moe, {"vit": data["memory"], "moe_vit": data["memory"]}, steps, repeats)
+    rate = step_rates(vit_vs_moe, {"vit": data["memory"], "moe_vit": data["memory"]}, steps, repeats, BATCH)
     rows.append(ratio_row(TASK, "training throughput, moe_vit vs vit", rate["vit"], rate["moe_vit"], "maps/s",
                           notes=f"default presets (dim 64, depth 4; MoE: 4 experts, top-2, every 2nd block), "
                                 f"in-memory data, batch {BATCH}, {steps} steps, best of {repeats}",
