@@ -74,9 +74,9 @@ def electron_photon_row(workdir: Path, size: dict, policy: str, device: str) -> 
     import tensorflow as tf
 
     from ..data.batches import PREFETCH, no_autotune
-    from .electron_photon import BATCH, SHUFFLE, _reader, _twin, keras_model
+    from .electron_photon import BATCH, SHUFFLE, calo_reader, keras_model, twin_paths
 
-    reader = _reader(_twin(workdir, size["crops"]))
+    reader = calo_reader(twin_paths(workdir, size["crops"]))
     x, y = reader.read("train")
     data = {"streamed": reader.dataset("train", BATCH, shuffle=True, cache=False, shuffle_buffer=SHUFFLE),
             "memory": (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(BATCH)
@@ -91,12 +91,12 @@ def electron_photon_row(workdir: Path, size: dict, policy: str, device: str) -> 
 
 
 def hcal_dqm_row(workdir: Path, size: dict, policy: str, device: str) -> Row:
-    from .hcal_dqm import BATCH, _datasets, _model, _twin
+    from .hcal_dqm import BATCH, train_datasets, twin_paths, vit_model
 
-    _, data, x = _datasets(_twin(workdir, size["maps"]))
+    _, data, x = train_datasets(twin_paths(workdir, size["maps"]))
     adapt = x[:: max(1, len(x) // 1000)]
     with precision(policy):
-        models = {k: _model("vit", adapt) for k in data}
+        models = {k: vit_model("vit", adapt) for k in data}
         rate = step_rates(models, data, size["steps"], size["repeats"], BATCH)
     return ratio_row(TASK, "hcal_dqm ViT training on the device, memmap vs in-memory", rate["memory"],
                      rate["memmap"], "maps/s", target=0.95,

@@ -42,7 +42,7 @@ BATCH = 128
 SHUFFLE = 10000
 
 
-def _twin(workdir: Path, n: int) -> list[str]:
+def twin_paths(workdir: Path, n: int) -> list[str]:
     from ..data.synthetic import electron_photon as twin
 
     folder = Path(workdir) / f"twin_{n}"
@@ -50,7 +50,7 @@ def _twin(workdir: Path, n: int) -> list[str]:
     return [str(folder / f) for f in twin.FILES]
 
 
-def _reader(paths):
+def calo_reader(paths):
     from ..data.calo import CaloReader
 
     return CaloReader(paths, split=(0.7, 0.15, 0.15), seed=0)
@@ -72,7 +72,7 @@ def keras_model(seed: int = 0, augment: bool = True):
 
 def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
     n = 1500 if quick else 6000
-    reader = _reader(_twin(workdir, n))
+    reader = calo_reader(twin_paths(workdir, n))
     data = {"streamed": reader.dataset("train", BATCH, shuffle=True, cache=False, shuffle_buffer=SHUFFLE),
             "memory": reader.dataset("train", BATCH, shuffle=True, cache=True)}
     repeats = 2 if quick else 3
@@ -93,8 +93,8 @@ def reader_rows(workdir: Path, quick: bool) -> list[Row]:
     from .readers import reader_rows as rows
 
     n = 10000 if quick else 30000
-    paths = _twin(workdir, n)
-    reader = _reader(paths)
+    paths = twin_paths(workdir, n)
+    reader = calo_reader(paths)
 
     def decode(threads):  # every crop of the files: the bytes the limit inflates
         return CaloReader(paths, split=None, seed=0, decode_threads=threads).dataset(
@@ -158,7 +158,7 @@ def torch_resnet15(widths=(8, 16, 32), blocks=(2, 2, 3), stem_kernel=5, embeddin
 def train_in_child(framework: str, paths, steps: int, repeats: int) -> dict:
     """Crops per second of ``steps`` training steps (best of ``repeats``) of the default ResNet-15
     in ``framework`` (``keras`` or ``torch``) on the training split held in memory (runs in a child)."""
-    x, y = _reader(paths).read("train")
+    x, y = calo_reader(paths).read("train")
     rates = []
     if framework == "keras":
         import keras
@@ -210,7 +210,7 @@ def torch_rows(workdir: Path, quick: bool) -> list[Row]:
         return [Row(TASK, name, float("nan"), float("nan"), "crops/s", float("nan"), ">= 1", None,
                     "skipped: PyTorch is not installed (pip install torch==2.13.0, the 'torch' extra)")]
     n = 1500 if quick else 4000
-    paths = _twin(workdir, n)
+    paths = twin_paths(workdir, n)
     steps, repeats, rounds = (15, 2, 1) if quick else (40, 3, 2)
     out = {"keras": [], "torch": []}
     info = {}
@@ -235,7 +235,7 @@ def epoch_in_child(paths, cache: bool) -> dict:
     before the epoch in MB (runs in a child under a launcher, which adds the peak, ``peak_rss``)."""
     import tensorflow as tf  # noqa: F401  (imported before the baseline is taken)
 
-    reader = _reader(paths)
+    reader = calo_reader(paths)
     time_epoch(reader.dataset("test", BATCH, cache=False).take(2))  # start the tf.data runtime first
     before = rss_mb()
     ds = reader.dataset("train", BATCH, shuffle=True, cache=cache, shuffle_buffer=SHUFFLE)
@@ -245,7 +245,7 @@ def epoch_in_child(paths, cache: bool) -> dict:
 
 def memory_rows(workdir: Path, quick: bool) -> list[Row]:
     n = 10000 if quick else 30000
-    paths = _twin(workdir, n)
+    paths = twin_paths(workdir, n)
     # the launcher gives each child's own peak (its own ru_maxrss would start at this process's)
     streamed, cached = (run_child(epoch_in_child, paths, cache, launcher=True) for cache in (False, True))
     peak = {k: r["peak_rss"] / 2 ** 20 for k, r in (("streamed", streamed), ("cached", cached))}

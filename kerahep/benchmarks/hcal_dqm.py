@@ -36,13 +36,13 @@ BATCH = 64
 SHUFFLE = 512
 
 
-def _twin(workdir: Path, n: int) -> list[str]:
+def twin_paths(workdir: Path, n: int) -> list[str]:
     from ..data.synthetic.hcal import ensure_twin
 
     return ensure_twin(workdir / f"twin_{n}", n_lumisections=n, anomaly_fraction=0.0, seed=0)["paths"]
 
 
-def _datasets(paths):
+def train_datasets(paths):
     import tensorflow as tf
 
     from ..data import hcal
@@ -58,7 +58,7 @@ def _datasets(paths):
     return runs, {"memmap": streamed, "memory": memory}, x
 
 
-def _model(variant: str, adapt):
+def vit_model(variant: str, adapt):
     import keras
 
     from ..models.vit import build_moe_vit, build_vit
@@ -107,7 +107,7 @@ def reader_rows(workdir: Path, quick: bool) -> list[Row]:
     from .readers import reader_rows as rows
 
     n = 1000 if quick else 4000
-    runs = hcal.open_runs(_twin(workdir, n), validate=False)
+    runs = hcal.open_runs(twin_paths(workdir, n), validate=False)
     segments = [(r, 0, k) for r, k in enumerate(runs.sizes)]
 
     def stream(threads=None, cache=False):
@@ -122,16 +122,16 @@ def reader_rows(workdir: Path, quick: bool) -> list[Row]:
 
 def pipeline_rows(workdir: Path, quick: bool) -> list[Row]:
     n = 500 if quick else 2000
-    runs, data, x = _datasets(_twin(workdir, n))
+    runs, data, x = train_datasets(twin_paths(workdir, n))
     rows = []
     steps = 10 if quick else 30
     adapt = x[:: max(1, len(x) // 1000)]
-    models = {"memmap": _model("vit", adapt), "memory": _model("vit", adapt)}
+    models = {"memmap": vit_model("vit", adapt), "memory": vit_model("vit", adapt)}
     repeats = 2 if quick else 3
     train = step_rates(models, data, steps, repeats, BATCH)
     rows.append(ratio_row(TASK, "ViT training, memmap vs in-memory", train["memory"], train["memmap"], "maps/s",
                           target=0.95, notes=f"default ViT, batch {BATCH}, {steps} steps, best of {repeats}"))
-    vit_vs_moe = {"vit": _model("vit", adapt), "moe_vit": _model("moe_vit", adapt)}
+    vit_vs_moe = {"vit": vit_model("vit", adapt), "moe_vit": vit_model("moe_vit", adapt)}
     rate = step_rates(vit_vs_moe, {"vit": data["memory"], "moe_vit": data["memory"]}, steps, repeats, BATCH)
     rows.append(ratio_row(TASK, "training throughput, moe_vit vs vit", rate["vit"], rate["moe_vit"], "maps/s",
                           notes=f"default presets (dim 64, depth 4; MoE: 4 experts, top-2, every 2nd block), "
@@ -171,7 +171,7 @@ def memory_rows(workdir: Path) -> list[Row]:
     # threads, so over quick-sized files (70 MB) the "memory added" row compared that overhead
     # with the data (0.82) and said nothing about streaming; 2 x 4000 maps take a few seconds
     n = 1000
-    small, large = _twin(workdir, n), _twin(workdir, 4 * n)
+    small, large = twin_paths(workdir, n), twin_paths(workdir, 4 * n)
     # the launcher gives each child's own peak (its own ru_maxrss would start at this process's)
     s, big = run_child(stream_epoch, small, launcher=True), run_child(stream_epoch, large, launcher=True)
     loaded = run_child(load_all, large, launcher=True)
