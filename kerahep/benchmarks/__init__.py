@@ -260,17 +260,31 @@ def fit_rates(models: dict, data: dict, epochs_of: dict, repeats: int) -> dict:
     return {k: epochs_of[k] / v for k, v in best.items()}
 
 
-def step_rates(models: dict, data: dict, steps: int, repeats: int, batch_size: int) -> dict:
+def step_rates(models: dict, data: dict, steps: int, repeats: int, batch_size: int,
+               devices: dict | None = None) -> dict:
     """Samples per second of ``steps`` training steps for each (model, data) pair (name -> compiled
     Keras model, name -> its dataset of ``batch_size`` batches, repeated here), best of ``repeats``
     after a warm-up of two steps each (tracing, first reads), the pairs alternating so that load
-    changes on the machine hit them alike."""
+    changes on the machine hit them alike.
+
+    ``devices`` (name -> device, e.g. ``"/GPU:0"``): those datasets are prefetched to that device
+    (``tf.data.experimental.prefetch_to_device``, after the repeat), so their batches wait in
+    device memory; the others are fed as ``model.fit`` feeds them (on one device, TensorFlow's
+    default strategy copies each batch to the device inside its step)."""
+    def feed(k):
+        ds = data[k].repeat()
+        if devices and k in devices:
+            import tensorflow as tf
+
+            ds = ds.apply(tf.data.experimental.prefetch_to_device(devices[k], buffer_size=2))
+        return ds
+
     for k in models:
-        models[k].fit(data[k].repeat(), epochs=1, steps_per_epoch=2, verbose=0)
+        models[k].fit(feed(k), epochs=1, steps_per_epoch=2, verbose=0)
     best = {k: float("inf") for k in models}
     for _ in range(repeats):
         for k in models:
             t0 = time.perf_counter()
-            models[k].fit(data[k].repeat(), epochs=1, steps_per_epoch=steps, verbose=0)
+            models[k].fit(feed(k), epochs=1, steps_per_epoch=steps, verbose=0)
             best[k] = min(best[k], time.perf_counter() - t0)
     return {k: steps * batch_size / v for k, v in best.items()}
