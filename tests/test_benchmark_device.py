@@ -69,7 +69,26 @@ def test_streamed_side_of_both_rows_is_the_same_measurement(tiny, monkeypatch, t
         assert (second.baseline, second.candidate, second.ratio, second.passed) == (100.0, 150.0, 1.5, None)
 
 
-def test_a_failing_prefetch_to_device_falls_back_and_says_so(tiny, monkeypatch, tmp_path):
+def _tiny_sides(names=("streamed", "memory")):
+    """A builder of one compiled toy model per side name, and a dataset per name in ``names``."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    x, y = np.zeros((8, 3), "float32"), np.zeros((8, 1), "float32")
+    data = {k: tf.data.Dataset.from_tensor_slices((x, y)).batch(4) for k in names}
+
+    def models(names):
+        built = {}
+        for k in names:
+            built[k] = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+            built[k].compile("sgd", "mse")
+        return built
+
+    return models, data
+
+
+def test_a_failing_prefetch_to_device_falls_back_and_says_so(tiny, monkeypatch):
     """A GPU session is scarce: should prefetch_to_device fail there, the check still measures the
     streamed against the in-memory side (both fed as model.fit feeds them) and the notes name the error."""
     import tensorflow as tf
@@ -80,18 +99,16 @@ def test_a_failing_prefetch_to_device_falls_back_and_says_so(tiny, monkeypatch, 
         raise tf.errors.InvalidArgumentError(None, None, f"no kernel to copy to {target}\nsecond line")
 
     monkeypatch.setattr(tf.data.experimental, "prefetch_to_device", broken)
-    rows = device.run(quick=True, workdir=tmp_path)
-    assert [r.name for r in rows] == [f"{EP} training on the device, streamed vs in-memory",
-                                      f"{HCAL} training on the device, streamed vs in-memory"]
-    for r in rows:
-        assert r.target == ">= 0.95" and math.isfinite(r.ratio) and r.baseline > 0
-        assert "in-memory batches fed as model.fit feeds them" in r.notes
-        assert "InvalidArgumentError: no kernel to copy to" in r.notes and "second line" not in r.notes
+    models, data = _tiny_sides()
+    rows = device.training_rows("toy", "rows/s", models, data, {"steps": 2, "repeats": 1}, 4, "cpu; notes")
+    assert [r.name for r in rows] == ["toy training on the device, streamed vs in-memory"]
+    (r,) = rows
+    assert r.target == ">= 0.95" and math.isfinite(r.ratio) and r.baseline > 0 and r.candidate > 0
+    assert r.notes.startswith("cpu; notes; in-memory batches fed as model.fit feeds them")
+    assert "InvalidArgumentError: no kernel to copy to" in r.notes and "second line" not in r.notes
 
 
 def test_step_rates_prefetches_only_the_named_sides_to_the_device(monkeypatch):
-    import keras
-    import numpy as np
     import tensorflow as tf
 
     from kerahep import benchmarks
@@ -103,12 +120,8 @@ def test_step_rates_prefetches_only_the_named_sides_to_the_device(monkeypatch):
         return real(target, buffer_size)
 
     monkeypatch.setattr(tf.data.experimental, "prefetch_to_device", spy)
-    x, y = np.zeros((8, 3), "float32"), np.zeros((8, 1), "float32")
-    data = {k: tf.data.Dataset.from_tensor_slices((x, y)).batch(4) for k in ("host", "device")}
-    models = {}
-    for k in data:
-        models[k] = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-        models[k].compile("sgd", "mse")
+    build, data = _tiny_sides(("host", "device"))
+    models = build(data)
     rates = benchmarks.step_rates(models, data, steps=3, repeats=2, batch_size=4, devices={"device": "/CPU:0"})
     assert set(rates) == {"host", "device"} and all(v > 0 for v in rates.values())
     assert applied == ["/CPU:0"] * 3  # the warm-up and both timings of the named side only
