@@ -276,7 +276,9 @@ def step_rates(models: dict, data: dict, steps: int, repeats: int, batch_size: i
         if devices and k in devices:
             import tensorflow as tf
 
-            ds = ds.apply(tf.data.experimental.prefetch_to_device(devices[k], buffer_size=2))
+            from ..data.batches import PREFETCH
+
+            ds = ds.apply(tf.data.experimental.prefetch_to_device(devices[k], buffer_size=PREFETCH))
         return ds
 
     for k in models:

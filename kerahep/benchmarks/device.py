@@ -97,7 +97,7 @@ def training_rows(label: str, unit: str, models, data: dict, size: dict, batch: 
     1's notes give the error."""
     import tensorflow as tf
 
-    device = target_device()
+    device, name = target_device(), f"{label} training on the device, streamed vs in-memory"
     sides = {**data, "streamed_on_device": data["streamed"]}
     built = models(sides)
     try:
@@ -105,13 +105,11 @@ def training_rows(label: str, unit: str, models, data: dict, size: dict, batch: 
                           devices={"memory": device, "streamed_on_device": device})
     except (tf.errors.OpError, NotImplementedError, ValueError, TypeError, RuntimeError) as e:
         rate = step_rates({k: built[k] for k in data}, data, size["steps"], size["repeats"], batch)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        return [ratio_row(TASK, f"{label} training on the device, streamed vs in-memory", rate["memory"],
-                          rate["streamed"], unit, target=0.95,
+        first = (str(e).strip().splitlines() or [""])[0]
+        return [ratio_row(TASK, name, rate["memory"], rate["streamed"], unit, target=0.95,
                           notes=f"{notes}; in-memory batches fed as model.fit feeds them: prefetch_to_device"
                                 f"({device}) failed ({type(e).__name__}: {first[:200]})")]
-    return [ratio_row(TASK, f"{label} training on the device, streamed vs in-memory", rate["memory"],
-                      rate["streamed"], unit, target=0.95,
+    return [ratio_row(TASK, name, rate["memory"], rate["streamed"], unit, target=0.95,
                       notes=f"{notes}; in-memory batches prefetched to {device}"),
             ratio_row(TASK, f"{label} training, streamed prefetched to the device vs as model.fit feeds it",
                       rate["streamed"], rate["streamed_on_device"], unit,
